@@ -1,0 +1,144 @@
+"""`check`: find every row gearmand could not replay, or would crash on.
+
+The counting is one full-table scan: a SUM(CASE ...) per kind of problem. Only
+the kinds that were found cost a second, small query for example keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .store import INT32_MAX, MAX_UNIQUE_BYTES, QueueStore
+
+EXAMPLES = 5
+
+DESCRIPTIONS = {
+    "unique_key_type": "unique_key is not TEXT (replay fails: daemon does not start)",
+    "function_name_type": "function_name is not TEXT (replay fails: daemon does not start)",
+    "priority_type": "priority is not an INTEGER (replay fails, or NULL is read as HIGH)",
+    "data_type": "data is not a BLOB (replay fails: daemon does not start)",
+    "when_to_run_type": "when_to_run is not an INTEGER (replay fails: daemon does not start)",
+    "priority_range": "priority outside 0..2 (gearmand crashes on replay)",
+    "unique_key_empty": "unique_key is empty",
+    "unique_key_length": f"unique_key longer than {MAX_UNIQUE_BYTES} bytes (gearmand cuts it)",
+    "function_name_empty": "function_name is empty",
+    "when_to_run_range": "when_to_run outside the 32-bit range a MySQL queue can hold",
+    "duplicate_key": "duplicate (unique_key, function_name) pairs (no key enforces them)",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    count: int
+    examples: list[tuple[str | None, str | None]]
+
+    @property
+    def description(self) -> str:
+        return DESCRIPTIONS.get(self.kind, self.kind)
+
+
+@dataclass
+class CheckResult:
+    rows: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    schema: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.schema
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"{self.rows} rows checked: no problems"
+        parts = [f"{p.count} {p.kind}" for p in self.problems] + self.schema
+        return f"{self.rows} rows checked: " + ", ".join(parts)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "rows": self.rows,
+            "schema": self.schema,
+            "problems": [
+                {
+                    "kind": p.kind,
+                    "description": p.description,
+                    "count": p.count,
+                    "examples": [{"unique_key": u, "function": f} for u, f in p.examples],
+                }
+                for p in self.problems
+            ],
+        }
+
+
+def conditions(store: QueueStore) -> dict[str, sa.ColumnElement[bool]]:
+    """Per kind of problem, the rows that have it (duplicates are counted apart)."""
+    t = store.table
+    d = store.dialect
+    conds = dict(d.storage_type_conditions(t))
+    conds["priority_range"] = t.c.priority.not_in([0, 1, 2])
+    conds["unique_key_empty"] = t.c.unique_key == ""
+    conds["unique_key_length"] = d.byte_length(t.c.unique_key) > MAX_UNIQUE_BYTES
+    conds["function_name_empty"] = t.c.function_name == ""
+    conds["when_to_run_range"] = sa.or_(
+        t.c.when_to_run > INT32_MAX, t.c.when_to_run < -INT32_MAX - 1
+    )
+    return conds
+
+
+def check(
+    store: QueueStore,
+    conn: Connection | None = None,
+    where: sa.ColumnElement[bool] | None = None,
+) -> CheckResult:
+    """Check the whole table, or just the rows `where` selects (inside `conn`'s transaction)."""
+    if conn is None:
+        with store.connect() as own:
+            return check(store, own, where)
+    result = CheckResult(schema=store.schema_problems(conn))
+    if not store.exists(conn):
+        return result
+    t = store.table
+    conds = conditions(store)
+    scope = sa.true() if where is None else where
+    counts = conn.execute(
+        sa.select(
+            sa.func.count(),
+            *(sa.func.coalesce(sa.func.sum(sa.case((c, 1), else_=0)), 0) for c in conds.values())
+        ).where(scope)
+    ).one()
+    result.rows = int(counts[0])
+    for (kind, cond), count in zip(conds.items(), counts[1:], strict=True):
+        if count:
+            examples = conn.execute(
+                sa.select(t.c.unique_key, t.c.function_name).where(scope, cond).limit(EXAMPLES)
+            ).all()
+            result.problems.append(Problem(kind, int(count), [_ex(e) for e in examples]))
+    if not store.has_unique_key(conn):
+        dup = _duplicates(store, conn, scope)
+        if dup is not None:
+            result.problems.append(dup)
+    return result
+
+
+def _duplicates(store: QueueStore, conn: Connection, scope: sa.ColumnElement[bool]) -> Problem | None:
+    t = store.table
+    groups = (
+        sa.select(t.c.unique_key, t.c.function_name, sa.func.count().label("n"))
+        .where(scope)
+        .group_by(t.c.unique_key, t.c.function_name)
+        .having(sa.func.count() > 1)
+        .subquery()
+    )
+    total = conn.execute(sa.select(sa.func.count()).select_from(groups)).scalar_one()
+    if not total:
+        return None
+    examples = conn.execute(sa.select(groups.c.unique_key, groups.c.function_name).limit(EXAMPLES))
+    return Problem("duplicate_key", int(total), [_ex(e) for e in examples])
+
+
+def _ex(row: sa.Row) -> tuple[str | None, str | None]:
+    return tuple(v if v is None or isinstance(v, str) else repr(v) for v in row)  # type: ignore[return-value]

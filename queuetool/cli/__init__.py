@@ -1,0 +1,80 @@
+"""The command line: a thin click layer over the library.
+
+Every command parses its options, calls one library function and renders the
+result. Errors are turned into `Error: ...` and an exit code in exactly one place,
+`QueuetoolGroup.invoke`; `--traceback` (or QUEUETOOL_TRACEBACK=1) shows the stack.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from .. import __version__
+from ..errors import QueuetoolError
+from ..store import db_message, mask_url
+from .options import env_flag
+
+
+class CommandError(click.ClickException):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class QueuetoolGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader (`| head`) went away: stop quietly, as Unix tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
+        except (QueuetoolError, SQLAlchemyError, OSError) as exc:
+            if ctx.meta.get("traceback") or env_flag("QUEUETOOL_TRACEBACK"):
+                raise
+            raise CommandError(one_line(exc), exit_code_of(exc)) from exc
+
+
+def one_line(exc: BaseException) -> str:
+    if isinstance(exc, DBAPIError):
+        return f"database error: {mask_url(db_message(exc))}"
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error: {str(exc).splitlines()[0]}"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def exit_code_of(exc: BaseException) -> int:
+    return exc.exit_code if isinstance(exc, QueuetoolError) else 2
+
+
+@click.group(cls=QueuetoolGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="queuetool")
+@click.option("--traceback", is_flag=True, help="Show the Python stack on errors.")
+@click.pass_context
+def main(ctx: click.Context, traceback: bool) -> None:
+    """Inspect, repair and reshape gearmand's persistent job queue, safely.
+
+    \b
+    Example:
+      queuetool report --queue sqlite:////var/lib/gearman/queue.db
+    """
+    ctx.meta["traceback"] = traceback
+
+
+def _register() -> None:
+    from . import daemon, edit, migrate, read
+
+    for module in (read, edit, daemon, migrate):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()

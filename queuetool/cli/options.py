@@ -1,0 +1,196 @@
+"""Options shared by several commands, declared once, and the lazily connecting context."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..config import DEFAULT_TABLE, Config, Setting, load_config
+from ..filters import JobFilter
+from ..priority import Priority
+from ..store import QueueStore, open_store
+from ..timeparse import parse_time
+
+F = Callable[..., Any]
+
+
+class AppContext:
+    """What a command needs, resolved on first use and closed with the click context."""
+
+    def __init__(self, params: dict[str, Any], sources: dict[str, str]) -> None:
+        self.params = params
+        self.sources = sources  # param name -> "option" / "env VAR"
+        self._config: Config | None = None
+        self._store: QueueStore | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.params.get("config"))
+        return self._config
+
+    def setting(self, param: str, section: str, key: str, default: Any = None) -> Setting:
+        """A value with where it came from: option/env, then config, then default."""
+        value = self.params.get(param)
+        if value is not None:
+            return Setting(value, self.sources.get(param, "option"))
+        from_config = self.config.get(section, key)
+        if from_config is not None:
+            return Setting(from_config, self.config.source)
+        return Setting(default, "default")
+
+    def queue_setting(self) -> Setting:
+        setting = self.setting("queue", "queue", "url")
+        if setting.value is None:
+            discovered = discover_queue(self)
+            if discovered is not None:
+                return discovered
+        return setting
+
+    def table_setting(self) -> Setting:
+        setting = self.setting("table", "queue", "table")
+        if setting.value is None:
+            discovered = discover_table(self)
+            if discovered is not None:
+                return discovered
+            return Setting(DEFAULT_TABLE, "default")
+        return setting
+
+    @property
+    def store(self) -> QueueStore:
+        if self._store is None:
+            self._store = open_store(self.queue_setting().value, self.table_setting().value)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+# Discovery from a running gearmand is filled in by the daemon layer; these hooks keep
+# the option code free of it. Each returns a Setting or None.
+def discover_queue(app: AppContext) -> Setting | None:
+    return None
+
+
+def discover_table(app: AppContext) -> Setting | None:
+    return None
+
+
+def _source(ctx: click.Context, name: str) -> str:
+    source = ctx.get_parameter_source(name)
+    if source is click.core.ParameterSource.ENVIRONMENT:
+        param = next(p for p in ctx.command.params if p.name == name)
+        return f"env {param.envvar}"
+    return "option"
+
+
+def queue_options(f: F) -> F:
+    """--config, --queue, --table, --gearmand: every command that touches a queue."""
+
+    @click.option(
+        "--config",
+        envvar="QUEUETOOL_CONFIG",
+        type=click.Path(dir_okay=False),
+        help="TOML config file [default: ./queuetool.toml, else /etc/queuetool.toml].",
+    )
+    @click.option(
+        "--queue",
+        "-q",
+        envvar="QUEUETOOL_QUEUE",
+        metavar="URL",
+        help="Queue database: sqlite:////var/lib/gearman/queue.db or "
+        "mysql+pymysql://USER:PASS@HOST:3306/DB.",
+    )
+    @click.option(
+        "--table",
+        envvar="QUEUETOOL_TABLE",
+        metavar="NAME",
+        help=f"Queue table [default: {DEFAULT_TABLE}].",
+    )
+    @click.option(
+        "--gearmand",
+        envvar="QUEUETOOL_GEARMAND",
+        metavar="HOST:PORT",
+        help="Admin address of the gearmand that owns the queue.",
+    )
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        names = ("config", "queue", "table", "gearmand")
+        params = {name: kwargs.pop(name) for name in names}
+        sources = {name: _source(ctx, name) for name in names if params[name] is not None}
+        app = AppContext(params, sources)
+        ctx.call_on_close(app.close)
+        return f(app, *args, **kwargs)
+
+    return wrapper
+
+
+def filter_options(f: F) -> F:
+    """The job filter: every option narrows the selection further."""
+
+    @click.option(
+        "--function",
+        "-f",
+        "functions",
+        multiple=True,
+        metavar="NAME",
+        help="Function name or shell glob (repeat for any of several).",
+    )
+    @click.option(
+        "--unique", "uniques", multiple=True, metavar="GLOB", help="Unique key or shell glob."
+    )
+    @click.option(
+        "--priority",
+        "-p",
+        "priorities",
+        multiple=True,
+        type=click.Choice(["high", "normal", "low"], case_sensitive=False),
+        help="Priority (repeatable).",
+    )
+    @click.option(
+        "--scheduled/--due",
+        default=None,
+        help="Only jobs whose when_to_run is in the future / has passed.",
+    )
+    @click.option("--run-after", metavar="TIME", help="Only jobs with when_to_run >= TIME.")
+    @click.option("--run-before", metavar="TIME", help="Only jobs with when_to_run < TIME.")
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        after = kwargs.pop("run_after")
+        before = kwargs.pop("run_before")
+        kwargs["job_filter"] = JobFilter(
+            functions=tuple(kwargs.pop("functions")),
+            uniques=tuple(kwargs.pop("uniques")),
+            priorities=tuple(Priority.parse(p) for p in kwargs.pop("priorities")),
+            scheduled=kwargs.pop("scheduled"),
+            run_after=parse_time(after) if after else None,
+            run_before=parse_time(before) if before else None,
+        )
+        return f(*args, **kwargs)
+
+    return wrapper
+
+
+def format_option(*extra: str, default: str = "table") -> Callable[[F], F]:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json", "csv", *extra]),
+        default=default,
+        show_default=True,
+        help="Output format.",
+    )
+
+
+def quiet_option(f: F) -> F:
+    return click.option("--quiet", is_flag=True, help="No progress or notes on stderr.")(f)
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() not in ("", "0", "false", "no")

@@ -1,0 +1,109 @@
+"""Read-only commands: report, jobs, check. All are safe while gearmand runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..check import check
+from ..filters import JobFilter
+from ..jobs import job_record, list_jobs
+from ..render import render
+from ..report import GROUPINGS, function_table, group_record, prometheus, report
+from .options import AppContext, filter_options, format_option, queue_options
+
+
+@click.command("report")
+@queue_options
+@filter_options
+@click.option(
+    "--by",
+    type=click.Choice(list(GROUPINGS)),
+    default=None,
+    help="Grouping [default: a row per function with HIGH/NORMAL/LOW columns; "
+    "function,priority for json/csv/prometheus].",
+)
+@format_option("prometheus")
+def report_cmd(app: AppContext, job_filter: JobFilter, by: str | None, fmt: str) -> None:
+    """What is queued, by function and priority: scheduled vs due, payload bytes.
+
+    \b
+    Examples:
+      queuetool report --queue sqlite:////var/lib/gearman/queue.db
+      queuetool report --format prometheus > /var/lib/node_exporter/gearman.prom
+    """
+    rep = report(app.store, job_filter)
+    out = sys.stdout
+    if fmt == "prometheus":
+        for line in prometheus(rep, app.store.table_name):
+            out.write(line + "\n")
+        return
+    if by is None and fmt == "table":
+        render(function_table(rep), fmt, out)
+        return
+    groups = rep.by(by or "function,priority")
+    rows = [group_record(g) for g in groups]
+    if fmt == "table":
+        total = group_record(rep.total())
+        rows.append({**{k: "" for k in rows[0] if k in ("function", "priority")}, **total}
+                    if rows else total)
+        first = next(iter(rows[-1]))
+        if first in ("function", "priority"):
+            rows[-1][first] = "TOTAL"
+    render(rows, fmt, out)
+
+
+@click.command("jobs")
+@queue_options
+@filter_options
+@click.option("--limit", default=50, show_default=True, help="At most this many jobs; 0 for all.")
+@click.option("--show-data", is_flag=True, help="Add an escaped preview of each payload.")
+@format_option()
+def jobs_cmd(app: AppContext, job_filter: JobFilter, limit: int, show_data: bool, fmt: str) -> None:
+    """List the jobs a filter matches (unique key, function, priority, when_to_run, size).
+
+    \b
+    Example:
+      queuetool jobs --function 'copyFiles*' --priority low --limit 20
+    """
+    jobs = list_jobs(app.store, job_filter, limit=limit or None, with_data=show_data)
+    render((job_record(j, show_data) for j in jobs), fmt, sys.stdout)
+
+
+@click.command("check")
+@queue_options
+@format_option()
+@click.pass_context
+def check_cmd(ctx: click.Context, app: AppContext, fmt: str) -> None:
+    """Find rows gearmand could not replay or would crash on; exit 1 if any.
+
+    \b
+    Example:
+      queuetool check --queue sqlite:////var/lib/gearman/queue.db && systemctl start gearman-job-server
+    """
+    result = check(app.store)
+    if fmt == "json":
+        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        rows = [
+            {
+                "problem": p.kind,
+                "count": p.count,
+                "examples": ", ".join(f"{f}/{u}" for u, f in p.examples),
+                "what it means": p.description,
+            }
+            for p in result.problems
+        ] + [{"problem": "schema", "count": 1, "examples": "", "what it means": s}
+             for s in result.schema]
+        if fmt == "csv":
+            render(rows, fmt, sys.stdout)
+        else:
+            render(rows, fmt, sys.stdout)
+            click.echo(result.summary())
+    if not result.ok:
+        ctx.exit(1)
+
+
+COMMANDS = [report_cmd, jobs_cmd, check_cmd]

@@ -1,0 +1,86 @@
+"""Settings: where the queue is, how to reach its daemon, where snapshots go.
+
+Precedence, highest first: command-line option, environment variable, config file,
+discovery from a running gearmand (see `discover`), built-in default. Every value
+remembers where it came from so `queuetool status` can say so.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_TABLE = "gearman_queue"
+DEFAULT_KEEP = 20
+CONFIG_SEARCH = (Path("queuetool.toml"), Path("/etc/queuetool.toml"))
+
+
+def default_snapshot_dir() -> Path:
+    """The user's state directory (XDG), as an operator expects for data a tool keeps."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "queuetool" / "snapshots"
+
+
+@dataclass
+class Setting:
+    value: Any
+    source: str  # "option", "env QUEUETOOL_QUEUE", "config /etc/queuetool.toml", "default", ...
+
+
+@dataclass
+class Config:
+    """The parsed config file (empty when there is none)."""
+
+    path: Path | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, section: str, key: str, default: Any = None) -> Any:
+        value = self.data.get(section, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self.path}: [{section}] must be a table")
+        return value.get(key, default)
+
+    @property
+    def source(self) -> str:
+        return f"config {self.path}"
+
+    def queue(self, name: str) -> dict[str, Any] | None:
+        """A named queue, `[queues.NAME]`, or None."""
+        queues = self.data.get("queues", {})
+        entry = queues.get(name) if isinstance(queues, dict) else None
+        if entry is not None and not isinstance(entry, dict):
+            raise ConfigError(f"{self.path}: [queues.{name}] must be a table")
+        return entry
+
+    def queues(self) -> dict[str, dict[str, Any]]:
+        queues = self.data.get("queues", {})
+        return queues if isinstance(queues, dict) else {}
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load the config file: `path` if given (it must exist), else the first of the search path."""
+    if path is not None:
+        candidate = Path(path)
+        if not candidate.is_file():
+            raise ConfigError(f"config file not found: {candidate}")
+        return _read(candidate)
+    for candidate in CONFIG_SEARCH:
+        if candidate.is_file():
+            return _read(candidate)
+    return Config()
+
+
+def _read(path: Path) -> Config:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    return Config(path=path, data=data)

@@ -1,0 +1,63 @@
+"""One renderer for every command's output: rows in, table/JSON/CSV out.
+
+Rows are dicts from a generator, so JSON and CSV stream; a table needs all its
+rows to size its columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from typing import TextIO
+
+from tabulate import tabulate
+
+FORMATS = ("table", "json", "csv")
+
+
+def render(rows: Iterable[dict[str, object]], fmt: str, out: TextIO) -> int:
+    """Write `rows` to `out` in `fmt`; returns how many rows were written."""
+    if fmt == "json":
+        return _json(rows, out)
+    if fmt == "csv":
+        return _csv(rows, out)
+    if fmt == "table":
+        return _table(list(rows), out)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def _table(rows: list[dict[str, object]], out: TextIO) -> int:
+    if not rows:
+        return 0
+    headers = list(rows[0])
+    # Numbers right-aligned with thousands separators; text exactly as stored
+    # (tabulate's own number parsing would turn a unique key like "1e5" into 100000).
+    align = ["right" if isinstance(rows[0][h], int) else "left" for h in headers]
+    body = [[f"{v:,}" if isinstance(v, int) else v for v in row.values()] for row in rows]
+    out.write(tabulate(body, headers=headers, disable_numparse=True, colalign=align))
+    out.write("\n")
+    return len(rows)
+
+
+def _json(rows: Iterable[dict[str, object]], out: TextIO) -> int:
+    count = 0
+    out.write("[")
+    for row in rows:
+        out.write(",\n  " if count else "\n  ")
+        out.write(json.dumps(row, ensure_ascii=False, default=str))
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    return count
+
+
+def _csv(rows: Iterable[dict[str, object]], out: TextIO) -> int:
+    writer: csv.DictWriter | None = None
+    count = 0
+    for row in rows:
+        if writer is None:
+            writer = csv.DictWriter(out, fieldnames=list(row), lineterminator="\n")
+            writer.writeheader()
+        writer.writerow(row)
+        count += 1
+    return count

@@ -1,0 +1,151 @@
+"""`report`: what is queued, counted by one GROUP BY in the database."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from .filters import JobFilter
+from .priority import Priority, label
+from .store import QueueStore
+
+GROUPINGS = {
+    "function": ("function",),
+    "priority": ("priority",),
+    "function,priority": ("function", "priority"),
+}
+
+
+@dataclass(frozen=True)
+class Group:
+    """Counts for one function/priority cell (None in a key means 'all')."""
+
+    function: str | None
+    priority: int | None
+    count: int
+    scheduled: int
+    bytes: int
+
+    @property
+    def due(self) -> int:
+        return self.count - self.scheduled
+
+
+@dataclass
+class Report:
+    groups: list[Group]  # one per (function, priority) present in the table
+    now: int
+
+    def total(self) -> Group:
+        return _sum(None, None, self.groups)
+
+    def by(self, grouping: str) -> list[Group]:
+        """Roll the cells up to `function`, `priority` or `function,priority`."""
+        keys = GROUPINGS[grouping]
+        cells: dict[tuple, list[Group]] = {}
+        for g in self.groups:
+            key = (
+                g.function if "function" in keys else None,
+                g.priority if "priority" in keys else None,
+            )
+            cells.setdefault(key, []).append(g)
+        return [_sum(f, p, groups) for (f, p), groups in sorted(cells.items(), key=_order)]
+
+    def functions(self) -> list[str]:
+        return sorted({g.function for g in self.groups if g.function is not None})
+
+
+def _order(item: tuple) -> tuple:
+    (function, priority), _ = item
+    return (function or "", -1 if priority is None else priority)
+
+
+def _sum(function: str | None, priority: int | None, groups: list[Group]) -> Group:
+    return Group(
+        function,
+        priority,
+        sum(g.count for g in groups),
+        sum(g.scheduled for g in groups),
+        sum(g.bytes for g in groups),
+    )
+
+
+def report(store: QueueStore, job_filter: JobFilter | None = None, now: int | None = None) -> Report:
+    """Count the queue by function and priority, with scheduled jobs and payload bytes."""
+    now = int(time.time()) if now is None else now
+    t = store.table
+    when = sa.func.coalesce(t.c.when_to_run, 0)
+    query = (
+        sa.select(
+            t.c.function_name,
+            t.c.priority,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(sa.case((when > now, 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(store.dialect.payload_length(t.c.data)), 0),
+        )
+        .group_by(t.c.function_name, t.c.priority)
+    )
+    if job_filter is not None and not job_filter.is_empty:
+        query = query.where(job_filter.where(t, store.dialect))
+    with store.connect() as conn:
+        store.require_table(conn)
+        rows = conn.execute(query).all()
+    groups = [Group(f, p, int(c), int(s), int(b)) for f, p, c, s, b in rows]
+    return Report(groups, now)
+
+
+def group_record(group: Group) -> dict[str, object]:
+    """A flat dict for JSON/CSV output."""
+    record: dict[str, object] = {}
+    if group.function is not None:
+        record["function"] = group.function
+    if group.priority is not None:
+        record["priority"] = label(group.priority)
+    record.update(count=group.count, scheduled=group.scheduled, due=group.due, bytes=group.bytes)
+    return record
+
+
+def function_table(rep: Report) -> Iterator[dict[str, object]]:
+    """The default table: one row per function with HIGH/NORMAL/LOW columns, then totals."""
+    for name in [*rep.functions(), None]:
+        cells = [g for g in rep.groups if name is None or g.function == name]
+        row: dict[str, object] = {"function": name if name is not None else "TOTAL"}
+        for p in Priority:
+            row[p.name] = sum(g.count for g in cells if g.priority == p)
+        invalid = sum(g.count for g in cells if g.priority not in (0, 1, 2))
+        if invalid or any(g.priority not in (0, 1, 2) for g in rep.groups):
+            row["invalid"] = invalid
+        total = _sum(None, None, cells)
+        row.update(
+            total=total.count, scheduled=total.scheduled, due=total.due, bytes=total.bytes
+        )
+        yield row
+
+
+def prometheus(rep: Report, table: str) -> Iterator[str]:
+    """Prometheus text exposition, ready for node_exporter's textfile collector."""
+    metrics = (
+        ("gearman_queue_jobs", "Jobs in gearmand's persistent queue.", lambda g: g.count),
+        (
+            "gearman_queue_scheduled_jobs",
+            "Queued jobs whose when_to_run is in the future.",
+            lambda g: g.scheduled,
+        ),
+        ("gearman_queue_bytes", "Payload bytes of queued jobs.", lambda g: g.bytes),
+    )
+    for name, help_text, value in metrics:
+        yield f"# HELP {name} {help_text}"
+        yield f"# TYPE {name} gauge"
+        for g in rep.by("function,priority"):
+            labels = (
+                f'function="{_escape(g.function or "")}",'
+                f'priority="{label(g.priority)}",table="{_escape(table)}"'
+            )
+            yield f"{name}{{{labels}}} {value(g)}"
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

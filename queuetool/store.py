@@ -1,0 +1,222 @@
+"""The queue table and the database that holds it.
+
+`QueueStore` names one gearmand queue table (a SQLAlchemy URL plus a table name),
+opens its connection lazily, and checks that the table is laid out the way
+gearmand's plugin creates it. Opening a store never changes the database: a SQLite
+path that does not exist is an error, and no table is ever created by reading.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from .config import DEFAULT_TABLE
+from .dialects import mysql as mysql_dialect
+from .dialects import sqlite as sqlite_dialect
+from .errors import ConnectError, SchemaError, UsageError
+
+COLUMNS = ("unique_key", "function_name", "priority", "data", "when_to_run")
+MAX_UNIQUE_BYTES = 64  # GEARMAN_MAX_UNIQUE_SIZE; also MySQL's VARCHAR(64)
+MAX_FUNCTION_BYTES = 255  # MySQL's VARCHAR(255)
+INT32_MAX = 2**31 - 1  # MySQL's when_to_run is a signed 32-bit INT
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$")
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+
+
+def queue_table(name: str = DEFAULT_TABLE) -> sa.Table:
+    """A Core `Table` for gearmand's queue layout (not reflected: the layout is fixed)."""
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("unique_key", sa.String),
+        sa.Column("function_name", sa.String),
+        sa.Column("priority", sa.Integer),
+        sa.Column("data", sa.LargeBinary),
+        sa.Column("when_to_run", sa.Integer),
+    )
+
+
+def mask_url(url: URL | str) -> str:
+    """The URL as text with any password replaced by ***."""
+    if isinstance(url, str):
+        try:
+            url = make_url(url)
+        except ArgumentError:
+            return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    return url.render_as_string(hide_password=True)
+
+
+def parse_queue_url(text: str) -> URL:
+    """Parse and normalise a queue URL; plain `mysql://` uses PyMySQL."""
+    try:
+        url = make_url(text)
+    except ArgumentError as exc:
+        raise UsageError(f"not a database URL: {mask_url(text)!r}") from exc
+    backend = url.get_backend_name()
+    if backend == "mariadb":
+        url = url.set(drivername="mysql+pymysql")
+    elif backend == "mysql" and url.get_driver_name() in ("", "mysqldb"):
+        url = url.set(drivername="mysql+pymysql")
+    elif backend not in ("sqlite", "mysql"):
+        raise UsageError(
+            f"unsupported queue database {backend!r} in {mask_url(url)}: use sqlite:///PATH "
+            "or mysql+pymysql://USER:PASS@HOST:PORT/DB"
+        )
+    if url.get_backend_name() == "mysql" and "charset" not in url.query:
+        # utf8mb4 carries any key gearmand can store; see dialects/mysql.py.
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    return url
+
+
+class QueueStore:
+    """One gearmand queue table. Connections open on first use; call `close()` when done."""
+
+    def __init__(self, url: str | URL, table: str = DEFAULT_TABLE) -> None:
+        self.url = parse_queue_url(url) if isinstance(url, str) else url
+        if not _TABLE_NAME.match(table):
+            raise UsageError(f"not a valid table name: {table!r}")
+        self.table_name = table
+        self.table = queue_table(table)
+        self.backend = self.url.get_backend_name()
+        self.dialect: ModuleType = sqlite_dialect if self.backend == "sqlite" else mysql_dialect
+        self._engine: Engine | None = None
+
+    def __repr__(self) -> str:
+        return f"QueueStore({self.display_url!r}, table={self.table_name!r})"
+
+    @property
+    def display_url(self) -> str:
+        return mask_url(self.url)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file of a SQLite queue (None for MySQL or in-memory)."""
+        if self.backend != "sqlite" or not self.url.database or self.url.database == ":memory:":
+            return None
+        return Path(self.url.database)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            path = self.sqlite_path
+            if self.backend == "sqlite" and path is not None and not path.is_file():
+                raise ConnectError(f"SQLite queue file not found: {path}")
+            try:
+                self._engine = self.dialect.create_engine(self.url)
+            except (NoSuchModuleError, ArgumentError) as exc:
+                raise UsageError(f"cannot use {self.display_url}: {exc}") from exc
+        return self._engine
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection; a failure to connect becomes a one-line ConnectError."""
+        try:
+            conn = self.engine.connect()
+        except DBAPIError as exc:
+            raise ConnectError(f"cannot open {self.display_url}: {db_message(exc)}") from exc
+        with conn:
+            yield conn
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection inside one transaction, committed on success, rolled back on error."""
+        with self.connect() as conn, conn.begin():
+            yield conn
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- layout ---------------------------------------------------------------
+
+    def exists(self, conn: Connection) -> bool:
+        return sa.inspect(conn).has_table(self.table_name)
+
+    def schema_problems(self, conn: Connection) -> list[str]:
+        """What keeps gearmand from using this table; empty when the layout is right."""
+        inspector = sa.inspect(conn)
+        if not inspector.has_table(self.table_name):
+            return [f"table {self.table_name!r} does not exist in {self.display_url}"]
+        problems = []
+        columns = {c["name"].lower(): c for c in inspector.get_columns(self.table_name)}
+        for name in COLUMNS:
+            if name not in columns:
+                problems.append(f"column {name!r} is missing")
+                continue
+            problem = self.dialect.column_type_problem(name, columns[name]["type"])
+            if problem:
+                problems.append(problem)
+        if not self.has_unique_key(conn):
+            problems.append("no primary or unique key on (unique_key, function_name)")
+        return problems
+
+    def has_unique_key(self, conn: Connection) -> bool:
+        inspector = sa.inspect(conn)
+        wanted = {"unique_key", "function_name"}
+        pk = inspector.get_pk_constraint(self.table_name).get("constrained_columns") or []
+        if {c.lower() for c in pk} == wanted:
+            return True
+        for index in inspector.get_unique_constraints(self.table_name):
+            if {c.lower() for c in index["column_names"]} == wanted:
+                return True
+        for index in inspector.get_indexes(self.table_name):
+            names = {str(c).lower() for c in index.get("column_names") or []}
+            if index.get("unique") and names == wanted:
+                return True
+        return False
+
+    def require_table(self, conn: Connection) -> None:
+        """Raise SchemaError unless the table exists with gearmand's layout."""
+        problems = self.schema_problems(conn)
+        if problems:
+            raise SchemaError(
+                f"{self.display_url} table {self.table_name!r}: " + "; ".join(problems)
+            )
+
+    def create_table(self, conn: Connection, name: str | None = None) -> None:
+        """Create the table (or `name`) with gearmand's own DDL from sql/."""
+        conn.exec_driver_sql(self.ddl(name or self.table_name))
+
+    def ddl(self, name: str) -> str:
+        text = (SQL_DIR / self.dialect.DDL_FILE).read_text()
+        statement = "\n".join(
+            line for line in text.splitlines() if not line.lstrip().startswith("--")
+        ).strip()
+        quoted = conn_quote(self.engine, name)
+        return statement.format(table=quoted)
+
+    def count(self, conn: Connection) -> int:
+        return conn.execute(sa.select(sa.func.count()).select_from(self.table)).scalar_one()
+
+
+def conn_quote(engine: Engine, name: str) -> str:
+    return engine.dialect.identifier_preparer.quote_identifier(name)
+
+
+def db_message(exc: DBAPIError) -> str:
+    """The driver's own first line, without SQLAlchemy's statement dump."""
+    orig = exc.orig
+    if orig is not None and getattr(orig, "args", None):
+        args = orig.args
+        text = args[1] if len(args) > 1 and isinstance(args[0], int) else args[0]
+        return str(text).splitlines()[0]
+    return str(exc).splitlines()[0]
+
+
+def open_store(url: str | None, table: str | None = None) -> QueueStore:
+    """A store for the URL, or a UsageError saying how to name the queue."""
+    if not url:
+        raise UsageError(
+            "no queue given: use --queue URL, QUEUETOOL_QUEUE, [queue] url in the config, "
+            "or run on a host where gearmand is running"
+        )
+    return QueueStore(url, table or DEFAULT_TABLE)

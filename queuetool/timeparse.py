@@ -1,0 +1,60 @@
+"""Times and durations as operators type them.
+
+TIME: ISO-8601 (`2026-11-28T23:00`, `2026-11-28 23:00:00+01:00`, `...Z`; local time
+when no zone is given), `@EPOCH`, or `now`. DURATION: `90s`, `15m`, `2h`, `1d`, `1w`,
+combinations like `1h30m`, or plain seconds.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+
+from .errors import UsageError
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+)([smhdw])")
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a DURATION such as `90s`, `15m`, `1h30m` or `3600`."""
+    raw = text.strip().lower()
+    if raw.isdigit():
+        return int(raw)
+    if not raw or _DURATION.sub("", raw) != "":
+        raise UsageError(f"not a duration: {text!r} (use e.g. 90s, 15m, 2h, 1d, 1h30m)")
+    return sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(raw))
+
+
+def parse_time(text: str, now: float | None = None) -> int:
+    """Unix seconds for a TIME; fractions are dropped (gearmand stores whole seconds)."""
+    raw = text.strip()
+    if raw.lower() == "now":
+        return int(time.time() if now is None else now)
+    if raw.startswith("@"):
+        digits = raw[1:]
+        if not re.fullmatch(r"-?\d+", digits):
+            raise UsageError(f"not an epoch time: {text!r} (use @SECONDS)")
+        return int(digits)
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise UsageError(
+            f"not a time: {text!r} (use ISO-8601 like 2026-11-28T23:00, @EPOCH or now)"
+        ) from None
+    # No zone given: the operator means their local time, which .timestamp() assumes.
+    try:
+        return int(moment.timestamp())
+    except (OverflowError, OSError, ValueError):
+        raise UsageError(f"time out of range: {text!r}") from None
+
+
+def format_epoch(value: int | None) -> str:
+    """when_to_run for people: ISO-8601 UTC, or `now` for 0/NULL (run at once)."""
+    if not value:
+        return "now"
+    try:
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"@{value}"
