@@ -8,13 +8,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .check import CheckResult, check  # noqa: E402
-from .errors import QueuetoolError  # noqa: E402
-from .filters import JobFilter  # noqa: E402
-from .jobs import list_jobs  # noqa: E402
-from .priority import Priority  # noqa: E402
-from .report import Report, report  # noqa: E402
-from .store import QueueStore  # noqa: E402
+from .check import CheckResult, check
+from .errors import QueuetoolError
+from .filters import JobFilter
+from .jobs import list_jobs
+from .priority import Priority
+from .report import Report, report
+from .store import QueueStore
 
 __all__ = [
     "CheckResult",

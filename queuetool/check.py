@@ -107,7 +107,7 @@ def check(
     counts = conn.execute(
         sa.select(
             sa.func.count(),
-            *(sa.func.coalesce(sa.func.sum(sa.case((c, 1), else_=0)), 0) for c in conds.values())
+            *(sa.func.coalesce(sa.func.sum(sa.case((c, 1), else_=0)), 0) for c in conds.values()),
         ).where(scope)
     ).one()
     result.rows = int(counts[0])
@@ -124,7 +124,9 @@ def check(
     return result
 
 
-def _duplicates(store: QueueStore, conn: Connection, scope: sa.ColumnElement[bool]) -> Problem | None:
+def _duplicates(
+    store: QueueStore, conn: Connection, scope: sa.ColumnElement[bool]
+) -> Problem | None:
     t = store.table
     groups = (
         sa.select(t.c.unique_key, t.c.function_name, sa.func.count().label("n"))

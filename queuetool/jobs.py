@@ -23,9 +23,7 @@ class Job:
     data: bytes | None = None  # only when asked for
 
 
-def select_jobs(
-    store: QueueStore, job_filter: JobFilter, with_data: bool = False
-) -> sa.Select:
+def select_jobs(store: QueueStore, job_filter: JobFilter, with_data: bool = False) -> sa.Select:
     """The SELECT behind `jobs` and every edit's sample, ordered the way gearmand serves."""
     t = store.table
     columns = [
@@ -61,8 +59,14 @@ def list_jobs(
             data = row.data if with_data else None
             if isinstance(data, str):  # a TEXT payload (a bad row); show it all the same
                 data = data.encode()
-            yield Job(row.unique_key, row.function_name, row.priority, row.when_to_run,
-                      int(row.size or 0), data)
+            yield Job(
+                row.unique_key,
+                row.function_name,
+                row.priority,
+                row.when_to_run,
+                int(row.size or 0),
+                data,
+            )
 
 
 def preview(data: bytes | None, width: int = 40) -> str:

@@ -73,21 +73,20 @@ def _sum(function: str | None, priority: int | None, groups: list[Group]) -> Gro
     )
 
 
-def report(store: QueueStore, job_filter: JobFilter | None = None, now: int | None = None) -> Report:
+def report(
+    store: QueueStore, job_filter: JobFilter | None = None, now: int | None = None
+) -> Report:
     """Count the queue by function and priority, with scheduled jobs and payload bytes."""
     now = int(time.time()) if now is None else now
     t = store.table
     when = sa.func.coalesce(t.c.when_to_run, 0)
-    query = (
-        sa.select(
-            t.c.function_name,
-            t.c.priority,
-            sa.func.count(),
-            sa.func.coalesce(sa.func.sum(sa.case((when > now, 1), else_=0)), 0),
-            sa.func.coalesce(sa.func.sum(store.dialect.payload_length(t.c.data)), 0),
-        )
-        .group_by(t.c.function_name, t.c.priority)
-    )
+    query = sa.select(
+        t.c.function_name,
+        t.c.priority,
+        sa.func.count(),
+        sa.func.coalesce(sa.func.sum(sa.case((when > now, 1), else_=0)), 0),
+        sa.func.coalesce(sa.func.sum(store.dialect.payload_length(t.c.data)), 0),
+    ).group_by(t.c.function_name, t.c.priority)
     if job_filter is not None and not job_filter.is_empty:
         query = query.where(job_filter.where(t, store.dialect))
     with store.connect() as conn:
@@ -119,9 +118,7 @@ def function_table(rep: Report) -> Iterator[dict[str, object]]:
         if invalid or any(g.priority not in (0, 1, 2) for g in rep.groups):
             row["invalid"] = invalid
         total = _sum(None, None, cells)
-        row.update(
-            total=total.count, scheduled=total.scheduled, due=total.due, bytes=total.bytes
-        )
+        row.update(total=total.count, scheduled=total.scheduled, due=total.due, bytes=total.bytes)
         yield row
 
 

@@ -61,9 +61,7 @@ def parse_queue_url(text: str) -> URL:
     except ArgumentError as exc:
         raise UsageError(f"not a database URL: {mask_url(text)!r}") from exc
     backend = url.get_backend_name()
-    if backend == "mariadb":
-        url = url.set(drivername="mysql+pymysql")
-    elif backend == "mysql" and url.get_driver_name() in ("", "mysqldb"):
+    if backend == "mariadb" or (backend == "mysql" and url.get_driver_name() in ("", "mysqldb")):
         url = url.set(drivername="mysql+pymysql")
     elif backend not in ("sqlite", "mysql"):
         raise UsageError(

@@ -47,8 +47,11 @@ def report_cmd(app: AppContext, job_filter: JobFilter, by: str | None, fmt: str)
     rows = [group_record(g) for g in groups]
     if fmt == "table":
         total = group_record(rep.total())
-        rows.append({**{k: "" for k in rows[0] if k in ("function", "priority")}, **total}
-                    if rows else total)
+        rows.append(
+            {**{k: "" for k in rows[0] if k in ("function", "priority")}, **total}
+            if rows
+            else total
+        )
         first = next(iter(rows[-1]))
         if first in ("function", "priority"):
             rows[-1][first] = "TOTAL"
@@ -81,7 +84,7 @@ def check_cmd(ctx: click.Context, app: AppContext, fmt: str) -> None:
 
     \b
     Example:
-      queuetool check --queue sqlite:////var/lib/gearman/queue.db && systemctl start gearman-job-server
+      queuetool check -q sqlite:////var/lib/gearman/queue.db && systemctl start gearman-job-server
     """
     result = check(app.store)
     if fmt == "json":
@@ -95,8 +98,10 @@ def check_cmd(ctx: click.Context, app: AppContext, fmt: str) -> None:
                 "what it means": p.description,
             }
             for p in result.problems
-        ] + [{"problem": "schema", "count": 1, "examples": "", "what it means": s}
-             for s in result.schema]
+        ] + [
+            {"problem": "schema", "count": 1, "examples": "", "what it means": s}
+            for s in result.schema
+        ]
         if fmt == "csv":
             render(rows, fmt, sys.stdout)
         else:
