@@ -1,0 +1,222 @@
+"""Fixtures: real gearmand daemons, a real MySQL-compatible server, queues on both backends.
+
+The MySQL server is QUEUETOOL_TEST_MYSQL_URL when set, else a throwaway mariadbd
+started here. No test that needs a server is skipped: a missing server fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from queuetool.cli import main
+from queuetool.store import SQL_DIR
+from servers import (
+    Gearmand,
+    MySQLServer,
+    mysql_from_url,
+    mysql_queue_args,
+    sqlite_queue_args,
+    start_mariadb,
+)
+
+TABLE = "gearman_queue"
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def mysql_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MySQLServer]:
+    url = os.environ.get("QUEUETOOL_TEST_MYSQL_URL")
+    if url:
+        yield mysql_from_url(url)
+        return
+    server = start_mariadb(tmp_path_factory.mktemp("mariadb"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mysql_db(mysql_server: MySQLServer) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = f"qt_test_{os.getpid()}_{next(_names)}"
+    mysql_server.create_database(name)
+    try:
+        yield name
+    finally:
+        mysql_server.drop_database(name)
+
+
+def sqlite_ddl(table: str = TABLE) -> str:
+    text = (SQL_DIR / "sqlite.sql").read_text()
+    body = "\n".join(x for x in text.splitlines() if not x.startswith("--"))
+    return body.format(table=f'"{table}"')
+
+
+def mysql_ddl(table: str = TABLE) -> str:
+    text = (SQL_DIR / "mysql.sql").read_text()
+    body = "\n".join(x for x in text.splitlines() if not x.startswith("--"))
+    return body.format(table=f"`{table}`")
+
+
+Row = tuple  # (unique_key, function_name, priority, data, when_to_run)
+
+
+@dataclass
+class Queue:
+    """A gearmand queue table on one backend, with an independent way to read and write it.
+
+    `sql()` goes through the plain driver (sqlite3 / PyMySQL), never through queuetool,
+    so a test can check what queuetool did by another path.
+    """
+
+    backend: str
+    url: str
+    table: str
+    workdir: Path
+    sqlite_path: Path | None = None
+    mysql: MySQLServer | None = None
+    database: str | None = None
+    daemons: list[Gearmand] = field(default_factory=list)
+
+    def sql(self, statement: str, args: tuple | list = ()) -> list[tuple]:
+        if self.backend == "sqlite":
+            with sqlite3.connect(self.sqlite_path) as conn:
+                rows = conn.execute(statement, args).fetchall()
+            conn.close()
+            return rows
+        assert self.mysql is not None and self.database is not None
+        statement = statement.replace("?", "%s")
+        return self.mysql.query(self.database, statement, args or None)
+
+    def insert(self, rows: list[Row]) -> None:
+        placeholders = "(?, ?, ?, ?, ?)"
+        if self.backend == "sqlite":
+            with sqlite3.connect(self.sqlite_path) as conn:
+                conn.executemany(f'INSERT INTO "{self.table}" VALUES {placeholders}', rows)
+            conn.close()
+        else:
+            assert self.mysql is not None
+            with self.mysql.connect(self.database) as conn, conn.cursor() as cur:
+                cur.executemany(f"INSERT INTO `{self.table}` VALUES (%s, %s, %s, %s, %s)", rows)
+
+    def rows(self) -> list[Row]:
+        """Every row, sorted, as the driver returns it (data as bytes)."""
+        got = self.sql(
+            f"SELECT unique_key, function_name, priority, data, when_to_run FROM {self.table}"
+        )
+        return sorted(
+            (u, f, p, bytes(d) if d is not None else None, w) for u, f, p, d, w in got
+        )
+
+    def counts(self) -> dict[str, tuple[int, int, int]]:
+        """function -> (high, normal, low) from the table, for comparing with gearadmin."""
+        result: dict[str, list[int]] = {}
+        for f, p, n in self.sql(
+            f"SELECT function_name, priority, COUNT(*) FROM {self.table} GROUP BY 1, 2"
+        ):
+            result.setdefault(f, [0, 0, 0])[p] += n
+        return {f: (c[0], c[1], c[2]) for f, c in result.items()}
+
+    @property
+    def queue_args(self) -> list[str]:
+        if self.backend == "sqlite":
+            assert self.sqlite_path is not None
+            return sqlite_queue_args(self.sqlite_path, self.table)
+        assert self.mysql is not None and self.database is not None
+        return mysql_queue_args(self.mysql, self.database, self.table)
+
+    def gearmand(self, *extra: str, start: bool = True) -> Gearmand:
+        """A gearmand on this queue (stopped by the fixture at the end of the test)."""
+        daemon = Gearmand(self.workdir, self.queue_args, extra_args=list(extra))
+        self.daemons.append(daemon)
+        if start:
+            daemon.start()
+        return daemon
+
+    def cli_args(self) -> list[str]:
+        return ["--queue", self.url, "--table", self.table]
+
+
+def make_sqlite_queue(workdir: Path, table: str = TABLE, create: bool = True) -> Queue:
+    path = workdir / "queue.db"
+    if create:
+        with sqlite3.connect(path) as conn:
+            conn.execute(sqlite_ddl(table))
+        conn.close()
+    return Queue("sqlite", f"sqlite:///{path}", table, workdir, sqlite_path=path)
+
+
+def make_mysql_queue(
+    workdir: Path, server: MySQLServer, database: str, table: str = TABLE, create: bool = True
+) -> Queue:
+    if create:
+        server.query(database, mysql_ddl(table))
+    return Queue("mysql", server.url(database), table, workdir, mysql=server, database=database)
+
+
+def _stop_all(queue: Queue) -> None:
+    errors = []
+    for daemon in queue.daemons:
+        try:
+            daemon.stop()
+        except Exception as exc:  # keep stopping the others
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def sqlite_queue(tmp_path: Path) -> Iterator[Queue]:
+    queue = make_sqlite_queue(tmp_path)
+    try:
+        yield queue
+    finally:
+        _stop_all(queue)
+
+
+@pytest.fixture
+def mysql_queue(tmp_path: Path, mysql_server: MySQLServer, mysql_db: str) -> Iterator[Queue]:
+    queue = make_mysql_queue(tmp_path, mysql_server, mysql_db)
+    try:
+        yield queue
+    finally:
+        _stop_all(queue)
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Queue]:
+    """The same test on a SQLite and on a MySQL queue (each with gearmand's own table)."""
+    if request.param == "sqlite":
+        q = make_sqlite_queue(tmp_path)
+    else:
+        server = request.getfixturevalue("mysql_server")
+        q = make_mysql_queue(tmp_path, server, request.getfixturevalue("mysql_db"))
+    try:
+        yield q
+    finally:
+        _stop_all(q)
+
+
+@pytest.fixture
+def cli() -> CliRunnerHelper:
+    return CliRunnerHelper()
+
+
+class CliRunnerHelper:
+    """Run the real click entry point; stdout and stderr apart."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None, env: dict | None = None) -> Result:
+        env = {"QUEUETOOL_CONFIG": None, "QUEUETOOL_QUEUE": None, **(env or {})}
+        return self.runner.invoke(main, list(args), input=input, env=env, catch_exceptions=False)

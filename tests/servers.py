@@ -1,0 +1,471 @@
+"""Real servers for tests and benchmarks: gearmand, a throwaway MariaDB, a gear client/worker.
+
+Every server binds to 127.0.0.1 on a free port, lives in a temp dir, and is stopped
+by its own pid (never by name). Nothing here mocks anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gear
+import pymysql
+
+GEARMAND = shutil.which("gearmand") or "/usr/sbin/gearmand"
+MARIADBD = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
+
+PRECEDENCE = {0: gear.PRECEDENCE_HIGH, 1: gear.PRECEDENCE_NORMAL, 2: gear.PRECEDENCE_LOW}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it has exited all the same.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.02)
+    return not pid_alive(pid)
+
+
+def admin(port: int, command: str, timeout: float = 10.0) -> str:
+    """One admin-protocol command; returns the raw answer (up to the '.' line for lists)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(command.encode() + b"\n")
+        buf = b""
+        listing = command.split()[0] in ("status", "prioritystatus", "workers", "show")
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+            if listing and (buf == b".\n" or buf.endswith(b"\n.\n")):
+                break
+            if not listing and buf.endswith(b"\n"):
+                break
+    return buf.decode()
+
+
+def gearadmin(port: int, *args: str) -> str:
+    """The independent path: Debian's gearadmin binary."""
+    out = subprocess.run(
+        ["gearadmin", "-h", "127.0.0.1", "-p", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return out.stdout
+
+
+def priority_status(port: int) -> dict[str, tuple[int, int, int]]:
+    """function -> (high, normal, low) queued, from `gearadmin --priority-status`."""
+    result = {}
+    for line in gearadmin(port, "--priority-status").splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 4 and parts[0] != ".":
+            counts = (int(parts[1]), int(parts[2]), int(parts[3]))
+            if any(counts):
+                result[parts[0]] = counts
+    return result
+
+
+# -- gearmand ---------------------------------------------------------------------
+
+
+@dataclass
+class Gearmand:
+    """One gearmand daemon with a known pid and exact command line."""
+
+    workdir: Path
+    queue_args: list[str]
+    port: int = field(default_factory=free_port)
+    extra_args: list[str] = field(default_factory=list)
+    pid: int | None = None
+
+    @property
+    def pidfile(self) -> Path:
+        return self.workdir / f"gearmand-{self.port}.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.workdir / f"gearmand-{self.port}.log"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def argv(self) -> list[str]:
+        return [
+            GEARMAND,
+            "-d",
+            "-p",
+            str(self.port),
+            "-L",
+            "127.0.0.1",
+            "-P",
+            str(self.pidfile),
+            "-l",
+            str(self.logfile),
+            "--verbose",
+            "INFO",
+            *self.queue_args,
+            *self.extra_args,
+        ]
+
+    def start(self, timeout: float = 60.0, expect_ready: bool = True) -> Gearmand:
+        """Start the daemon; with expect_ready, wait until it answers an admin command."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.pidfile.unlink(missing_ok=True)
+        subprocess.run(self.argv, check=True, timeout=30)
+        deadline = time.monotonic() + timeout
+        while not self.pidfile.exists() or not self.pidfile.read_text().strip():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gearmand wrote no pid file: {self.log_tail()}")
+            time.sleep(0.02)
+        self.pid = int(self.pidfile.read_text())
+        if expect_ready:
+            self.wait_ready(deadline - time.monotonic())
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.pid is not None and not pid_alive(self.pid):
+                raise RuntimeError(f"gearmand exited: {self.log_tail()}")
+            with contextlib.suppress(OSError):
+                if admin(self.port, "getpid", timeout=2).strip():
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gearmand not ready: {self.log_tail()}")
+            time.sleep(0.05)
+
+    def running(self) -> bool:
+        return self.pid is not None and pid_alive(self.pid)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (a clean shutdown) and wait until the process is gone."""
+        if self.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        if not wait_gone(self.pid, timeout):
+            os.kill(self.pid, signal.SIGKILL)
+            wait_gone(self.pid, 5)
+            raise RuntimeError(f"gearmand {self.pid} ignored SIGTERM for {timeout}s")
+        self.pid = None
+
+    def kill(self) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            wait_gone(self.pid, 10)
+            self.pid = None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def sqlite_queue_args(db: Path, table: str = "gearman_queue") -> list[str]:
+    return ["-q", "libsqlite3", f"--libsqlite3-db={db}", f"--libsqlite3-table={table}"]
+
+
+def mysql_queue_args(server: MySQLServer, database: str, table: str = "gearman_queue") -> list[str]:
+    return [
+        "-q",
+        "MySQL",
+        "--mysql-host",
+        server.host,
+        "--mysql-port",
+        str(server.port),
+        "--mysql-user",
+        server.user,
+        "--mysql-password",
+        server.password,
+        "--mysql-db",
+        database,
+        "--mysql-table",
+        table,
+    ]
+
+
+# -- MySQL / MariaDB ----------------------------------------------------------------
+
+
+@dataclass
+class MySQLServer:
+    """A MySQL-compatible server we may create databases on (ours or the environment's)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    workdir: Path | None = None
+    pid: int | None = None
+
+    def url(self, database: str) -> str:
+        from urllib.parse import quote
+
+        return (
+            f"mysql+pymysql://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
+            f"@{self.host}:{self.port}/{database}"
+        )
+
+    def connect(self, database: str | None = None, **kw: object) -> pymysql.Connection:
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=database,
+            autocommit=True,
+            charset="utf8mb4",
+            **kw,
+        )
+
+    def create_database(self, name: str) -> str:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur.execute(f"CREATE DATABASE `{name}`")
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+    def query(self, database: str, sql: str, args: object = None) -> list[tuple]:
+        with self.connect(database) as conn, conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            if not wait_gone(self.pid, 60):
+                os.kill(self.pid, signal.SIGKILL)
+                wait_gone(self.pid, 10)
+            self.pid = None
+
+    def kill(self) -> None:
+        """SIGKILL the server (ours only), to test a lost connection mid-change."""
+        assert self.pid is not None, "only a server we started can be killed"
+        os.kill(self.pid, signal.SIGKILL)
+        wait_gone(self.pid, 10)
+        self.pid = None
+
+
+def start_mariadb(workdir: Path, timeout: float = 60.0) -> MySQLServer:
+    """A throwaway mariadbd in `workdir` on a free loopback port, with a password user."""
+    if not Path(MARIADBD).exists():
+        raise RuntimeError("mariadbd not found: apt-get install mariadb-server (make test does)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = workdir / "data"
+    socket_path = workdir / "mysqld.sock"
+    subprocess.run(
+        [
+            INSTALL_DB,
+            "--no-defaults",
+            f"--datadir={data}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            "--user=root",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            MARIADBD,
+            "--no-defaults",
+            f"--datadir={data}",
+            f"--socket={socket_path}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            "--user=root",
+            f"--pid-file={workdir / 'mysqld.pid'}",
+            f"--log-error={workdir / 'error.log'}",
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=256M",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--max-allowed-packet=64M",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    server = MySQLServer("127.0.0.1", port, "queuetool", "t3st:p@ss/word", workdir, proc.pid)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            root = pymysql.connect(unix_socket=str(socket_path), user="root", autocommit=True)
+            break
+        except pymysql.err.OperationalError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = (workdir / "error.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"mariadbd did not start:\n{log}") from None
+            time.sleep(0.1)
+    with root, root.cursor() as cur:
+        cur.execute(f"CREATE USER '{server.user}'@'%%' IDENTIFIED BY %s", (server.password,))
+        cur.execute(f"GRANT ALL ON *.* TO '{server.user}'@'%'")
+    # Popen's child is reaped by us; remember the Popen so it is not a zombie.
+    server._proc = proc  # type: ignore[attr-defined]
+    return server
+
+
+def mysql_from_url(url: str) -> MySQLServer:
+    """A server named by QUEUETOOL_TEST_MYSQL_URL (mysql://user:pass@host:port)."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return MySQLServer(u.host or "127.0.0.1", u.port or 3306, u.username or "root", u.password or "")
+
+
+# -- gear client and worker ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    function: str
+    unique: str
+    data: bytes = b"x"
+    priority: int = 1  # 0 high, 1 normal, 2 low (the column's values)
+    when: int = 0  # epoch; 0 = now
+
+
+@contextlib.contextmanager
+def gear_client(port: int) -> Iterator[gear.Client]:
+    client = gear.Client("queuetool-test")
+    client.addServer("127.0.0.1", port)
+    client.waitForServer(timeout=30)
+    try:
+        yield client
+    finally:
+        client.shutdown()
+
+
+def submit(port: int, jobs: Iterable[JobSpec]) -> int:
+    """Submit background jobs through the real protocol; returns how many."""
+    n = 0
+    with gear_client(port) as client:
+        for spec in jobs:
+            job = gear.Job(spec.function.encode(), spec.data, unique=spec.unique.encode())
+            if spec.when:
+                _submit_epoch(client, job, spec.when)
+            else:
+                client.submitJob(job, background=True, precedence=PRECEDENCE[spec.priority])
+            if not job.handle:
+                raise RuntimeError(f"gearmand refused {spec}")
+            n += 1
+    return n
+
+
+def _submit_epoch(client: gear.Client, job: gear.Job, when: int, timeout: float = 30) -> None:
+    """SUBMIT_JOB_EPOCH (packet 36), which gear has no method for: a background job
+    with a when_to_run (always NORMAL priority: the protocol has no priority for it)."""
+    data = b"\x00".join((job.binary_name, job.binary_unique, str(when).encode(), job.binary_arguments))
+    packet = gear.Packet(gear.constants.REQ, gear.constants.SUBMIT_JOB_EPOCH, data)
+    conn = client.getConnection()
+    task = gear.SubmitJobTask(job)
+    conn.pending_tasks.append(task)
+    client.sendPacket(packet, conn)
+    if not task.wait(timeout):
+        raise RuntimeError("no answer to SUBMIT_JOB_EPOCH")
+
+
+@dataclass(frozen=True)
+class Received:
+    function: str
+    unique: str
+    data: bytes
+
+
+def work(
+    port: int,
+    functions: Iterable[str],
+    count: int,
+    timeout: float = 30.0,
+    fail: bool = False,
+) -> list[Received]:
+    """Be a worker: take up to `count` jobs in the order gearmand hands them out.
+
+    Stops after `count` jobs or `timeout` seconds of waiting, whichever comes first.
+    Each job is completed (or failed, with fail=True), which deletes its row.
+    """
+    worker = gear.Worker("queuetool-test-worker")
+    worker.addServer("127.0.0.1", port)
+    worker.waitForServer(timeout=30)
+    for name in functions:
+        worker.registerFunction(name)
+    received: list[Received] = []
+    timer = threading.Timer(timeout, worker.stopWaitingForJobs)
+    timer.start()
+    try:
+        while len(received) < count:
+            try:
+                job = worker.getJob()
+            except gear.InterruptedError:
+                break
+            received.append(Received(job.name, job.unique or "", bytes(job.arguments)))
+            if fail:
+                job.sendWorkFail()
+            else:
+                job.sendWorkComplete()
+    finally:
+        timer.cancel()
+        worker.shutdown()
+    return received
+
+
+@contextlib.contextmanager
+def holding_worker(port: int, function: str, timeout: float = 30.0) -> Iterator[Received]:
+    """A worker that takes one job and holds it (running) until the block ends."""
+    worker = gear.Worker("queuetool-test-holder")
+    worker.addServer("127.0.0.1", port)
+    worker.waitForServer(timeout=30)
+    worker.registerFunction(function)
+    timer = threading.Timer(timeout, worker.stopWaitingForJobs)
+    timer.start()
+    try:
+        job = worker.getJob()
+        timer.cancel()
+        yield Received(job.name, job.unique or "", bytes(job.arguments))
+        with contextlib.suppress(Exception):
+            job.sendWorkComplete()
+    finally:
+        timer.cancel()
+        worker.shutdown()
