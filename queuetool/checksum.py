@@ -35,10 +35,24 @@ def encode_value(value: object) -> bytes:
 
 
 def row_hash(row: Iterable[object]) -> int:
-    h = blake2b(digest_size=16)
-    for value in row:
-        h.update(encode_value(value))
-    return int.from_bytes(h.digest(), "big")
+    values = tuple(row)
+    if len(values) == 5:
+        u, f, p, d, w = values
+        # The common row (text, text, int, bytes, int) in one formatting call: the same
+        # bytes encode_value() gives, several times faster on a million rows.
+        if (
+            type(u) is str
+            and type(f) is str
+            and type(p) is int
+            and type(w) is int
+            and (type(d) is bytes)
+        ):
+            ub = u.encode("utf-8", "surrogateescape")
+            fb = f.encode("utf-8", "surrogateescape")
+            message = b"s%d:%bs%d:%bi%d;b%d:%bi%d;" % (len(ub), ub, len(fb), fb, p, len(d), d, w)
+            return int.from_bytes(blake2b(message, digest_size=16).digest(), "big")
+    message = b"".join(encode_value(v) for v in values)
+    return int.from_bytes(blake2b(message, digest_size=16).digest(), "big")
 
 
 @dataclass
