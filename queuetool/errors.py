@@ -7,6 +7,7 @@ Exit codes (documented in the README):
   3  aborted: the change was not confirmed
   4  refused: the queue's gearmand is running
   5  the change failed verification or the daemon did not reload it (rolled back)
+  6  gearmand could not be stopped or started (stop/start command failed, timed out)
 """
 
 from __future__ import annotations
@@ -56,3 +57,36 @@ class ProblemsFound(QueuetoolError):
     """A check found rows gearmand cannot replay."""
 
     exit_code = 1
+
+
+class DaemonUnreachable(ConnectError):
+    """gearmand's admin port could not be used (refused, timed out, or not a gearmand)."""
+
+
+class DaemonRefused(DaemonUnreachable):
+    """Nothing listens on the admin address: the daemon is down or the address is wrong."""
+
+
+class DaemonTimeout(DaemonUnreachable):
+    """The daemon accepted the connection but did not answer in time (often: still replaying)."""
+
+
+class NotGearmand(DaemonUnreachable):
+    """Something answered on the address, but not with gearmand's admin protocol."""
+
+
+class AdminCommandError(QueuetoolError):
+    """gearmand answered an admin command with `ERR CODE message`."""
+
+    def __init__(self, command: str, code: str, message: str = "") -> None:
+        self.command = command
+        self.code = code
+        super().__init__(
+            f"gearmand refused {command!r}: {code}" + (f" ({message})" if message else "")
+        )
+
+
+class DaemonError(QueuetoolError):
+    """gearmand could not be stopped or started the way it was asked to be."""
+
+    exit_code = 6
