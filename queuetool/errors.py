@@ -90,3 +90,8 @@ class DaemonError(QueuetoolError):
     """gearmand could not be stopped or started the way it was asked to be."""
 
     exit_code = 6
+
+
+class SnapshotError(QueuetoolError):
+    """A snapshot could not be written or read (directory, permissions, disk full, not a
+    snapshot); when it happens before an edit, the edit does not start."""
