@@ -60,3 +60,9 @@ def glob_match(column: sa.ColumnElement, pattern: str) -> sa.ColumnElement[bool]
     # trailing newline, so anchor with \\z (absolute end) instead.
     regex = "^" + fnmatch.translate(pattern)[: -len("\\Z")] + "\\z"
     return text_key(column).op("REGEXP")(regex)
+
+
+def int_div(left: sa.ColumnElement[int], right: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """Integer division, truncating: MySQL's `/` is DECIMAL with 4 places, which rounds
+    (N-1)/N up to 1 for large N; DIV is exact."""
+    return sa.type_coerce(left.op("DIV")(right), sa.Integer)

@@ -106,3 +106,8 @@ def _class_end(pattern: str, start: int) -> int:
     while j < len(pattern) and pattern[j] != "]":
         j += 1
     return j if j < len(pattern) else -1
+
+
+def int_div(left: sa.ColumnElement[int], right: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """Integer division, truncating: SQLite's `/` on two INTEGERs already is."""
+    return sa.type_coerce(left.op("/")(right), sa.Integer)
