@@ -14,13 +14,21 @@ from datetime import UTC, datetime
 from .errors import UsageError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(\d+)([smhdw])")
+# ASCII digits only: \d and str.isdigit() also accept "²" or "١", which int() rejects
+# or reads in ways an operator did not mean.
+_DURATION = re.compile(r"([0-9]+)([smhdw])")
+_SECONDS = re.compile(r"[0-9]+")
+_EPOCH = re.compile(r"-?[0-9]+")
+# The epochs an ISO-8601 time can name (years 1..9999): beyond them a value cannot be
+# shown, and SQLite cannot even bind it (over 64 bits).
+EPOCH_MIN = -62135596800
+EPOCH_MAX = 253402300799
 
 
 def parse_duration(text: str) -> int:
     """Seconds in a DURATION such as `90s`, `15m`, `1h30m` or `3600`."""
     raw = text.strip().lower()
-    if raw.isdigit():
+    if _SECONDS.fullmatch(raw):
         return int(raw)
     if not raw or _DURATION.sub("", raw) != "":
         raise UsageError(f"not a duration: {text!r} (use e.g. 90s, 15m, 2h, 1d, 1h30m)")
@@ -34,8 +42,10 @@ def parse_time(text: str, now: float | None = None) -> int:
         return int(time.time() if now is None else now)
     if raw.startswith("@"):
         digits = raw[1:]
-        if not re.fullmatch(r"-?\d+", digits):
+        if not _EPOCH.fullmatch(digits):
             raise UsageError(f"not an epoch time: {text!r} (use @SECONDS)")
+        if not EPOCH_MIN <= int(digits) <= EPOCH_MAX:
+            raise UsageError(f"time out of range: {text!r}")
         return int(digits)
     try:
         moment = datetime.fromisoformat(raw)
@@ -44,8 +54,9 @@ def parse_time(text: str, now: float | None = None) -> int:
             f"not a time: {text!r} (use ISO-8601 like 2026-11-28T23:00, @EPOCH or now)"
         ) from None
     # No zone given: the operator means their local time, which .timestamp() assumes.
+    # Drop the fraction first: a float timestamp rounds 0.99999 s up into the next second.
     try:
-        return int(moment.timestamp())
+        return int(moment.replace(microsecond=0).timestamp())
     except (OverflowError, OSError, ValueError):
         raise UsageError(f"time out of range: {text!r}") from None
 
