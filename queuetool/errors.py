@@ -95,3 +95,7 @@ class DaemonError(QueuetoolError):
 class SnapshotError(QueuetoolError):
     """A snapshot could not be written or read (directory, permissions, disk full, not a
     snapshot); when it happens before an edit, the edit does not start."""
+
+
+class QueuetoolWarning(UserWarning):
+    """Something the operator must hear about that does not stop the command (stderr)."""

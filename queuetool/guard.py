@@ -16,13 +16,20 @@ from pathlib import Path
 
 from .admin import Address, AdminClient
 from .discover import PROC, DaemonInfo, local_daemons
-from .errors import DaemonRefused, DaemonRunning, DaemonTimeout, NotGearmand, QueuetoolError
+from .errors import (
+    DaemonRefused,
+    DaemonRunning,
+    DaemonTimeout,
+    NotGearmand,
+    QueuetoolError,
+    QueuetoolWarning,
+)
 from .store import QueueStore
 
 ADMIN_TIMEOUT = 2.0
 
 
-class ForcedWhileRunning(UserWarning):
+class ForcedWhileRunning(QueuetoolWarning):
     """A write to a live queue was forced: the daemon may overwrite or lose it."""
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import click
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from .. import __version__
-from ..errors import QueuetoolError
+from ..errors import QueuetoolError, QueuetoolWarning
 from ..store import db_message, mask_url
 from .options import env_flag
 
@@ -67,6 +68,24 @@ def main(ctx: click.Context, traceback: bool) -> None:
       queuetool report --queue sqlite:////var/lib/gearman/queue.db
     """
     ctx.meta["traceback"] = traceback
+    _show_warnings_plainly()
+
+
+def _show_warnings_plainly() -> None:
+    """The library warns (it has no terminal); the CLI shows its warnings as `Warning: ...`."""
+    original = warnings.showwarning
+    if getattr(original, "queuetool", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, QueuetoolWarning):
+            click.echo(f"Warning: {message}", err=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    show.queuetool = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+    warnings.simplefilter("always", QueuetoolWarning)
 
 
 def _register() -> None:

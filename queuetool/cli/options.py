@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ..config import DEFAULT_TABLE, Config, Setting, load_config
+from ..discover import DaemonInfo, discover
 from ..filters import JobFilter
 from ..priority import Priority
 from ..store import QueueStore, open_store
@@ -71,14 +72,36 @@ class AppContext:
             self._store.close()
 
 
-# Discovery from a running gearmand is filled in by the daemon layer; these hooks keep
-# the option code free of it. Each returns a Setting or None.
+# Discovery from a running gearmand (queuetool.discover) is the lowest-precedence
+# source: it runs only when no option, env var or config names the queue. Each hook
+# returns a Setting or None.
+def discovered(app: AppContext) -> DaemonInfo | None:
+    """The gearmand this command is about (cached): found by address, process or files."""
+    if not hasattr(app, "_discovered"):
+        address = app.setting("gearmand", "gearmand", "address").value
+        app._discovered = discover(address)  # type: ignore[attr-defined]
+    return app._discovered  # type: ignore[attr-defined]
+
+
 def discover_queue(app: AppContext) -> Setting | None:
-    return None
+    info = discovered(app)
+    if info is None or info.options.queue_url is None:
+        return None
+    return Setting(info.options.queue_url, f"discovered from {info.source}")
 
 
 def discover_table(app: AppContext) -> Setting | None:
-    return None
+    queue = app.queue_setting()
+    if queue.value is not None and not queue.source.startswith("discovered"):
+        # An explicit queue: the daemon's table only if that daemon uses this very queue.
+        address = app.setting("gearmand", "gearmand", "address").value
+        info = discovered(app) if address else None
+        if info is None or info.options.queue_url != queue.value:
+            return None
+    info = discovered(app)
+    if info is None or info.options.table is None:
+        return None
+    return Setting(info.options.table, f"discovered from {info.source}")
 
 
 def _source(ctx: click.Context, name: str) -> str:
