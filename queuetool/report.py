@@ -79,16 +79,24 @@ def report(
     """Count the queue by function and priority, with scheduled jobs and payload bytes."""
     now = int(time.time()) if now is None else now
     t = store.table
-    when = sa.func.coalesce(t.c.when_to_run, 0)
-    query = sa.select(
+    # Per-row values first, then GROUP BY over them: the sorter behind SQLite's GROUP BY
+    # then carries two small integers per row instead of the payload itself.
+    per_row = sa.select(
         t.c.function_name,
         t.c.priority,
-        sa.func.count(),
-        sa.func.coalesce(sa.func.sum(sa.case((when > now, 1), else_=0)), 0),
-        sa.func.coalesce(sa.func.sum(store.dialect.payload_length(t.c.data)), 0),
-    ).group_by(t.c.function_name, t.c.priority)
+        sa.case((sa.func.coalesce(t.c.when_to_run, 0) > now, 1), else_=0).label("scheduled"),
+        store.dialect.payload_length(t.c.data).label("size"),
+    )
     if job_filter is not None and not job_filter.is_empty:
-        query = query.where(job_filter.where(t, store.dialect))
+        per_row = per_row.where(job_filter.where(t, store.dialect))
+    rows_q = store.dialect.unflattened(per_row).subquery()
+    query = sa.select(
+        rows_q.c.function_name,
+        rows_q.c.priority,
+        sa.func.count(),
+        sa.func.coalesce(sa.func.sum(rows_q.c.scheduled), 0),
+        sa.func.coalesce(sa.func.sum(rows_q.c.size), 0),
+    ).group_by(rows_q.c.function_name, rows_q.c.priority)
     with store.connect() as conn:
         store.require_table(conn)
         rows = conn.execute(query).all()

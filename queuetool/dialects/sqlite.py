@@ -76,6 +76,7 @@ def glob_match(column: sa.ColumnElement, pattern: str) -> sa.ColumnElement[bool]
 
 
 def _sqlite_glob(pattern: str) -> str:
+    """The GLOB pattern that matches what `fnmatch.fnmatchcase(name, pattern)` does."""
     out = []
     i = 0
     while i < len(pattern):
@@ -85,13 +86,10 @@ def _sqlite_glob(pattern: str) -> str:
             if end < 0:
                 out.append("[[]")  # a lone '[' is a literal, as in fnmatch
             else:
-                body = pattern[i + 1 : end]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append("[" + body + "]")
+                out.append(_sqlite_class(pattern[i + 1 : end]))
                 i = end
         else:
-            out.append(char)
+            out.append(char)  # outside a class only * ? [ mean anything to GLOB
         i += 1
     return "".join(out)
 
@@ -108,6 +106,95 @@ def _class_end(pattern: str, start: int) -> int:
     return j if j < len(pattern) else -1
 
 
+# Inside a GLOB class ']' closes it unless first, '^' negates when first, '-' makes a
+# range unless first or last: these three are placed, never passed through.
+_CLASS_SPECIAL = "]-^"
+
+
+def _sqlite_class(body: str) -> str:
+    """A GLOB class for fnmatch's class `[body]`, rebuilt from what it matches.
+
+    Passing the body through is wrong: GLOB reads `[^a]` as "not a" (fnmatch: "^ or a"),
+    and `[]-a]`, `[a-]]`, `[z-a]` differently too.
+    """
+    negate, singles, ranges = _fnmatch_class(body)
+    for lo, hi in ranges[:]:
+        # Keep ']', '-' and '^' out of range ends, so each can be placed safely.
+        a, b = ord(lo), ord(hi)
+        while a <= b and chr(a) in _CLASS_SPECIAL:
+            singles.add(chr(a))
+            a += 1
+        while a <= b and chr(b) in _CLASS_SPECIAL:
+            singles.add(chr(b))
+            b -= 1
+        ranges.remove((lo, hi))
+        if a < b:
+            ranges.append((chr(a), chr(b)))
+        elif a == b:
+            singles.add(chr(a))
+    if not singles and not ranges:
+        # fnmatch: any one character / nothing at all (not even a one-character class
+        # like [b-a]: GLOB compares the 'b' before it sees the range).
+        return "?" if negate else "[^\x01-\U0010ffff]"
+    if not negate and not ranges and singles == {"^"}:
+        return "^"  # '^' is a plain character outside a class
+    plain = sorted(singles - set(_CLASS_SPECIAL))
+    return "".join(
+        [
+            "[",
+            "^" if negate else "",
+            "]" if "]" in singles else "",
+            "-" if "-" in singles else "",
+            *(f"{lo}-{hi}" for lo, hi in sorted(ranges)),
+            *plain,
+            "^" if "^" in singles else "",
+            "]",
+        ]
+    )
+
+
+def _fnmatch_class(body: str) -> tuple[bool, set[str], list[tuple[str, str]]]:
+    """(negated, single characters, (low, high) ranges) of `[body]` as fnmatch reads it.
+
+    Mirrors `fnmatch.translate`: a '-' first or last is literal, the character after a
+    range's end cannot start another range, and a reversed range (z-a) is dropped
+    together with its two ends.
+    """
+    negate = body.startswith("!")
+    if negate:
+        body = body[1:]
+    chunks = []
+    start, k = 0, 1
+    while (k := body.find("-", k)) >= 0:
+        chunks.append(body[start:k])
+        start, k = k + 1, k + 3
+    if body[start:]:
+        chunks.append(body[start:])
+    elif chunks:
+        chunks[-1] += "-"
+    for k in range(len(chunks) - 1, 0, -1):
+        if chunks[k - 1] and chunks[k] and chunks[k - 1][-1] > chunks[k][0]:
+            chunks[k - 1] = chunks[k - 1][:-1] + chunks[k][1:]
+            del chunks[k]
+    singles: set[str] = set()
+    ranges: list[tuple[str, str]] = []
+    for index, chunk in enumerate(chunks):
+        first = 1 if index > 0 else 0
+        last = len(chunk) - 1 if index < len(chunks) - 1 else len(chunk)
+        singles.update(chunk[first:last])
+        if index > 0:
+            ranges.append((chunks[index - 1][-1], chunk[0]))
+    return negate, singles, ranges
+
+
 def int_div(left: sa.ColumnElement[int], right: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
     """Integer division, truncating: SQLite's `/` on two INTEGERs already is."""
     return sa.type_coerce(left.op("/")(right), sa.Integer)
+
+
+def unflattened(query: sa.Select) -> sa.Select:
+    """Keep SQLite from flattening a subquery into its aggregate (LIMIT -1 = no limit).
+
+    Flattened, the GROUP BY sorter would carry whole payloads to sum their length.
+    """
+    return query.limit(-1)
