@@ -1,0 +1,430 @@
+"""Snapshots: one portable file holding every row of a queue table, and restore.
+
+A snapshot is a SQLite database (the container, whatever the queue's backend) with
+two tables: `rows`, the queue rows byte for byte, and `manifest`, what they are
+(source with the password masked, table, backend, row count, the order-independent
+checksum of `checksum.py`, creation time, queuetool version). The `rows` columns
+are declared without a type, so SQLite keeps each value's storage class: a TEXT
+payload stays TEXT, an INTEGER stays INTEGER, and a restore gives back exactly what
+was there, bad rows included.
+
+The file is written under a temporary name with journaling off (speed; a crash
+leaves only the temporary file, never a partial snapshot under the final name),
+fsynced, renamed, and its directory fsynced. It is created 0600: payloads can be
+private. The container is our own file format, so it is written with the stdlib
+`sqlite3` driver directly; the queue itself is only read and written through
+SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from urllib.parse import quote
+
+from sqlalchemy.engine import Connection
+
+from . import __version__
+from .checksum import Checksum, stream_rows
+from .config import DEFAULT_KEEP, default_snapshot_dir
+from .errors import SnapshotError, UsageError, VerifyError
+from .store import COLUMNS, QueueStore, conn_quote
+
+FORMAT = "queuetool-snapshot/1"
+SUFFIX = ".qtsnap"
+BATCH = 5000
+_SCHEMA = (
+    "CREATE TABLE manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    # No declared types: no affinity, so every value keeps its storage class.
+    "CREATE TABLE rows (unique_key, function_name, priority, data, when_to_run);"
+)
+_INSERT = "INSERT INTO rows VALUES (?, ?, ?, ?, ?)"
+_SELECT = "SELECT " + ", ".join(COLUMNS) + " FROM rows"
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A snapshot file and its manifest (`problem` says why a file could not be read)."""
+
+    path: Path
+    source: str = ""
+    table: str = ""
+    backend: str = ""
+    rows: int = 0
+    checksum: str = ""
+    created: float = 0.0
+    version: str = ""
+    reason: str = ""
+    bytes: int = 0
+    problem: str | None = None
+
+    @property
+    def created_iso(self) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created))
+
+    def record(self) -> dict[str, object]:
+        """One row of `queuetool snapshots`."""
+        return {
+            "created": self.created_iso if self.created else "",
+            "source": self.source,
+            "table": self.table,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "reason": self.reason,
+            "path": str(self.path),
+            **({"problem": self.problem} if self.problem else {}),
+        }
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What `verify` found: the manifest, and the rows and checksum actually in the file."""
+
+    info: SnapshotInfo
+    rows: int
+    checksum: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rows == self.info.rows and self.checksum == self.info.checksum
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"{self.info.path}: ok, {self.rows} rows, checksum {self.checksum}"
+        return (
+            f"{self.info.path}: DAMAGED: manifest says {self.info.rows} rows, checksum "
+            f"{self.info.checksum}; the file holds {self.rows} rows, checksum {self.checksum}"
+        )
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What `restore` did: the snapshot put back, and the snapshot taken of the state before."""
+
+    source: SnapshotInfo
+    before: SnapshotInfo | None
+    rows_before: int
+    rows: int
+    checksum: str
+    elapsed: float
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+def snapshot_name(table: str, created: float, reason: str) -> str:
+    """`TABLE-YYYYmmddTHHMMSS.ffffffZ-REASON.qtsnap`: sorts by time, says why."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(created))
+    micros = int(created * 1_000_000) % 1_000_000
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in reason) or "manual"
+    return f"{table}-{stamp}.{micros:06d}Z-{safe}{SUFFIX}"
+
+
+def snapshot_dir(directory: str | os.PathLike[str] | None, create: bool | None = None) -> Path:
+    """The directory to write snapshots to, checked to be writable.
+
+    The default directory is created when missing; a configured one must exist (a
+    typo should not scatter snapshots around), unless `create` says otherwise.
+    """
+    path = Path(directory) if directory is not None else default_snapshot_dir()
+    if create is None:
+        create = directory is None
+    if not path.is_dir():
+        if path.exists() or not create:
+            raise SnapshotError(
+                f"snapshot directory {path} does not exist: create it or set [snapshots] dir "
+                "in the config; nothing was changed"
+            )
+        try:
+            path.mkdir(parents=True, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise SnapshotError(f"cannot create snapshot directory {path}: {exc.strerror}") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SnapshotError(f"snapshot directory {path} is not writable; nothing was changed")
+    return path
+
+
+def take(
+    store: QueueStore,
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    keep: int | None = DEFAULT_KEEP,
+    out: str | os.PathLike[str] | None = None,
+    reason: str = "manual",
+    conn: Connection | None = None,
+    create: bool | None = None,
+) -> SnapshotInfo:
+    """Write a snapshot of the whole table and return its manifest.
+
+    `out` names the file exactly (no retention); otherwise it goes to `directory`
+    (default: the state directory) and only the newest `keep` snapshots of the same
+    source and table are kept there (None keeps all). Pass `conn` to read inside an
+    open transaction, so the snapshot is exactly what that transaction then changes.
+    """
+    if conn is None:
+        with store.connect() as own:
+            return take(
+                store, directory, keep=keep, out=out, reason=reason, conn=own, create=create
+            )
+    if keep is not None and keep < 1:
+        raise UsageError(f"[snapshots] keep must be at least 1, not {keep}")
+    store.require_table(conn)
+    created = time.time()
+    if out is not None:
+        target = Path(out)
+        if target.exists():
+            raise SnapshotError(f"{target} already exists; a snapshot never overwrites a file")
+        if not target.parent.is_dir():
+            raise SnapshotError(f"directory {target.parent} does not exist")
+    else:
+        target = snapshot_dir(directory, create) / snapshot_name(store.table_name, created, reason)
+    manifest = {
+        "format": FORMAT,
+        "source": store.display_url,
+        "table": store.table_name,
+        "backend": store.backend,
+        "created": repr(created),
+        "version": __version__,
+        "reason": reason,
+    }
+    _write(target, manifest, stream_rows(conn, store.table))
+    info = read_manifest(target)
+    if out is None and keep is not None:
+        prune(target.parent, keep, info)
+    return info
+
+
+def _write(target: Path, manifest: dict[str, str], rows: Iterable[Iterable[object]]) -> None:
+    """Write rows + manifest to a temporary file, fsync it, rename it to `target`."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise SnapshotError(f"cannot write snapshot {target}: {exc.strerror}") from exc
+    os.close(fd)
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            # Nothing to protect while writing: a crash leaves only the temporary name.
+            db.execute("PRAGMA journal_mode=OFF")
+            db.execute("PRAGMA synchronous=OFF")
+            db.execute("PRAGMA page_size=65536")
+            db.executescript(_SCHEMA)
+            db.execute("BEGIN")
+            checksum = Checksum()
+            for batch in batched(rows, BATCH):
+                db.executemany(_INSERT, batch)
+                checksum.update(batch)
+            manifest = {**manifest, "rows": str(checksum.rows), "checksum": checksum.hex}
+            db.executemany("INSERT INTO manifest VALUES (?, ?)", manifest.items())
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        _fsync(tmp)
+        os.rename(tmp, target)
+        _fsync(target.parent)
+    except (sqlite3.Error, OSError) as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SnapshotError(
+            f"cannot write snapshot {target}: {detail}; nothing was changed"
+        ) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def batched(rows: Iterable[Iterable[object]], size: int) -> Iterator[list]:
+    """Lists of up to `size` rows (itertools.batched is Python 3.12+)."""
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[sqlite3.Connection]:
+    if not path.is_file():
+        raise SnapshotError(f"snapshot not found: {path}")
+    try:
+        db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise SnapshotError(f"cannot open snapshot {path}: {exc}") from exc
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def read_manifest(path: str | os.PathLike[str]) -> SnapshotInfo:
+    """The manifest of a snapshot file; SnapshotError if it is not one."""
+    path = Path(path)
+    with _open(path) as db:
+        try:
+            manifest = dict(db.execute("SELECT key, value FROM manifest").fetchall())
+        except sqlite3.Error as exc:
+            raise SnapshotError(f"{path} is not a queuetool snapshot ({exc})") from exc
+    if manifest.get("format") != FORMAT:
+        raise SnapshotError(f"{path} is not a queuetool snapshot (format {manifest.get('format')})")
+    try:
+        return SnapshotInfo(
+            path=path,
+            source=manifest["source"],
+            table=manifest["table"],
+            backend=manifest["backend"],
+            rows=int(manifest["rows"]),
+            checksum=manifest["checksum"],
+            created=float(manifest["created"]),
+            version=manifest["version"],
+            reason=manifest.get("reason", ""),
+            bytes=path.stat().st_size,
+        )
+    except (KeyError, ValueError) as exc:
+        raise SnapshotError(f"{path}: incomplete manifest ({exc})") from exc
+
+
+def snapshot_rows(path: str | os.PathLike[str], batch: int = BATCH) -> Iterator[list[tuple]]:
+    """The snapshot's rows in batches, streamed (values exactly as stored)."""
+    with _open(Path(path)) as db:
+        try:
+            cursor = db.execute(_SELECT)
+            while rows := cursor.fetchmany(batch):
+                yield rows
+        except sqlite3.Error as exc:
+            raise SnapshotError(f"cannot read snapshot {path}: {exc}") from exc
+
+
+def verify(path: str | os.PathLike[str]) -> Verification:
+    """Re-read every row and compare count and checksum with the manifest."""
+    info = read_manifest(path)
+    checksum = Checksum()
+    for rows in snapshot_rows(path):
+        checksum.update(rows)
+    return Verification(info, checksum.rows, checksum.hex)
+
+
+def list_snapshots(directory: str | os.PathLike[str] | None = None) -> list[SnapshotInfo]:
+    """Every snapshot in the directory, newest first (unreadable ones with a `problem`)."""
+    path = Path(directory) if directory is not None else default_snapshot_dir()
+    if not path.is_dir():
+        return []
+    found = []
+    for file in path.glob(f"*{SUFFIX}"):
+        if file.name.startswith("."):
+            continue  # a snapshot still being written (or left by a crash)
+        try:
+            found.append(read_manifest(file))
+        except SnapshotError as exc:
+            found.append(SnapshotInfo(path=file, bytes=_size(file), problem=str(exc)))
+    return sorted(found, key=lambda s: (s.created, s.path.name), reverse=True)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def prune(directory: Path, keep: int, newest: SnapshotInfo) -> list[Path]:
+    """Delete all but the newest `keep` snapshots of `newest`'s source and table."""
+    same = [
+        s
+        for s in list_snapshots(directory)
+        if s.problem is None and s.source == newest.source and s.table == newest.table
+    ]
+    removed = []
+    for old in same[keep:]:
+        if old.path == newest.path:
+            continue
+        with contextlib.suppress(OSError):
+            old.path.unlink()
+            removed.append(old.path)
+    return removed
+
+
+# -- restoring -------------------------------------------------------------------------
+
+
+def restore(
+    store: QueueStore,
+    path: str | os.PathLike[str],
+    snapshot_dir: str | os.PathLike[str] | None = None,
+    *,
+    keep: int | None = DEFAULT_KEEP,
+    gearmand: str | None = None,
+    force: bool = False,
+    guard: bool = True,
+    take_snapshot: bool = True,
+    create: bool | None = None,
+) -> RestoreResult:
+    """Put the table back exactly as the snapshot holds it.
+
+    The snapshot's checksum is verified before anything is written; the current
+    state is snapshotted first (to `snapshot_dir`); then, in ONE transaction, every
+    row is deleted and the snapshot's rows inserted, and the table's checksum is
+    compared with the manifest before the commit (VerifyError and a rollback if not).
+    `guard` refuses while the queue's gearmand runs (`force` overrides it).
+    """
+    started = time.monotonic()
+    verification = verify(path)
+    if not verification.ok:
+        raise VerifyError(verification.summary() + "; not restored")
+    info = verification.info
+    if info.backend != store.backend:
+        raise UsageError(
+            f"{info.path} is a snapshot of a {info.backend} queue; {store.display_url} is "
+            f"{store.backend} (restore into a {info.backend} queue, or use migrate)"
+        )
+    if guard:
+        from .guard import ensure_stopped
+
+        ensure_stopped(store, gearmand, force)
+    with store.begin() as conn:
+        store.require_table(conn)
+        before = None
+        if take_snapshot:
+            before = take(
+                store, snapshot_dir, keep=keep, reason="before-restore", conn=conn, create=create
+            )
+        rows_before = store.count(conn)
+        conn.execute(store.table.delete())
+        insert = _insert_sql(store, conn)
+        for rows in snapshot_rows(info.path):
+            conn.exec_driver_sql(insert, rows)
+        after = Checksum().update(stream_rows(conn, store.table))
+        if after.rows != info.rows or after.hex != info.checksum:
+            raise VerifyError(
+                f"after restoring {info.path} the table holds {after}, the snapshot "
+                f"{info.rows} rows, checksum {info.checksum}: rolled back, nothing changed"
+            )
+    return RestoreResult(
+        info, before, rows_before, after.rows, after.hex, time.monotonic() - started
+    )
+
+
+def _insert_sql(store: QueueStore, conn: Connection) -> str:
+    """A positional INSERT for the driver's executemany (PyMySQL batches it into
+    multi-row INSERTs); values go in untouched, so storage types survive."""
+    mark = "?" if conn.dialect.paramstyle in ("qmark", "numeric") else "%s"
+    columns = ", ".join(conn_quote(store.engine, c) for c in COLUMNS)
+    table = conn_quote(store.engine, store.table_name)
+    return f"INSERT INTO {table} ({columns}) VALUES ({', '.join([mark] * len(COLUMNS))})"
