@@ -1,0 +1,429 @@
+"""Offline edits of the queue table: reprioritise, reschedule, purge.
+
+Every edit follows one safety sequence (`apply_edits`): validate the request,
+refuse while the queue's gearmand runs, open ONE transaction, snapshot the table
+inside it (so the snapshot is exactly what the edit changes), run each edit's
+single set-based UPDATE/DELETE, `check` the touched rows (gearmand must be able to
+replay them) and verify the counts, then commit. Any failure rolls the whole batch
+back. `plan` is the dry run: counts and a sample, nothing written.
+
+An edit is a small dataclass, so several can be applied in one go (the
+maintenance window batches them); each knows its statement and which rows it
+leaves touched.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .check import check
+from .config import DEFAULT_KEEP
+from .errors import UsageError, VerifyError
+from .export import check_export_path, export_jobs
+from .filters import JobFilter
+from .jobs import Job, select_jobs
+from .priority import Priority
+from .snapshot import RestoreResult, SnapshotInfo, restore, take
+from .store import INT32_MAX, QueueStore
+from .timeparse import format_epoch
+
+SAMPLE = 10
+
+
+class Edit(ABC):
+    """One change to the jobs a filter selects."""
+
+    verb: ClassVar[str]
+    job_filter: JobFilter
+
+    def validate(self, store: QueueStore) -> None:  # noqa: B027 - optional hook
+        """Raise UsageError if the request cannot be carried out on this store."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """The change in words, for confirmations and results."""
+
+    @abstractmethod
+    def run(self, store: QueueStore, conn: Connection, matched: int, now: int) -> int:
+        """Apply the change with one set-based statement; return the rows it changed."""
+
+    @abstractmethod
+    def touched(self, store: QueueStore, now: int) -> sa.ColumnElement[bool] | None:
+        """A WHERE clause covering every row this edit leaves changed (may cover more)."""
+
+    def where(self, store: QueueStore) -> sa.ColumnElement[bool]:
+        return self.job_filter.where(store.table, store.dialect)
+
+    def frozen(self, now: int) -> Edit:
+        """The same edit with the filter's notion of "now" fixed, so that counting,
+        changing and verifying all select the same rows."""
+        return replace(self, job_filter=replace(self.job_filter, now=now))  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class Reprioritise(Edit):
+    """Set the priority of the matched jobs."""
+
+    job_filter: JobFilter
+    to: Priority
+    verb: ClassVar[str] = "reprioritise"
+
+    def describe(self) -> str:
+        return f"reprioritise {self.job_filter.describe()} to {Priority(self.to).label}"
+
+    def run(self, store: QueueStore, conn: Connection, matched: int, now: int) -> int:
+        t = store.table
+        stmt = sa.update(t).where(self.where(store)).values(priority=int(self.to))
+        return conn.execute(stmt).rowcount
+
+    def touched(self, store: QueueStore, now: int) -> sa.ColumnElement[bool]:
+        after = replace(self.job_filter, priorities=(Priority(self.to),), now=now)
+        return after.where(store.table, store.dialect)
+
+
+@dataclass(frozen=True)
+class Reschedule(Edit):
+    """Set when_to_run of the matched jobs: to `at` (0 = run now), or, with `spread`
+    seconds, evenly over [start, start + spread) in a stable order (start is `at`,
+    or the current time when `at` is 0)."""
+
+    job_filter: JobFilter
+    at: int
+    spread: int = 0
+    verb: ClassVar[str] = "reschedule"
+
+    def start(self, now: int) -> int:
+        return self.at if self.at or not self.spread else now
+
+    def validate(self, store: QueueStore) -> None:
+        if self.at < 0:
+            raise UsageError(f"cannot schedule before 1970: @{self.at}")
+        if self.spread < 0:
+            raise UsageError("--spread must not be negative")
+        last = self.start(int(time.time())) + max(self.spread - 1, 0)
+        if last > INT32_MAX:
+            holder = "this MySQL queue's" if store.backend == "mysql" else "a MySQL queue's"
+            raise UsageError(
+                f"{format_epoch(last)} is too late: {holder} when_to_run is a 32-bit INT, "
+                f"which holds times up to {format_epoch(INT32_MAX)} (and `check` flags later ones)"
+            )
+
+    def describe(self) -> str:
+        what = f"reschedule {self.job_filter.describe()}"
+        if self.spread:
+            start = format_epoch(self.at) if self.at else "now"
+            return f"{what} spread over {self.spread}s from {start}"
+        return f"{what} to {format_epoch(self.at)}"
+
+    def run(self, store: QueueStore, conn: Connection, matched: int, now: int) -> int:
+        t = store.table
+        if not self.spread or matched <= 1:
+            value = self.start(now) if self.spread else self.at
+            stmt = sa.update(t).where(self.where(store)).values(when_to_run=value)
+            return conn.execute(stmt).rowcount
+        d = store.dialect
+        # Job i (0-based, in a stable order) runs at start + floor(i * spread / n): every
+        # job lands in [start, start + spread), evenly spaced. ROW_NUMBER() does it in
+        # one statement on SQLite >= 3.25 and MariaDB >= 10.2 / MySQL 8.
+        rank = sa.func.row_number().over(order_by=stable_order(store)) - 1
+        offset = d.int_div(rank * sa.literal(self.spread, sa.Integer), sa.literal(matched))
+        ranked = (
+            sa.select(
+                t.c.unique_key.label("uk"),
+                t.c.function_name.label("fn"),
+                (sa.literal(self.start(now), sa.Integer) + offset).label("new_when"),
+            )
+            .where(self.where(store))
+            .subquery("ranked")
+        )
+        stmt = (
+            sa.update(t)
+            .values(when_to_run=ranked.c.new_when)
+            .where(t.c.unique_key == ranked.c.uk, t.c.function_name == ranked.c.fn)
+        )
+        return conn.execute(stmt).rowcount
+
+    def touched(self, store: QueueStore, now: int) -> sa.ColumnElement[bool]:
+        t = store.table
+        untimed = replace(self.job_filter, scheduled=None, run_after=None, run_before=None)
+        start = self.start(now) if self.spread else self.at
+        when = (
+            t.c.when_to_run.between(start, start + self.spread - 1)
+            if self.spread
+            else t.c.when_to_run == start
+        )
+        return sa.and_(untimed.where(t, store.dialect), when)
+
+
+@dataclass(frozen=True)
+class Purge(Edit):
+    """Delete the matched jobs; `export` writes them first as JSON Lines."""
+
+    job_filter: JobFilter
+    all: bool = False
+    export: Path | None = None
+    verb: ClassVar[str] = "purge"
+
+    def validate(self, store: QueueStore) -> None:
+        if self.job_filter.is_empty and not self.all:
+            raise UsageError(
+                "purge without a filter would delete every job: give a filter, "
+                "or --all if that is what you mean"
+            )
+        if self.all and not self.job_filter.is_empty:
+            raise UsageError("--all means every job: do not combine it with a filter")
+        if self.export is not None:
+            check_export_path(self.export)
+
+    def describe(self) -> str:
+        return f"purge {self.job_filter.describe()}"
+
+    def run(self, store: QueueStore, conn: Connection, matched: int, now: int) -> int:
+        if self.export is not None:
+            exported = export_jobs(store, conn, self.where(store), self.export)
+            if exported != matched:
+                raise VerifyError(
+                    f"exported {exported} jobs but {matched} match: nothing was purged"
+                )
+        return conn.execute(sa.delete(store.table).where(self.where(store))).rowcount
+
+    def touched(self, store: QueueStore, now: int) -> None:
+        return None  # nothing is left to check: the rows are gone
+
+
+def stable_order(store: QueueStore) -> list[sa.ColumnElement]:
+    """The order --spread hands out times in: when the job was due, then priority,
+    function and unique key (byte-wise), so the same queue always spreads the same way."""
+    t = store.table
+    d = store.dialect
+    return [
+        sa.func.coalesce(t.c.when_to_run, 0),
+        t.c.priority,
+        d.text_key(t.c.function_name),
+        d.text_key(t.c.unique_key),
+    ]
+
+
+def spread_times(count: int, start: int, spread: int) -> list[int]:
+    """What --spread gives the jobs, in their stable order (the SQL computes the same)."""
+    if count <= 1 or not spread:
+        return [start] * count
+    return [start + (i * spread) // count for i in range(count)]
+
+
+# -- dry run ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an edit would do now: how many jobs it matches and the first few of them."""
+
+    edit: Edit
+    matched: int
+    sample: list[Job]
+
+
+def plan(store: QueueStore, edits: Sequence[Edit], sample: int = SAMPLE) -> list[Plan]:
+    """The dry run: each edit's count and sample against the current table; writes nothing.
+
+    In a batch, later edits are counted against the table as it is, not as the
+    earlier edits would leave it.
+    """
+    now = int(time.time())
+    plans = []
+    with store.connect() as conn:
+        store.require_table(conn)
+        for edit in edits:
+            edit.validate(store)
+            frozen = edit.frozen(now)
+            matched = _count(conn, store, frozen.where(store))
+            query = select_jobs(store, frozen.job_filter).limit(sample)
+            jobs = [
+                Job(r.unique_key, r.function_name, r.priority, r.when_to_run, int(r.size or 0))
+                for r in conn.execute(query)
+            ]
+            plans.append(Plan(edit, matched, jobs))
+    return plans
+
+
+# -- applying --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    edit: Edit
+    matched: int
+    changed: int
+
+
+@dataclass
+class EditResult:
+    """What `apply_edits` did; `restore()` puts the table back as it was before."""
+
+    changes: list[Change] = field(default_factory=list)
+    snapshot: SnapshotInfo | None = None
+    rows_before: int = 0
+    rows_after: int = 0
+    elapsed: float = 0.0
+    snapshot_seconds: float = 0.0
+    change_seconds: float = 0.0
+    snapshot_dir: Path | None = None
+
+    @property
+    def changed(self) -> int:
+        return sum(c.changed for c in self.changes)
+
+    @property
+    def matched(self) -> int:
+        return sum(c.matched for c in self.changes)
+
+    def restore(self, store: QueueStore, **kwargs: object) -> RestoreResult:
+        """Put back the snapshot taken before the edit (see `snapshot.restore`)."""
+        if self.snapshot is None:
+            raise UsageError("this edit took no snapshot, so there is nothing to restore")
+        kwargs.setdefault("keep", None)
+        return restore(store, self.snapshot.path, self.snapshot_dir, **kwargs)  # type: ignore[arg-type]
+
+
+def apply_edits(
+    store: QueueStore,
+    edits: Sequence[Edit],
+    snapshot_dir: str | Path | None = None,
+    keep: int | None = DEFAULT_KEEP,
+    *,
+    gearmand: str | None = None,
+    force: bool = False,
+    guard: bool = True,
+    snapshot: bool = True,
+    create_dir: bool | None = None,
+) -> EditResult:
+    """Apply `edits` in order, in ONE transaction, after a snapshot; all or nothing.
+
+    `snapshot_dir` None is the default state directory (created when missing); a
+    given one must exist. `guard` refuses while the queue's gearmand runs (`force`
+    overrides: the caller warns). A batch whose filters match nothing changes
+    nothing and takes no snapshot. Raises VerifyError (rolled back) if a touched row
+    would not replay or the counts do not add up.
+    """
+    started = time.monotonic()
+    for edit in edits:
+        edit.validate(store)
+    if guard:
+        from .guard import ensure_stopped
+
+        ensure_stopped(store, gearmand, force)
+    now = int(time.time())
+    frozen = [edit.frozen(now) for edit in edits]
+    result = EditResult(snapshot_dir=Path(snapshot_dir) if snapshot_dir is not None else None)
+    with store.begin() as conn:
+        store.require_table(conn)
+        if not any(_count(conn, store, e.where(store)) for e in frozen):
+            result.changes = [Change(e, 0, 0) for e in edits]
+            result.elapsed = time.monotonic() - started
+            return result  # nothing written: the transaction just ends
+        if snapshot:
+            mark = time.monotonic()
+            result.snapshot = take(
+                store, snapshot_dir, keep=keep, reason=_reason(edits), conn=conn, create=create_dir
+            )
+            result.snapshot_seconds = time.monotonic() - mark
+            result.snapshot_dir = result.snapshot.path.parent
+        mark = time.monotonic()
+        result.rows_before = store.count(conn)
+        touched = []
+        for edit, live in zip(edits, frozen, strict=True):
+            matched = _count(conn, store, live.where(store))
+            changed = live.run(store, conn, matched, now) if matched else 0
+            if changed != matched:
+                raise VerifyError(
+                    f"{live.describe()}: {matched} jobs matched but {changed} changed; "
+                    "rolled back, nothing changed"
+                )
+            result.changes.append(Change(edit, matched, changed))
+            where = live.touched(store, now)
+            if where is not None and changed:
+                touched.append(where)
+        _verify(store, conn, frozen, result, touched)
+        result.change_seconds = time.monotonic() - mark
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def _verify(
+    store: QueueStore,
+    conn: Connection,
+    edits: Sequence[Edit],
+    result: EditResult,
+    touched: list[sa.ColumnElement[bool]],
+) -> None:
+    """Inside the transaction: counts add up, and gearmand can replay every touched row."""
+    purged = sum(c.changed for c in result.changes if isinstance(c.edit, Purge))
+    result.rows_after = store.count(conn)
+    if result.rows_after != result.rows_before - purged:
+        raise VerifyError(
+            f"the table held {result.rows_before} jobs and {purged} were purged, but "
+            f"{result.rows_after} remain; rolled back, nothing changed"
+        )
+    for edit in edits:
+        if isinstance(edit, Purge) and _count(conn, store, edit.where(store)):
+            raise VerifyError(f"{edit.describe()}: matching jobs remain; rolled back")
+    if touched:
+        checked = check(store, conn, sa.or_(*touched))
+        if checked.problems:
+            found = "; ".join(
+                f"{p.count} {p.description}"
+                + (f" (e.g. {p.examples[0][1]}/{p.examples[0][0]})" if p.examples else "")
+                for p in checked.problems
+            )
+            raise VerifyError(
+                f"gearmand could not replay rows this edit touches: {found}. Rolled back, "
+                "nothing changed; run `queuetool check` and repair those rows first"
+            )
+
+
+def _count(conn: Connection, store: QueueStore, where: sa.ColumnElement[bool]) -> int:
+    return conn.execute(
+        sa.select(sa.func.count()).select_from(store.table).where(where)
+    ).scalar_one()
+
+
+def _reason(edits: Sequence[Edit]) -> str:
+    verbs = sorted({e.verb for e in edits}, key=[e.verb for e in edits].index)
+    return "before-" + "-".join(verbs)
+
+
+# -- one edit at a time ----------------------------------------------------------------
+
+
+def reprioritise(
+    store: QueueStore, job_filter: JobFilter, to: Priority, **kwargs: object
+) -> EditResult:
+    """Set the priority of the matched jobs (see `apply_edits` for the keyword arguments)."""
+    return apply_edits(store, [Reprioritise(job_filter, to)], **kwargs)  # type: ignore[arg-type]
+
+
+def reschedule(
+    store: QueueStore, job_filter: JobFilter, at: int, spread: int = 0, **kwargs: object
+) -> EditResult:
+    """Set when_to_run of the matched jobs (`at` 0 = run now), optionally spread."""
+    return apply_edits(store, [Reschedule(job_filter, at, spread)], **kwargs)  # type: ignore[arg-type]
+
+
+def purge(
+    store: QueueStore,
+    job_filter: JobFilter,
+    *,
+    all: bool = False,
+    export: Path | None = None,
+    **kwargs: object,
+) -> EditResult:
+    """Delete the matched jobs (an empty filter needs `all=True`), exporting them first."""
+    return apply_edits(store, [Purge(job_filter, all, export)], **kwargs)  # type: ignore[arg-type]
