@@ -1,5 +1,408 @@
-"""Commands filled in by a later issue."""
+"""Editing commands (reprioritise, reschedule, purge, restore) and snapshots.
+
+Each editing command plans (count + sample), asks for confirmation, then calls
+`edits.apply_edits` or `snapshot.restore`, which do the safety sequence.
+"""
 
 from __future__ import annotations
 
-COMMANDS: list = []
+import functools
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..admin import version_tuple
+from ..config import DEFAULT_KEEP
+from ..edits import Edit, EditResult, Purge, Reprioritise, Reschedule, apply_edits, plan
+from ..errors import Aborted, UsageError
+from ..filters import JobFilter
+from ..jobs import job_record
+from ..priority import Priority
+from ..render import render
+from ..snapshot import list_snapshots, read_manifest, restore, take, verify
+from ..timeparse import parse_duration, parse_time
+from .options import AppContext, filter_options, format_option, queue_options, quiet_option
+
+F = Callable[..., Any]
+
+WAKE_NOTE = (
+    "Note: gearmand {version} (before 2.0.0) does not hand out a scheduled job when its "
+    "time comes while the function's workers sleep: they get it only when woken, by a new "
+    "job for the function or by a worker (re)connecting. After the time has passed, "
+    "restart or reconnect the workers, or submit a far-future SUBMIT_JOB_EPOCH job for the "
+    "function and cancel it with the admin command `cancel job HANDLE` (GEARMAND.md)."
+)
+
+
+def snapshot_options(f: F) -> F:
+    """Where snapshots go: --snapshot-dir, else [snapshots] dir, else the state directory."""
+    return click.option(
+        "--snapshot-dir",
+        envvar="QUEUETOOL_SNAPSHOT_DIR",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Snapshot directory [default: [snapshots] dir in the config, else "
+        "~/.local/state/queuetool/snapshots].",
+    )(f)
+
+
+def write_options(f: F) -> F:
+    """--dry-run, --yes, --force, --quiet and the snapshot directory: every command that writes."""
+    for option in reversed(
+        [
+            click.option("--dry-run", is_flag=True, help="Show what would change; change nothing."),
+            click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation."),
+            click.option(
+                "--force",
+                is_flag=True,
+                help="Write even if the queue's gearmand seems to run (it may lose the change).",
+            ),
+            quiet_option,
+            snapshot_options,
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def _snapshot_settings(app: AppContext, snapshot_dir: Path | None) -> tuple[Path | None, int]:
+    """The snapshot directory (None: the default, created when missing) and `keep`."""
+    directory = snapshot_dir or app.setting("snapshot_dir", "snapshots", "dir").value
+    keep = app.setting("keep", "snapshots", "keep", DEFAULT_KEEP).value
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+        raise UsageError(f"[snapshots] keep must be a whole number of at least 1, not {keep!r}")
+    return (Path(directory).expanduser() if directory else None), keep
+
+
+def _gearmand_address(app: AppContext) -> str | None:
+    return app.setting("gearmand", "gearmand", "address").value
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask on the terminal; without one (and without --yes) refuse."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise Aborted(f"{question} Not confirmed: no terminal to ask on; add --yes to go ahead")
+    if not click.confirm(question, default=False, err=True):
+        raise Aborted("not confirmed: nothing changed")
+
+
+def note(quiet: bool, text: str) -> None:
+    if not quiet:
+        click.echo(text, err=True)
+
+
+def run_edits(
+    app: AppContext,
+    edits: Sequence[Edit],
+    *,
+    dry_run: bool,
+    yes: bool,
+    force: bool,
+    quiet: bool,
+    snapshot_dir: Path | None,
+) -> EditResult | None:
+    """Plan, confirm, apply and report; None when nothing was applied."""
+    store = app.store
+    plans = plan(store, edits)
+    total = sum(p.matched for p in plans)
+    if dry_run:
+        for p in plans:
+            click.echo(f"dry run: would {p.edit.describe()}: {p.matched} jobs")
+            if p.sample:
+                shown = "" if p.matched <= len(p.sample) else f" (first {len(p.sample)})"
+                click.echo(f"jobs{shown}:")
+                render((job_record(j) for j in p.sample), "table", sys.stdout)
+        click.echo("nothing changed, no snapshot taken")
+        return None
+    if total == 0:
+        click.echo("no jobs match (" + "; ".join(e.job_filter.describe() for e in edits) + ")")
+        click.echo("nothing changed")
+        return None
+    directory, keep = _snapshot_settings(app, snapshot_dir)
+    what = "; ".join(f"{p.edit.describe()}: {p.matched} jobs" for p in plans)
+    confirm(f"{what[0].upper()}{what[1:]} in {store.display_url} table {store.table_name}?", yes)
+    if force:
+        click.echo(
+            "Warning: --force: the check that the queue's gearmand is stopped will not stop "
+            "this edit; a running gearmand may overwrite or lose it.",
+            err=True,
+        )
+    result = apply_edits(
+        store, edits, directory, keep, gearmand=_gearmand_address(app), force=force
+    )
+    if result.snapshot is not None:
+        click.echo(f"snapshot: {result.snapshot.path}")
+    for change in result.changes:
+        click.echo(f"{change.changed} jobs changed: {change.edit.describe()}")
+    if not result.changed:
+        click.echo("no jobs matched any more: nothing changed")
+    click.echo(
+        f"elapsed: {result.elapsed:.2f}s (snapshot {result.snapshot_seconds:.2f}s, "
+        f"change {result.change_seconds:.2f}s)"
+    )
+    return result
+
+
+def edit_command(f: F) -> F:
+    """The options every editing command shares, in a fixed order."""
+
+    @queue_options
+    @filter_options
+    @write_options
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return f(*args, **kwargs)
+
+    return wrapper
+
+
+@click.command("reprioritise")
+@edit_command
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    type=click.Choice(["high", "normal", "low"], case_sensitive=False),
+    help="The new priority.",
+)
+def reprioritise_cmd(app: AppContext, job_filter: JobFilter, to: str, **opts: Any) -> None:
+    """Give the matched jobs another priority (gearmand must be stopped).
+
+    Takes a snapshot first and changes all matched jobs in one transaction.
+
+    \b
+    Example:
+      queuetool reprioritise --function 'copyFilesForPRO*' --to high
+    """
+    run_edits(app, [Reprioritise(job_filter, Priority.parse(to))], **opts)
+
+
+reprioritize_cmd = click.Command(
+    "reprioritize",
+    callback=reprioritise_cmd.callback,
+    params=reprioritise_cmd.params,
+    help="Same as `reprioritise`.\n\n\b\nExample:\n"
+    "  queuetool reprioritize --function 'copyFilesForPRO*' --to high",
+    short_help="Same as reprioritise.",
+)
+
+
+@click.command("reschedule")
+@edit_command
+@click.option("--at", "at", metavar="TIME", help="ISO-8601 (local time if no zone) or @EPOCH.")
+@click.option("--in", "in_", metavar="DURATION", help="From now: 90s, 15m, 2h, 1d.")
+@click.option("--now", "now", is_flag=True, help="Run at once (when_to_run = 0).")
+@click.option(
+    "--spread",
+    metavar="DURATION",
+    help="Spread the jobs evenly over [start, start + DURATION) in a stable order.",
+)
+def reschedule_cmd(
+    app: AppContext,
+    job_filter: JobFilter,
+    at: str | None,
+    in_: str | None,
+    now: bool,
+    spread: str | None,
+    **opts: Any,
+) -> None:
+    """Set when the matched jobs may run (gearmand must be stopped).
+
+    Exactly one of --at, --in, --now. With --spread, job i of n runs at
+    start + i*DURATION/n (start is now for --now), in the order they were due.
+
+    \b
+    Examples:
+      queuetool reschedule --function nightly_report --at 2026-11-29T02:00 --spread 2h
+      queuetool reschedule --function 'mail*' --scheduled --now
+    """
+    given = [name for name, value in (("--at", at), ("--in", in_), ("--now", now)) if value]
+    if len(given) != 1:
+        raise UsageError("give exactly one of --at TIME, --in DURATION, --now")
+    if at:
+        when = parse_time(at)
+    elif in_:
+        when = parse_time("now") + parse_duration(in_)
+    else:
+        when = 0
+    seconds = parse_duration(spread) if spread else 0
+    result = run_edits(app, [Reschedule(job_filter, when, seconds)], **opts)
+    if result is not None and result.changed:
+        version = installed_gearmand_version()
+        if version is None or version_tuple(version) < (2, 0, 0):
+            note(opts["quiet"], WAKE_NOTE.format(version=version or "older than 2.0.0"))
+
+
+def installed_gearmand_version() -> str | None:
+    """`gearmand --version` of the gearmand on PATH (the daemon is stopped: no admin port)."""
+    binary = shutil.which("gearmand") or "/usr/sbin/gearmand"
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    words = out.split()
+    return words[1] if len(words) > 1 and words[0] == "gearmand" else None
+
+
+@click.command("purge")
+@edit_command
+@click.option("--all", "all_", is_flag=True, help="Needed to purge every job (no filter).")
+@click.option(
+    "--export",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="First write the purged jobs to this new file as JSON Lines (payload base64).",
+)
+def purge_cmd(
+    app: AppContext, job_filter: JobFilter, all_: bool, export: Path | None, **opts: Any
+) -> None:
+    """Delete the matched jobs (gearmand must be stopped).
+
+    Refuses without a filter unless --all is given. Takes a snapshot first.
+
+    \b
+    Example:
+      queuetool purge --function obsolete_task --export obsolete.jsonl
+    """
+    run_edits(app, [Purge(job_filter, all_, export)], **opts)
+
+
+@click.command("snapshot")
+@queue_options
+@snapshot_options
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
+@click.option(
+    "--verify",
+    "verify_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Check a snapshot file against its manifest instead (exit 1 if damaged).",
+)
+@click.pass_context
+def snapshot_cmd(
+    ctx: click.Context,
+    app: AppContext,
+    snapshot_dir: Path | None,
+    out: Path | None,
+    verify_path: Path | None,
+) -> None:
+    """Save the whole queue table to a snapshot file (safe while gearmand runs).
+
+    \b
+    Examples:
+      queuetool snapshot
+      queuetool snapshot --out /backup/queue-before-migration.qtsnap
+      queuetool snapshot --verify /backup/queue-before-migration.qtsnap
+    """
+    if verify_path is not None:
+        if out is not None:
+            raise UsageError("--verify reads a snapshot; do not combine it with --out")
+        result = verify(verify_path)
+        info = result.info
+        click.echo(result.summary())
+        click.echo(
+            f"source {info.source} table {info.table} ({info.backend}), "
+            f"taken {info.created_iso} by queuetool {info.version}"
+        )
+        if not result.ok:
+            ctx.exit(1)
+        return
+    directory, keep = _snapshot_settings(app, snapshot_dir)
+    info = take(app.store, directory, keep=keep, out=out)
+    click.echo(f"snapshot: {info.path}")
+    click.echo(f"{info.rows} rows, checksum {info.checksum}, {info.bytes} bytes")
+
+
+@click.command("snapshots")
+@queue_options
+@snapshot_options
+@format_option()
+def snapshots_cmd(app: AppContext, snapshot_dir: Path | None, fmt: str) -> None:
+    """List the snapshots in the snapshot directory, newest first.
+
+    \b
+    Example:
+      queuetool snapshots --format json
+    """
+    directory, _ = _snapshot_settings(app, snapshot_dir)
+    render((s.record() for s in list_snapshots(directory)), fmt, sys.stdout)
+
+
+@click.command("restore")
+@queue_options
+@write_options
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def restore_cmd(
+    app: AppContext,
+    path: Path,
+    dry_run: bool,
+    yes: bool,
+    force: bool,
+    quiet: bool,
+    snapshot_dir: Path | None,
+) -> None:
+    """Put the queue table back exactly as a snapshot holds it (gearmand must be stopped).
+
+    The snapshot's checksum is checked first, the current table is snapshotted,
+    and the table is replaced in one transaction and checked again.
+
+    \b
+    Example:
+      queuetool restore ~/.local/state/queuetool/snapshots/gearman_queue-...-before-purge.qtsnap
+    """
+    info = read_manifest(path)
+    store = app.store
+    click.echo(
+        f"snapshot {info.path}: {info.rows} rows of {info.source} table {info.table}, "
+        f"taken {info.created_iso}"
+    )
+    if dry_run:
+        result = verify(path)
+        click.echo(result.summary())
+        with store.connect() as conn:
+            store.require_table(conn)
+            current = store.count(conn)
+        click.echo(
+            f"dry run: would replace the {current} rows of {store.display_url} table "
+            f"{store.table_name} with the snapshot's {info.rows}; nothing changed"
+        )
+        return
+    directory, keep = _snapshot_settings(app, snapshot_dir)
+    confirm(
+        f"Replace table {store.table_name} in {store.display_url} with the {info.rows} rows "
+        f"of this snapshot?",
+        yes,
+    )
+    if force:
+        click.echo(
+            "Warning: --force: the check that the queue's gearmand is stopped will not stop "
+            "this restore; a running gearmand may overwrite or lose it.",
+            err=True,
+        )
+    result = restore(
+        store, path, directory, keep=keep, gearmand=_gearmand_address(app), force=force
+    )
+    if result.before is not None:
+        click.echo(f"snapshot of the replaced state: {result.before.path}")
+    click.echo(
+        f"restored {result.rows} rows (were {result.rows_before}), checksum {result.checksum} "
+        "verified"
+    )
+    click.echo(f"elapsed: {result.elapsed:.2f}s")
+
+
+COMMANDS = [
+    reprioritise_cmd,
+    reprioritize_cmd,
+    reschedule_cmd,
+    purge_cmd,
+    snapshot_cmd,
+    snapshots_cmd,
+    restore_cmd,
+]
