@@ -1,0 +1,177 @@
+"""What a restart costs and whether it worked: replay-time prediction and reload check.
+
+gearmand replays its queue into a hash table of `--hashtable-buckets` lists, so each
+job walks a list about N/buckets long: quadratic with the default 991 buckets.
+The model below is fitted to GEARMAND.md's measurements (1.1.20, 2 cores): ~2.5 s
+per 1M jobs with buckets ~= N, ~110-120 s per 1M jobs at 991 buckets. It errs on the
+slow side at 100k (predicts ~1.4 s where ~0.85 s was measured), which is the safe
+side for a timeout and for what an operator is told to expect.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .admin import AdminClient
+from .report import Report
+
+DEFAULT_BUCKETS = 991
+LINEAR_S_PER_JOB = 2.5e-6
+LIST_WALK_S = 1.1e-7  # per job per job-per-bucket
+WORTH_RETUNING_S = 5.0  # below this the default buckets cost too little to mention
+
+
+@dataclass(frozen=True)
+class ReplayPrediction:
+    jobs: int
+    buckets: int
+    seconds: float
+    recommended_buckets: int | None  # None: the setting is fine for this queue
+    seconds_with_recommended: float | None
+
+    def summary(self) -> str:
+        text = (
+            f"predicted replay for {self.jobs:,} jobs with --hashtable-buckets "
+            f"{self.buckets:,}: ~{self.seconds:.1f}s"
+        )
+        if self.recommended_buckets is not None:
+            text += (
+                f"; too few buckets for this queue: --hashtable-buckets "
+                f"{self.recommended_buckets} would take ~{self.seconds_with_recommended:.1f}s"
+            )
+        return text
+
+
+def replay_seconds(jobs: int, buckets: int = DEFAULT_BUCKETS) -> float:
+    buckets = max(1, buckets)
+    return jobs * LINEAR_S_PER_JOB + LIST_WALK_S * jobs * (jobs / buckets)
+
+
+def recommended_buckets(jobs: int) -> int:
+    """A prime at or above the job count (and never below gearmand's default)."""
+    return next_prime(max(DEFAULT_BUCKETS, jobs))
+
+
+def predict_replay(jobs: int, buckets: int = DEFAULT_BUCKETS) -> ReplayPrediction:
+    seconds = replay_seconds(jobs, buckets)
+    better = recommended_buckets(jobs)
+    with_better = replay_seconds(jobs, better)
+    if better > buckets and seconds - with_better > WORTH_RETUNING_S:
+        return ReplayPrediction(jobs, buckets, seconds, better, with_better)
+    return ReplayPrediction(jobs, buckets, seconds, None, None)
+
+
+def ready_timeout(jobs: int, buckets: int = DEFAULT_BUCKETS) -> float:
+    """How long to wait for the first admin answer: grows with the predicted replay."""
+    return 30.0 + 3.0 * replay_seconds(jobs, buckets)
+
+
+def next_prime(n: int) -> int:
+    n = max(2, n)
+    while not _is_prime(n):
+        n += 1
+    return n
+
+
+def _is_prime(n: int) -> bool:
+    if n < 4:
+        return n >= 2
+    if n % 2 == 0:
+        return False
+    return all(n % d for d in range(3, math.isqrt(n) + 1, 2))
+
+
+# -- reload verification ---------------------------------------------------------------
+
+Cell = tuple[str, int]  # (function, priority)
+
+
+@dataclass
+class Verification:
+    """The table's counts (before the start) against the daemon's `prioritystatus`."""
+
+    table: dict[Cell, int]
+    daemon: dict[Cell, int]
+    running: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences() or bool(self.note)
+
+    def differences(self) -> list[tuple[str, int, int, int]]:
+        """(function, priority, in the table, in the daemon) for every cell that differs."""
+        cells = sorted(set(self.table) | set(self.daemon))
+        return [
+            (f, p, self.table.get((f, p), 0), self.daemon.get((f, p), 0))
+            for f, p in cells
+            if self.table.get((f, p), 0) != self.daemon.get((f, p), 0)
+        ]
+
+    @property
+    def total_table(self) -> int:
+        return sum(self.table.values())
+
+    @property
+    def total_daemon(self) -> int:
+        return sum(self.daemon.values())
+
+    def summary(self) -> str:
+        if not self.differences():
+            return f"reload verified: the daemon holds the table's {self.total_table:,} jobs"
+        if self.note:
+            return f"reload verified: {self.note}"
+        shown = "; ".join(
+            f"{f}/{['high', 'normal', 'low'][p] if p in (0, 1, 2) else p}: table {t}, daemon {d}"
+            for f, p, t, d in self.differences()[:10]
+        )
+        return (
+            f"reload NOT verified: the table holds {self.total_table:,} jobs, the daemon "
+            f"{self.total_daemon:,} ({shown})"
+        )
+
+
+def table_cells(rep: Report) -> dict[Cell, int]:
+    return {(g.function or "", g.priority or 0): g.count for g in rep.groups if g.count}
+
+
+def daemon_cells(client: AdminClient) -> tuple[dict[Cell, int], dict[str, int]]:
+    """Queued jobs per (function, priority) and running jobs per function."""
+    cells: dict[Cell, int] = {}
+    for line in client.priority_status():
+        for priority, count in enumerate(line.counts):
+            if count:
+                cells[(line.function, priority)] = count
+    running = {s.function: s.running for s in client.status() if s.running}
+    return cells, running
+
+
+def compare(
+    expected: dict[Cell, int],
+    daemon: dict[Cell, int],
+    running: dict[str, int],
+    table_now: dict[Cell, int] | None = None,
+) -> Verification:
+    """Match the daemon against the table, allowing for jobs workers took meanwhile.
+
+    `prioritystatus` does not count running jobs. A job a worker took after the
+    reload is still a row (until it completes), so when the table can be re-read,
+    per function `queued + running == rows now` with no cell above the table proves
+    the reload just as well. (`table_now` is None with --store-queue-on-shutdown:
+    the daemon empties the table after its replay.)
+    """
+    result = Verification(expected, daemon, running)
+    if not result.differences() or table_now is None:
+        return result
+    functions = {f for f, _ in expected} | {f for f, _ in daemon}
+    for f in functions:
+        rows = sum(n for (g, _), n in table_now.items() if g == f)
+        queued = sum(n for (g, _), n in daemon.items() if g == f)
+        if rows != queued + running.get(f, 0):
+            return result
+        if any(n > table_now.get(c, 0) for c, n in daemon.items() if c[0] == f):
+            return result
+    taken = sum(expected.values()) - sum(table_now.values()) + sum(running.values())
+    result.note = f"all jobs loaded; workers already took {taken} since the start"
+    return result
