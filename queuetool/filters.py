@@ -99,6 +99,6 @@ def _any_glob(
     clauses: list[sa.ColumnElement[bool]] = []
     if exact:
         # Plain names compare with IN: simpler and faster than a pattern.
-        clauses.append(dialect.text_key(column).in_(exact))
+        clauses.append(dialect.exact_match(column, exact))
     clauses.extend(dialect.glob_match(column, g) for g in globs)
     return sa.or_(*clauses)

@@ -54,6 +54,19 @@ def text_key(column: sa.ColumnElement) -> sa.ColumnElement:
     return sa.collate(converted, "utf8mb4_bin")
 
 
+def exact_match(column: sa.ColumnElement, names: list[str]) -> sa.ColumnElement[bool]:
+    """The column is one of `names`, byte for byte.
+
+    Not `text_key(column) IN (...)`: utf8mb4_bin is a PAD SPACE collation, so there
+    'mail' = 'mail ', while gearmand's names differ. Binary strings are compared as
+    they are.
+    """
+    converted = sa.func.convert(sa.literal_column(f"`{column.name}` USING utf8mb4"))
+    return sa.cast(converted, sa.LargeBinary).in_(
+        [n.encode("utf-8", "surrogateescape") for n in names]
+    )
+
+
 def glob_match(column: sa.ColumnElement, pattern: str) -> sa.ColumnElement[bool]:
     """Shell-style and case-sensitive, like gearmand's function names."""
     # fnmatch gives '(?s:...)\\Z'; PCRE reads the same syntax, but its \\Z allows a
@@ -71,3 +84,63 @@ def int_div(left: sa.ColumnElement[int], right: sa.ColumnElement[int]) -> sa.Col
 def unflattened(query: sa.Select) -> sa.Select:
     """MySQL aggregates in a temporary table; nothing to keep apart."""
     return query
+
+
+# -- migration: staging table, bulk writes, atomic swap ---------------------------------
+
+INSERT_ROWS = (
+    "INSERT INTO {table} (unique_key, function_name, priority, data, when_to_run) "
+    "VALUES (%s, %s, %s, %s, %s)"
+)
+
+
+def prepare_writer(raw_conn: object) -> None:
+    """Strict mode, so a value MySQL cannot hold is an error and never a silent '?' or cut."""
+    with raw_conn.cursor() as cur:  # type: ignore[attr-defined]
+        cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+
+
+def statement_bytes(raw_conn: object) -> int:
+    """How long one multi-row INSERT may be: the server's packet limit, at most 16 MB."""
+    with raw_conn.cursor() as cur:  # type: ignore[attr-defined]
+        cur.execute("SELECT @@max_allowed_packet")
+        (limit,) = cur.fetchone()
+    return max(64 * 1024, min(16 * 1024 * 1024, int(limit) - 64 * 1024))
+
+
+def create_staging(conn: sa.Connection, store: object, staging: str, like: str | None) -> None:
+    """The staging table: exactly the target's layout and charset (LIKE), or gearmand's DDL."""
+    if like is None:
+        store.create_table(conn, staging)  # type: ignore[attr-defined]
+    else:
+        conn.exec_driver_sql(f"CREATE TABLE `{staging}` LIKE `{like}`")
+
+
+def column_charsets(conn: sa.Connection, table: str) -> tuple[str | None, str | None]:
+    """The character sets of unique_key and function_name (the plugin's table uses the
+    server default, latin1 on a fresh MariaDB)."""
+    rows = conn.exec_driver_sql(
+        "SELECT LOWER(COLUMN_NAME), CHARACTER_SET_NAME FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+        (table,),
+    ).all()
+    found = dict(rows)
+    return found.get("unique_key"), found.get("function_name")
+
+
+def default_charset(conn: sa.Connection) -> str:
+    """The charset a table gearmand creates in this database would get."""
+    return str(conn.exec_driver_sql("SELECT @@character_set_database").scalar_one())
+
+
+def swap(conn: sa.Connection, target: str, staging: str, old: str | None) -> None:
+    """Put staging in the target's place in one atomic RENAME TABLE; the old table becomes
+    `old` (None: there is no target yet). The caller drops `old` unless it keeps it."""
+    if old is None:
+        conn.exec_driver_sql(f"RENAME TABLE `{staging}` TO `{target}`")
+    else:
+        conn.exec_driver_sql(f"RENAME TABLE `{target}` TO `{old}`, `{staging}` TO `{target}`")
+
+
+def drop_table(conn: sa.Connection, name: str) -> None:
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS `{name}`")

@@ -70,6 +70,11 @@ def text_key(column: sa.ColumnElement) -> sa.ColumnElement:
     return column
 
 
+def exact_match(column: sa.ColumnElement, names: list[str]) -> sa.ColumnElement[bool]:
+    """The column is one of `names`, byte for byte (SQLite's BINARY collation)."""
+    return column.in_(names)
+
+
 def glob_match(column: sa.ColumnElement, pattern: str) -> sa.ColumnElement[bool]:
     """SQLite's GLOB is shell-style and case-sensitive; it negates a class with ^, not !."""
     return column.op("GLOB")(_sqlite_glob(pattern))
@@ -198,3 +203,44 @@ def unflattened(query: sa.Select) -> sa.Select:
     Flattened, the GROUP BY sorter would carry whole payloads to sum their length.
     """
     return query.limit(-1)
+
+
+# -- migration: staging table, bulk writes, atomic swap ---------------------------------
+
+INSERT_ROWS = "INSERT INTO {table} VALUES (?, ?, ?, ?, ?)"
+
+
+def prepare_writer(raw_conn: object) -> None:
+    """A large page cache for the bulk write; the journal stays, so a crash rolls back."""
+    raw_conn.execute("PRAGMA cache_size = -32768")  # type: ignore[attr-defined]
+
+
+def statement_bytes(raw_conn: object) -> int:
+    return 0  # no statement-size limit that matters for executemany
+
+
+def create_staging(conn: sa.Connection, store: object, staging: str, like: str | None) -> None:
+    """gearmand's own DDL: SQLite has no CREATE TABLE LIKE, and the layout is fixed."""
+    store.create_table(conn, staging)  # type: ignore[attr-defined]
+
+
+def column_charsets(conn: sa.Connection, table: str) -> tuple[str | None, str | None]:
+    return None, None  # TEXT holds any UTF-8
+
+
+def default_charset(conn: sa.Connection) -> str | None:
+    return None
+
+
+def swap(conn: sa.Connection, target: str, staging: str, old: str | None) -> None:
+    """Inside the caller's transaction: the old table is renamed to `old` (None: dropped),
+    staging takes its name. Nothing is visible to another connection until the commit."""
+    if old is not None:
+        conn.exec_driver_sql(f'ALTER TABLE "{target}" RENAME TO "{old}"')
+    else:
+        conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{target}"')
+    conn.exec_driver_sql(f'ALTER TABLE "{staging}" RENAME TO "{target}"')
+
+
+def drop_table(conn: sa.Connection, name: str) -> None:
+    conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
