@@ -605,3 +605,18 @@ def _wait_ready(
                 f"gearmand at {addr} did not answer within {wait:.0f}s of the start{log_tail(argv)}"
             )
         time.sleep(POLL)
+
+
+def uptime(pid: int) -> float | None:
+    """Seconds since the process started, from /proc (None when unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+    return max(0.0, time.time() - started)

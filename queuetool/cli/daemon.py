@@ -1,5 +1,279 @@
-"""Commands filled in by a later issue."""
+"""Daemon commands: status, stop, start. Each calls one library function and renders it."""
 
 from __future__ import annotations
 
-COMMANDS: list = []
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..admin import AdminClient
+from ..config import Setting
+from ..daemon import StartResult, StopResult, find_daemon, start, state_path, stop, uptime
+from ..errors import DaemonUnreachable
+from ..reload import predict_replay
+from ..render import render
+from ..report import report
+from .options import AppContext, discovered, format_option, queue_options
+
+
+def gearmand_setting(app: AppContext, store_daemon: Any = None) -> Setting:
+    """The admin address: option/env/config, else the daemon found for the queue."""
+    setting = app.setting("gearmand", "gearmand", "address")
+    if setting.value is not None:
+        return setting
+    info = store_daemon
+    if info is None and app.queue_setting().source.startswith("discovered"):
+        info = discovered(app)
+    if info is not None:
+        return Setting(str(info.options.address), f"discovered from {info.source}")
+    return Setting(None, "default")
+
+
+def ways(app: AppContext) -> tuple[str | None, str | None, Path | None]:
+    stop_cmd = app.config.get("gearmand", "stop")
+    start_cmd = app.config.get("gearmand", "start")
+    state_dir = app.config.get("gearmand", "state_dir")
+    return stop_cmd, start_cmd, Path(state_dir) if state_dir else None
+
+
+def note(text: str) -> None:
+    click.echo(text, err=True)
+
+
+@click.command("status")
+@queue_options
+@format_option()
+def status_cmd(app: AppContext, fmt: str) -> None:
+    """Is the queue's gearmand up: pid, version, uptime, and per function the daemon's
+    queued/running/workers beside the table's rows (differences shown).
+
+    \b
+    Example:
+      queuetool status --gearmand 127.0.0.1:4730
+    """
+    store = app.store
+    info = find_daemon(store, app.setting("gearmand", "gearmand", "address").value)
+    address = gearmand_setting(app, info)
+    stop_cmd, start_cmd, _ = ways(app)
+    daemon: dict[str, Any] = {"up": False, "pid": info.pid if info else None}
+    funcs: dict[str, dict[str, int]] = {}
+    if address.value:
+        try:
+            with AdminClient(address.value, 5.0) as client:
+                daemon.update(up=True, pid=client.getpid(), version=client.version())
+                for s in client.status():
+                    funcs[s.function] = {
+                        "queued": s.total,
+                        "running": s.running,
+                        "workers": s.workers,
+                    }
+        except DaemonUnreachable as exc:
+            daemon["error"] = str(exc)
+    if daemon["up"] and daemon["pid"]:
+        daemon["uptime_seconds"] = uptime(daemon["pid"])
+    rows = {}
+    for g in report(store).by("function"):
+        rows[g.function or ""] = g.count
+    sos = bool(info and info.options.store_queue_on_shutdown)
+    lines = []
+    for name in sorted(set(funcs) | set(rows)):
+        d = funcs.get(name, {})
+        line = {
+            "function": name,
+            "daemon queued": d.get("queued", 0),
+            "running": d.get("running", 0),
+            "workers": d.get("workers", 0),
+            "table rows": rows.get(name, 0),
+        }
+        line["difference"] = line["table rows"] - line["daemon queued"] if daemon["up"] else 0
+        lines.append(line)
+    settings = {
+        "queue": app.queue_setting(),
+        "table": app.table_setting(),
+        "gearmand": address,
+        "stop": Setting(
+            stop_cmd or "SIGTERM to the daemon's pid", "config" if stop_cmd else "default"
+        ),
+        "start": Setting(
+            start_cmd or "the command line captured at the stop",
+            "config" if start_cmd else "default",
+        ),
+    }
+    if fmt == "json":
+        out = {
+            "daemon": daemon,
+            "functions": lines,
+            "settings": {k: {"value": s.value, "source": s.source} for k, s in settings.items()},
+        }
+        if settings["queue"].value:
+            out["settings"]["queue"]["value"] = store.display_url
+        click.echo(json.dumps(out, indent=2))
+        return
+    if daemon["up"]:
+        up = f"gearmand is up: pid {daemon['pid']}, version {daemon.get('version')}"
+        if daemon.get("uptime_seconds") is not None:
+            up += f", up {daemon['uptime_seconds']:.0f}s"
+        click.echo(up + f", at {address.value}")
+    else:
+        click.echo("gearmand is down" + (f" ({daemon['error']})" if "error" in daemon else ""))
+    if lines:
+        render(lines, fmt, sys.stdout)
+    if sos and daemon["up"]:
+        click.echo("note: --store-queue-on-shutdown: the table is empty while the daemon runs")
+    elif any(line["difference"] for line in lines):
+        click.echo("note: the table and the daemon differ (the difference column)")
+    if fmt == "table":
+        click.echo("settings:")
+        for key, s in settings.items():
+            value = store.display_url if key == "queue" else s.value
+            click.echo(f"  {key}: {value}  [{s.source}]")
+
+
+def _render_stop(result: StopResult, quiet: bool) -> None:
+    if result.already_stopped:
+        click.echo("gearmand is not running on this queue: nothing to stop")
+        return
+    click.echo(
+        f"gearmand pid {result.pid} stopped in {result.stop_seconds:.2f}s ({result.method}); "
+        f"it held {result.queued} jobs, {sum(result.running.values())} running, "
+        f"{len(result.workers)} connections"
+    )
+    for text in result.notes:
+        note(f"note: {text}")
+    if result.at_rest and not quiet:
+        note("the queue is at rest: safe to edit")
+
+
+def _render_start(result: StartResult, quiet: bool) -> None:
+    v = result.verification
+    click.echo(
+        f"gearmand pid {result.pid} answered after {result.ready_seconds:.2f}s ({result.method})"
+    )
+    if v is not None:
+        click.echo(v.summary())
+    if result.downtime is not None:
+        click.echo(f"downtime: {result.downtime:.2f}s")
+    if not quiet:
+        note(result.prediction.summary())
+    for text in result.notes:
+        note(f"note: {text}")
+
+
+@click.command("stop")
+@queue_options
+@click.option(
+    "--drain", type=float, metavar="SECONDS", help="Wait up to this long for running jobs."
+)
+@click.option(
+    "--kill-after",
+    type=float,
+    metavar="SECONDS",
+    help="SIGKILL if still alive this long after SIGTERM (with --store-queue-on-shutdown "
+    "that loses the whole queue).",
+)
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Give up after.")
+@click.option("--quiet", is_flag=True, help="No notes on stderr.")
+def stop_cmd(
+    app: AppContext, drain: float | None, kill_after: float | None, timeout: float, quiet: bool
+) -> None:
+    """Stop the queue's gearmand safely, keeping its command line for `queuetool start`.
+
+    Records status, workers and running jobs, optionally drains, sends SIGTERM (or runs
+    [gearmand] stop from the config), waits until the process is gone and the port is
+    closed, and confirms the queue is at rest.
+
+    \b
+    Example:
+      queuetool stop --drain 30 && queuetool purge --function old_job --yes
+    """
+    store = app.store
+    stop_cmd_, _, state_dir = ways(app)
+    result = stop(
+        store,
+        address=app.setting("gearmand", "gearmand", "address").value,
+        drain=drain,
+        kill_after=kill_after,
+        timeout=timeout,
+        stop_command=stop_cmd_,
+        state_dir=state_dir,
+    )
+    _render_stop(result, quiet)
+
+
+def buckets_type(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise click.BadParameter("a number of buckets, or auto") from None
+    if value < 1:
+        raise click.BadParameter("must be at least 1")
+    return value
+
+
+@click.command("start")
+@queue_options
+@click.option(
+    "--hashtable-buckets",
+    "buckets",
+    metavar="N|auto",
+    type=buckets_type,
+    help="Restart with this --hashtable-buckets (auto: a prime near the job count); "
+    "signal way only.",
+)
+@click.option(
+    "--timeout", type=float, help="Wait this long for the daemon [default: grows with the queue]."
+)
+@click.option("--quiet", is_flag=True, help="No notes on stderr.")
+def start_cmd(
+    app: AppContext, buckets: int | str | None, timeout: float | None, quiet: bool
+) -> None:
+    """Check the queue, start its gearmand and verify it reloaded exactly the table.
+
+    Uses [gearmand] start from the config, or the command line `queuetool stop`
+    captured. Refuses to start on rows gearmand cannot replay (see `check`). Exit 5
+    when the daemon's counts differ from the table's.
+
+    \b
+    Example:
+      queuetool start --hashtable-buckets auto
+    """
+    store = app.store
+    _, start_cmd_, state_dir = ways(app)
+    if not quiet:
+        rows = sum(g.count for g in report(store).groups)
+        note(predict_replay(rows).summary() if buckets is None else f"{rows:,} jobs to replay")
+    try:
+        result = start(
+            store,
+            address=app.setting("gearmand", "gearmand", "address").value,
+            start_command=start_cmd_,
+            hashtable_buckets=buckets,
+            state_dir=state_dir,
+            timeout=timeout,
+        )
+    except Exception as exc:
+        partial = getattr(exc, "result", None)
+        if isinstance(partial, StartResult):
+            _print_differences(partial)
+        raise
+    _render_start(result, quiet)
+    if not quiet:
+        note(f"state: {state_path(store, state_dir)}")
+
+
+def _print_differences(result: StartResult) -> None:
+    v = result.verification
+    if v is None:
+        return
+    rows = [
+        {"function": f, "priority": p, "table": t, "daemon": d} for f, p, t, d in v.differences()
+    ]
+    render(rows, "table", sys.stderr)
+
+
+COMMANDS = [status_cmd, stop_cmd, start_cmd]
