@@ -77,7 +77,7 @@ class Reprioritise(Edit):
     verb: ClassVar[str] = "reprioritise"
 
     def describe(self) -> str:
-        return f"reprioritise {self.job_filter.describe()} to {Priority(self.to).label}"
+        return f"reprioritise ({self.job_filter.describe()}) to {Priority(self.to).label}"
 
     def run(self, store: QueueStore, conn: Connection, matched: int, now: int) -> int:
         t = store.table
@@ -117,7 +117,7 @@ class Reschedule(Edit):
             )
 
     def describe(self) -> str:
-        what = f"reschedule {self.job_filter.describe()}"
+        what = f"reschedule ({self.job_filter.describe()})"
         if self.spread:
             start = format_epoch(self.at) if self.at else "now"
             return f"{what} spread over {self.spread}s from {start}"
@@ -184,7 +184,7 @@ class Purge(Edit):
             check_export_path(self.export)
 
     def describe(self) -> str:
-        return f"purge {self.job_filter.describe()}"
+        return f"purge ({self.job_filter.describe()})"
 
     def run(self, store: QueueStore, conn: Connection, matched: int, now: int) -> int:
         if self.export is not None:
