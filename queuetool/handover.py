@@ -1,0 +1,60 @@
+"""After a migration: the gearmand options for the new queue, and starting gearmand on it."""
+
+from __future__ import annotations
+
+import shlex
+
+from .daemon import StartResult, start
+from .discover import options_from_argv
+from .errors import UsageError
+from .store import QueueStore
+
+MASK = "*****"
+
+
+def gearmand_options(store: QueueStore, show_password: bool = False) -> list[str]:
+    """The exact `-q ...` options that make gearmand use this queue table."""
+    if store.backend == "sqlite":
+        path = store.sqlite_path
+        if path is None:
+            raise UsageError("an in-memory SQLite queue cannot be given to gearmand")
+        return [
+            "-q",
+            "libsqlite3",
+            "--libsqlite3-db",
+            str(path.resolve()),
+            "--libsqlite3-table",
+            store.table_name,
+        ]
+    url = store.url
+    password = url.password or ""
+    return [
+        "-q",
+        "MySQL",
+        "--mysql-host",
+        url.host or "localhost",
+        "--mysql-port",
+        str(url.port or 3306),
+        "--mysql-user",
+        url.username or "",
+        "--mysql-password",
+        password if show_password or not password else MASK,
+        "--mysql-db",
+        url.database or "",
+        "--mysql-table",
+        store.table_name,
+    ]
+
+
+def command_line(options: list[str]) -> str:
+    return " ".join(shlex.quote(o) for o in options)
+
+
+def start_with(store: QueueStore, command: str) -> StartResult:
+    """Run `command` (a gearmand command line or a service command) and verify that the
+    daemon it starts replays exactly the table's jobs (prioritystatus vs GROUP BY)."""
+    argv = shlex.split(command)
+    if not argv:
+        raise UsageError("--start-with needs a command")
+    address = options_from_argv(argv).address
+    return start(store, address=str(address), start_command=command)

@@ -1,0 +1,519 @@
+"""Carry a queue between SQLite and MySQL, streamed, verified, swapped in atomically.
+
+`migrate(source, target, options)` reads the source once through a server-side
+cursor, checks every row against what gearmand can replay on the target
+(`carry`), writes the rows into a staging table beside the target in batched
+multi-row INSERTs, computes the source checksum while streaming, reads the
+staging table back for its checksum, and only when both agree puts the staging
+table in the target's place: MySQL with one RENAME TABLE, SQLite inside the one
+transaction that did the whole copy. The source is never written, except that
+`--move` empties it after the target verified (a snapshot is taken first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from . import guard, snapshot
+from .carry import Carrier, Refusals, Row
+from .checksum import Checksum, stream_rows, table_checksum
+from .config import DEFAULT_TABLE, Config
+from .errors import Aborted, ProblemsFound, SchemaError, UsageError, VerifyError
+from .export import check_export_path, job_line
+from .staging import CONFLICT_CHOICES, StagingWriter, combine
+from .store import QueueStore, conn_quote, queue_table
+
+BATCH_ROWS = 5000
+BATCH_BYTES = 8 * 1024 * 1024  # a batch of big payloads is cut early: memory stays flat
+READ_BATCH = 1000
+STAGING_SUFFIX = "__qt_staging"
+OLD_SUFFIX = "__qt_old"
+
+Progress = Callable[[int, int], None]
+Note = Callable[[str], None]
+
+
+@dataclass
+class MigrateOptions:
+    merge: bool = False
+    on_conflict: str = "fail"
+    replace: bool = False
+    dry_run: bool = False
+    skip_invalid: bool = False
+    skipped_file: Path | None = None
+    move: bool = False
+    gearmand: str | None = None  # admin address of the source's daemon, for the guard
+    force: bool = False
+    snapshot_dir: str | None = None
+    keep: int | None = snapshot.DEFAULT_KEEP
+    batch: int = BATCH_ROWS
+
+
+@dataclass
+class MigrationResult:
+    source: str
+    target: str
+    dry_run: bool
+    source_rows: int = 0
+    carried: int = 0
+    written: int = 0
+    skipped_conflicts: int = 0
+    replaced: int = 0
+    target_rows_before: int = 0
+    created_table: bool = False
+    refusals: Refusals = field(default_factory=Refusals)
+    normalised: dict[str, int] = field(default_factory=dict)
+    source_checksum: Checksum = field(default_factory=Checksum)
+    expected_checksum: Checksum | None = None
+    target_checksum: Checksum | None = None
+    snapshots: list[str] = field(default_factory=list)
+    skipped_file: Path | None = None
+    moved: bool = False
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.source_rows / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "target": self.target,
+            "dry_run": self.dry_run,
+            "source_rows": self.source_rows,
+            "carried": self.carried,
+            "written": self.written,
+            "skipped_conflicts": self.skipped_conflicts,
+            "replaced": self.replaced,
+            "refused": self.refusals.total,
+            "refusals": self.refusals.as_dict(),
+            "normalised": self.normalised,
+            "source_checksum": str(self.source_checksum),
+            "target_checksum": str(self.target_checksum) if self.target_checksum else None,
+            "snapshots": self.snapshots,
+            "skipped_file": str(self.skipped_file) if self.skipped_file else None,
+            "moved": self.moved,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# -- naming the two sides -----------------------------------------------------------------
+
+
+def resolve_side(
+    text: str,
+    config: Config,
+    *,
+    sqlite_db: str | None = None,
+    mysql_url: str | None = None,
+    table: str | None = None,
+) -> QueueStore:
+    """A side given as a URL, a `[queues.NAME]` from the config, or `sqlite` / `mysql`."""
+    entry: dict | None = None
+    if text in ("sqlite", "mysql"):
+        explicit = sqlite_db if text == "sqlite" else mysql_url
+        if explicit:
+            url = f"sqlite:///{Path(explicit).resolve()}" if text == "sqlite" else explicit
+            return QueueStore(url, table or DEFAULT_TABLE)
+        matches = {
+            name: q
+            for name, q in config.queues().items()
+            if isinstance(q, dict) and str(q.get("url", "")).startswith(text)
+        }
+        option = "--sqlite-db PATH" if text == "sqlite" else "--mysql-url URL"
+        if not matches:
+            raise UsageError(
+                f"no {text} queue named: give {option} or a [queues.NAME] in the config"
+            )
+        if len(matches) > 1:
+            raise UsageError(
+                f"several {text} queues in the config ({', '.join(sorted(matches))}): name one"
+            )
+        entry = next(iter(matches.values()))
+    else:
+        entry = config.queue(text)
+    if entry is not None:
+        if not entry.get("url"):
+            raise UsageError(f"[queues.{text}] in {config.path} has no url")
+        return QueueStore(str(entry["url"]), table or entry.get("table") or DEFAULT_TABLE)
+    if "://" in text:
+        return QueueStore(text, table or DEFAULT_TABLE)
+    raise UsageError(f"{text!r} is not a queue URL, a [queues.NAME] in the config, or sqlite/mysql")
+
+
+# -- the migration -------------------------------------------------------------------------
+
+
+def migrate(
+    source: QueueStore,
+    target: QueueStore,
+    options: MigrateOptions | None = None,
+    *,
+    confirm: Callable[[str], bool] | None = None,
+    progress: Progress | None = None,
+    note: Note | None = None,
+) -> MigrationResult:
+    """Copy every job gearmand can replay from `source` to `target`; see the module doc.
+
+    `confirm(plan)` is asked once before anything is written (False: Aborted);
+    `progress(rows_read, total)` after each batch; `note(line)` for what the
+    operator should know (leftovers removed, refusals, normalised values).
+    """
+    opts = options or MigrateOptions()
+    say = note or (lambda _line: None)
+    _check_options(source, target, opts)
+    started = time.monotonic()
+    guard.ensure_stopped(source, opts.gearmand, opts.force)
+    guard.ensure_stopped(target, None, opts.force)
+    result = MigrationResult(source.display_url, target.display_url, opts.dry_run)
+    with source.connect() as sconn:
+        source.require_table(sconn)
+        total = source.count(sconn)
+    created_file = _sqlite_target_file(target, opts.dry_run)
+    try:
+        plan = _inspect_target(target, opts, result, say)
+        if not opts.dry_run:
+            text = (
+                f"copy {total} jobs from {source.display_url} table {source.table_name} to "
+                f"{target.display_url} table {target.table_name} ({plan})"
+            )
+            if confirm is not None and not confirm(text):
+                raise Aborted("migration not confirmed; nothing was written")
+            if opts.replace and result.target_rows_before:
+                info = snapshot.take(
+                    target, opts.snapshot_dir, keep=opts.keep, reason="migrate-replace"
+                )
+                result.snapshots.append(str(info.path))
+        for attempt in (False, True):
+            try:
+                _copy(source, target, opts, result, total, progress, say, lenient=attempt)
+                break
+            except sa.exc.OperationalError as exc:
+                if attempt or "decode" not in str(exc.orig) or source.backend != "sqlite":
+                    raise
+                say("the source has text that is not UTF-8: reading it again byte-exact")
+                result.refusals.kinds.clear()
+    except BaseException:
+        if created_file is not None and not opts.dry_run:
+            target.close()
+            with contextlib.suppress(OSError):
+                created_file.unlink()
+        raise
+    if not opts.dry_run and opts.move:
+        _empty_source(source, opts, result, say)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _check_options(source: QueueStore, target: QueueStore, opts: MigrateOptions) -> None:
+    if str(source.url) == str(target.url) and source.table_name == target.table_name:
+        raise UsageError("source and target are the same queue table")
+    if opts.merge and opts.replace:
+        raise UsageError("--merge and --replace exclude each other")
+    if opts.on_conflict not in CONFLICT_CHOICES:
+        raise UsageError(f"--on-conflict must be one of {', '.join(CONFLICT_CHOICES)}")
+    if len(target.table_name) + len(STAGING_SUFFIX) > 64:
+        raise UsageError(f"target table name {target.table_name!r} is too long for staging")
+    if opts.skip_invalid and not opts.dry_run and opts.skipped_file is not None:
+        check_export_path(opts.skipped_file)
+
+
+def _sqlite_target_file(target: QueueStore, dry_run: bool) -> Path | None:
+    """A new SQLite file is created for the target (only): returns it, to remove on failure."""
+    path = target.sqlite_path
+    if path is None or path.exists() or dry_run:
+        return None
+    if not path.parent.is_dir():
+        raise UsageError(f"directory {path.parent} does not exist")
+    sqlite3.connect(path).close()
+    return path
+
+
+def _inspect_target(
+    target: QueueStore, opts: MigrateOptions, result: MigrationResult, say: Note
+) -> str:
+    """Refuse a target gearmand could not use, or one that holds jobs without --merge/--replace."""
+    if target.sqlite_path is not None and not target.sqlite_path.exists():
+        result.created_table = True
+        return "new SQLite file, table created with gearmand's DDL"
+    with target.connect() as conn:
+        inspector = sa.inspect(conn)
+        for leftover in _leftovers(target):
+            if inspector.has_table(leftover):
+                if opts.dry_run:
+                    say(f"a leftover table {leftover} from an interrupted run will be removed")
+                else:
+                    target.dialect.drop_table(conn, leftover)
+                    conn.commit()
+                    say(f"removed leftover table {leftover} from an interrupted migration")
+        if not target.exists(conn):
+            result.created_table = True
+            return "table created with gearmand's DDL"
+        problems = target.schema_problems(conn)
+        if problems:
+            raise SchemaError(
+                f"target {target.display_url} table {target.table_name!r} cannot be used by "
+                "gearmand: " + "; ".join(problems) + " (drop or rename it, or choose another)"
+            )
+        rows = target.count(conn)
+    result.target_rows_before = rows
+    if rows and not (opts.merge or opts.replace):
+        raise UsageError(
+            f"target table {target.table_name!r} already holds {rows} jobs: --merge adds to them "
+            "(--on-conflict skip|replace|fail), --replace empties it first (after a snapshot)"
+        )
+    if opts.merge and rows:
+        return f"merged with its {rows} jobs, on conflict {opts.on_conflict}"
+    if opts.replace and rows:
+        return f"replacing its {rows} jobs"
+    return "into the existing empty table"
+
+
+def _leftovers(target: QueueStore) -> tuple[str, str]:
+    return (target.table_name + STAGING_SUFFIX, target.table_name + OLD_SUFFIX)
+
+
+def _copy(
+    source: QueueStore,
+    target: QueueStore,
+    opts: MigrateOptions,
+    result: MigrationResult,
+    total: int,
+    progress: Progress | None,
+    say: Note,
+    lenient: bool,
+) -> None:
+    """One pass: stream, check, write to staging, verify, swap."""
+    result.source_rows = result.carried = 0
+    result.source_checksum = Checksum()
+    staging = target.table_name + STAGING_SUFFIX
+    exists = not result.created_table
+    with _skipped_sink(opts, result) as sink:
+        result.refusals = Refusals(sink=sink)
+        if opts.dry_run:
+            charsets: tuple[str | None, str | None] = (None, None)
+            if target.backend != "sqlite":
+                with target.connect() as conn:
+                    charsets = _charsets(target, conn, exists)
+            _stream(source, target, opts, result, total, progress, None, charsets, lenient)
+            return
+        with _target_conn(target) as tconn:
+            like = target.table_name if exists else None
+            target.dialect.create_staging(tconn, target, staging, like)
+            try:
+                base = Checksum()
+                merging = opts.merge and result.target_rows_before > 0
+                if merging:
+                    base = _copy_target_rows(target, tconn, staging)
+                writer = StagingWriter(
+                    target, tconn, staging, result.refusals, opts.on_conflict if merging else None
+                )
+                charsets = _charsets(target, tconn, True, staging)
+                _stream(source, target, opts, result, total, progress, writer, charsets, lenient)
+                writer.close()
+                result.skipped_conflicts, result.replaced = writer.skipped, writer.replaced
+                if result.refusals and not opts.skip_invalid:
+                    for line in result.refusals.lines():
+                        say(line)
+                    raise ProblemsFound(
+                        f"{result.refusals.total} of {result.source_rows} jobs cannot be carried "
+                        "(listed above); nothing was written. --skip-invalid carries the rest and "
+                        "exports these to a JSON Lines file"
+                    )
+                expected = combine(
+                    [base, result.source_checksum], [writer.not_written, writer.removed]
+                )
+                result.expected_checksum = expected
+                result.written = result.carried - writer.not_written.rows
+                found = table_checksum(tconn, queue_table(staging))
+                result.target_checksum = found
+                if (found.rows, found.total) != (expected.rows, expected.total):
+                    raise VerifyError(
+                        f"the copy did not verify: expected {expected}, the staging table holds "
+                        f"{found}; the target was left as it was"
+                    )
+                _swap(target, tconn, staging, exists)
+            except BaseException:
+                if target.backend != "sqlite":  # SQLite: the transaction's rollback removes it
+                    with contextlib.suppress(Exception):
+                        target.dialect.drop_table(tconn, staging)
+                raise
+
+
+@contextlib.contextmanager
+def _target_conn(target: QueueStore) -> Iterator[Connection]:
+    """SQLite: one transaction for the whole copy. MySQL: autocommit; batches commit."""
+    if target.backend == "sqlite":
+        with target.begin() as conn:
+            yield conn
+    else:
+        with target.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _charsets(
+    target: QueueStore, conn: Connection, exists: bool, table: str | None = None
+) -> tuple[str | None, str | None]:
+    if exists or table:
+        return target.dialect.column_charsets(conn, table or target.table_name)
+    default = target.dialect.default_charset(conn)
+    return default, default
+
+
+def _copy_target_rows(target: QueueStore, conn: Connection, staging: str) -> Checksum:
+    """--merge: staging starts as a copy of the target; returns that copy's checksum."""
+    cols = "unique_key, function_name, priority, data, when_to_run"
+    src = conn_quote(target.engine, target.table_name)
+    dst = conn_quote(target.engine, staging)
+    conn.exec_driver_sql(f"INSERT INTO {dst} ({cols}) SELECT {cols} FROM {src}")
+    return table_checksum(conn, queue_table(staging))
+
+
+def _stream(
+    source: QueueStore,
+    target: QueueStore,
+    opts: MigrateOptions,
+    result: MigrationResult,
+    total: int,
+    progress: Progress | None,
+    writer: StagingWriter | None,
+    charsets: tuple[str | None, str | None],
+    lenient: bool,
+) -> None:
+    carrier = Carrier(
+        result.refusals,
+        int32=target.backend == "mysql",
+        key_charset=charsets[0],
+        function_charset=charsets[1],
+    )
+    carry = carrier.carry
+    checksum = result.source_checksum
+    batch: list[Row] = []
+    size = 0
+    read = 0
+    with source.connect() as sconn:
+        if lenient:
+            sconn.connection.dbapi_connection.text_factory = _lenient_text  # type: ignore[union-attr]
+        for row in stream_rows(sconn, source.table, batch=READ_BATCH):
+            read += 1
+            carried = carry(tuple(row))
+            if carried is None:
+                continue
+            batch.append(carried)
+            size += len(carried[3])
+            if len(batch) >= opts.batch or size >= BATCH_BYTES:
+                _flush(batch, checksum, writer, result, opts)
+                batch, size = [], 0
+                if progress is not None:
+                    progress(read, total)
+        if batch:
+            _flush(batch, checksum, writer, result, opts)
+    result.source_rows = read
+    result.carried = checksum.rows
+    result.normalised = carrier.normalised
+    if progress is not None:
+        progress(read, total)
+
+
+def _flush(
+    batch: list[Row],
+    checksum: Checksum,
+    writer: StagingWriter | None,
+    result: MigrationResult,
+    opts: MigrateOptions,
+) -> None:
+    checksum.update(batch)
+    # Once a row is refused (without --skip-invalid) nothing will be kept: stop writing,
+    # but go on reading so that every refusal is reported.
+    if writer is not None and (opts.skip_invalid or not result.refusals):
+        writer.write(batch)
+
+
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _swap(target: QueueStore, conn: Connection, staging: str, exists: bool) -> None:
+    old = target.table_name + OLD_SUFFIX if exists and target.backend != "sqlite" else None
+    target.dialect.swap(conn, target.table_name, staging, old)
+    if old is not None:
+        target.dialect.drop_table(conn, old)
+
+
+@contextlib.contextmanager
+def _skipped_sink(
+    opts: MigrateOptions, result: MigrationResult
+) -> Iterator[Callable[[Row, str], None] | None]:
+    """--skip-invalid: refused rows go to a JSON Lines file (mode 0600), one per line."""
+    if not opts.skip_invalid or opts.dry_run:
+        yield None
+        return
+    path = opts.skipped_file or Path(f"queuetool-skipped-{int(time.time())}.jsonl")
+    out = None
+
+    def sink(row: Row, kind: str) -> None:
+        nonlocal out
+        if out is None:
+            check_export_path(path)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            out = open(fd, "w", encoding="utf-8")  # noqa: SIM115 (closed in finally)
+            result.skipped_file = path
+        record = json.loads(job_line(_exportable(row)))
+        record["reason"] = kind
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    try:
+        yield sink
+    finally:
+        if out is not None:
+            out.flush()
+            os.fsync(out.fileno())
+            out.close()
+
+
+def _exportable(row: Row) -> tuple:
+    """Text that was not UTF-8 is shown with backslash escapes; odd payloads as their repr."""
+
+    def text(v: object) -> object:
+        if isinstance(v, str):
+            return v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return v
+
+    unique, function, priority, data, when = row
+    if not isinstance(data, bytes | bytearray | memoryview | str | type(None)):
+        data = repr(data).encode()
+    return (text(unique), text(function), priority, data, when)
+
+
+def _empty_source(
+    source: QueueStore, opts: MigrateOptions, result: MigrationResult, say: Note
+) -> None:
+    """--move: after the target verified, snapshot the source, then empty it in one
+    transaction, only if it still holds exactly the rows that were read."""
+    if result.refusals.total or result.skipped_conflicts:
+        say(
+            "--move: the source was NOT emptied, because some of its jobs were not carried; "
+            "it is unchanged"
+        )
+        return
+    info = snapshot.take(source, opts.snapshot_dir, keep=opts.keep, reason="migrate-move")
+    result.snapshots.append(str(info.path))
+    with source.begin() as conn:
+        now = source.count(conn)
+        if now != result.source_rows:
+            raise VerifyError(
+                f"the source changed during the migration ({result.source_rows} jobs read, "
+                f"{now} now): it was not emptied; the target holds the copy"
+            )
+        conn.execute(sa.delete(source.table))
+    result.moved = True
