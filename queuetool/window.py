@@ -1,0 +1,215 @@
+"""The maintenance window: stop -> change -> check -> start -> verify, or roll back.
+
+The change itself is the caller's (`change()` takes a snapshot and edits, see
+`Change`), so the window works for any edit. Whatever happens after the stop, the
+window ends with the daemon running on a queue it can replay (unless `no_restart`):
+- the edit leaves rows gearmand cannot replay, the daemon does not come up, dies
+  in its replay, or comes up with other counts -> restore the snapshot, start
+  again, verify, raise VerifyError (exit 5) saying what happened;
+- SIGINT/SIGTERM during the window is held until the window can end cleanly: before
+  the change is committed it rolls back (restores), after it the window finishes;
+  either way the daemon is started and Aborted (exit 3) says what was done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .check import check
+from .daemon import StartResult, StopResult, start, stop
+from .errors import Aborted, DaemonError, ProblemsFound, QueuetoolError, VerifyError
+from .store import QueueStore
+
+
+class Change(Protocol):
+    """What `change()` returns: where the pre-edit snapshot is and how to put it back."""
+
+    snapshot: Path
+
+    def restore(self) -> Path | None:
+        """Put the table back as the snapshot holds it; may return where the replaced
+        (failed-edit) rows were saved."""
+        ...
+
+
+@dataclass
+class WindowResult:
+    stopped: StopResult
+    change: Change | None = None
+    started: StartResult | None = None
+    rolled_back: bool = False
+    interrupted: str | None = None  # the signal's name, when one arrived
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def downtime(self) -> float | None:
+        return self.started.downtime if self.started else None
+
+
+class _Deferred:
+    """Holds SIGINT/SIGTERM during the window instead of letting them tear it apart."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_Deferred]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signal handlers can only be set in the main thread
+            return
+
+        def hold(signum: int, frame: object) -> None:
+            if self.signal is None:
+                self.signal = signal.Signals(signum).name
+
+        old = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+
+
+def window(
+    store: QueueStore,
+    change: Callable[[], Change],
+    *,
+    address: str | None = None,
+    drain: float | None = None,
+    kill_after: float | None = None,
+    stop_timeout: float = 60.0,
+    stop_command: str | None = None,
+    start_command: str | None = None,
+    hashtable_buckets: int | str | None = None,
+    state_dir: Path | None = None,
+    no_restart: bool = False,
+    check_before_start: bool = True,
+) -> WindowResult:
+    """Run `change()` with the queue's daemon stopped, then bring it back verified.
+
+    `check_before_start=False` skips the refusal of unreplayable rows (so that the
+    crash-and-roll-back path can be exercised); the rollback still happens.
+    """
+    deferred = _Deferred()
+    with deferred.installed():
+        result = WindowResult(
+            stop(
+                store,
+                address=address,
+                drain=drain,
+                kill_after=kill_after,
+                timeout=stop_timeout,
+                stop_command=stop_command,
+                state_dir=state_dir,
+            )
+        )
+        restart = not no_restart and not result.stopped.already_stopped
+        starter = dict(
+            address=address,
+            start_command=start_command,
+            state_dir=state_dir,
+            stopped_at=result.stopped.stopped_at,
+        )
+        if deferred.signal:
+            result.interrupted = deferred.signal
+            _restart(store, result, restart, starter)
+            raise Aborted(f"{deferred.signal} during the stop: nothing was changed" + _tail(result))
+        try:
+            result.change = change()
+        except BaseException as exc:
+            # The edit is one transaction: a failure left the table as it was.
+            if restart:
+                _restart(store, result, restart, starter)
+            if isinstance(exc, QueuetoolError):
+                exc.args = (str(exc) + _tail(result),)
+            raise
+        if deferred.signal:
+            result.interrupted = deferred.signal
+            failed = _roll_back(store, result)
+            _restart(store, result, restart, starter)
+            raise Aborted(
+                f"{deferred.signal} during the edit: it was rolled back to {result.change.snapshot}"
+                + _kept(failed)
+                + _tail(result)
+            )
+        checked = check(store)
+        if check_before_start and not checked.ok:
+            failed = _roll_back(store, result)
+            _restart(store, result, restart, starter)
+            raise VerifyError(
+                f"the edit left rows gearmand cannot replay ({checked.summary()}): rolled back "
+                f"to {result.change.snapshot}{_kept(failed)}{_tail(result)}"
+            )
+        if not restart:
+            return result
+        try:
+            result.started = start(
+                store,
+                hashtable_buckets=hashtable_buckets,
+                check_first=check_before_start,
+                **starter,  # type: ignore[arg-type]
+            )
+        except (DaemonError, VerifyError) as exc:
+            what = str(exc)
+            failed = _roll_back(store, result)
+            _restart(store, result, True, starter)
+            raise VerifyError(
+                f"after the edit gearmand failed: {what}; rolled back to "
+                f"{result.change.snapshot}{_kept(failed)}{_tail(result)}"
+            ) from exc
+        if deferred.signal:
+            # The change was committed and verified: finishing was the safe choice.
+            result.interrupted = deferred.signal
+            result.notes.append(
+                f"{deferred.signal} arrived after the edit was committed: the window was "
+                "finished, not rolled back"
+            )
+        return result
+
+
+def _roll_back(store: QueueStore, result: WindowResult) -> Path | None:
+    """Restore the snapshot; returns where the failed edit's rows were kept, if anywhere."""
+    assert result.change is not None
+    kept = None
+    path = store.sqlite_path
+    saved = result.change.snapshot.with_name(result.change.snapshot.name + ".failed-edit.db")
+    if path is not None and path.exists():
+        # The daemon is stopped, so a plain copy of the file is consistent.
+        store.close()
+        shutil.copy2(path, saved)
+        kept = saved
+    returned = result.change.restore()
+    result.rolled_back = True
+    return returned or kept
+
+
+def _restart(
+    store: QueueStore, result: WindowResult, restart: bool, starter: dict[str, object]
+) -> None:
+    if not restart:
+        result.notes.append("gearmand left stopped (--no-restart)")
+        return
+    try:
+        result.started = start(store, **starter)  # type: ignore[arg-type]
+    except (DaemonError, VerifyError, ProblemsFound) as exc:
+        raise DaemonError(
+            f"GEARMAND IS DOWN: it did not come back even on the restored queue: {exc}"
+        ) from exc
+
+
+def _kept(path: Path | None) -> str:
+    return f"; the failed edit's rows are in {path}" if path else ""
+
+
+def _tail(result: WindowResult) -> str:
+    if result.started is None:
+        return "; gearmand left stopped"
+    v = result.started.verification
+    return f"; gearmand restarted (pid {result.started.pid})" + (f" and {v.summary()}" if v else "")

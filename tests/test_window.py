@@ -1,0 +1,193 @@
+"""The maintenance window against real daemons: success, rollback paths, interrupts.
+
+The edit here is a stand-in written with the plain driver (the real edit commands
+live in queuetool.edits); it snapshots every row and restores them on demand.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from servers import JobSpec, admin, pid_alive, priority_status, submit, work
+
+from queuetool.errors import Aborted, VerifyError
+from queuetool.store import QueueStore
+from queuetool.window import window
+
+JOBS = [JobSpec(f"fn{i % 2}", f"u{i}", bytes([65 + i]), priority=1) for i in range(12)]
+
+
+@dataclass
+class RowsSnapshot:
+    queue: object
+    snapshot: Path
+    rows: list
+
+    def restore(self) -> Path | None:
+        self.queue.sql(f"DELETE FROM {self.queue.table}")
+        self.queue.insert(self.rows)
+        return None
+
+
+def edit(queue, tmp_path: Path, sql: str, args: tuple = (), before=None):
+    def change() -> RowsSnapshot:
+        rows = queue.rows()
+        snap = tmp_path / "snapshot.pickle"
+        snap.write_bytes(pickle.dumps(rows))
+        if before:
+            before()
+        queue.sql(sql, args)
+        return RowsSnapshot(queue, snap, rows)
+
+    return change
+
+
+def adopt(daemon) -> int:
+    daemon.pid = int(admin(daemon.port, "getpid").split()[1])
+    return daemon.pid
+
+
+def run_window(queue, daemon, tmp_path, change, **kw):
+    try:
+        return window(
+            QueueStore(queue.url, queue.table), change, state_dir=tmp_path / "state", **kw
+        )
+    finally:
+        with_retry_adopt(daemon)
+
+
+def with_retry_adopt(daemon) -> None:
+    try:
+        adopt(daemon)
+    except OSError:
+        daemon.pid = None
+
+
+def test_window_edits_and_verifies(queue, tmp_path):
+    daemon = queue.gearmand()
+    submit(daemon.port, JOBS)
+    old = daemon.pid
+    change = edit(
+        queue, tmp_path, "UPDATE gearman_queue SET priority = 0 WHERE function_name = ?", ("fn1",)
+    )
+    result = run_window(queue, daemon, tmp_path, change)
+    assert result.started is not None and result.started.verification.ok
+    assert result.downtime is not None and result.downtime < 10
+    assert not pid_alive(old) and daemon.pid != old
+    assert priority_status(daemon.port) == {"fn0": (0, 6, 0), "fn1": (6, 0, 0)}
+    # A worker for both functions gets every HIGH job first (1.1.x orders within a function).
+    got = work(daemon.port, ["fn1"], 6, timeout=10)
+    assert sorted(r.data for r in got) == sorted(j.data for j in JOBS if j.function == "fn1")
+
+
+def test_window_store_queue_on_shutdown(sqlite_queue, tmp_path):
+    daemon = sqlite_queue.gearmand("--store-queue-on-shutdown")
+    submit(daemon.port, JOBS)
+    change = edit(sqlite_queue, tmp_path, "DELETE FROM gearman_queue WHERE function_name = 'fn0'")
+    result = run_window(sqlite_queue, daemon, tmp_path, change)
+    assert result.started.verification.ok
+    assert priority_status(daemon.port) == {"fn1": (0, 6, 0)}
+
+
+def test_window_command_way(sqlite_queue, tmp_path):
+    from test_daemon import service_script
+
+    daemon = sqlite_queue.gearmand()
+    submit(daemon.port, JOBS)
+    script = service_script(tmp_path, daemon)
+    change = edit(sqlite_queue, tmp_path, "UPDATE gearman_queue SET priority = 2")
+    result = run_window(
+        sqlite_queue,
+        daemon,
+        tmp_path,
+        change,
+        address=daemon.address,
+        stop_command=f"{script} stop",
+        start_command=f"{script} start",
+    )
+    assert result.started.method.startswith("command:")
+    assert priority_status(daemon.port) == {"fn0": (0, 0, 6), "fn1": (0, 0, 6)}
+
+
+def test_unreplayable_edit_is_rolled_back_before_start(queue, tmp_path):
+    daemon = queue.gearmand()
+    submit(daemon.port, JOBS)
+    original = queue.rows()
+    change = edit(queue, tmp_path, "UPDATE gearman_queue SET priority = 7 WHERE unique_key = 'u3'")
+    with pytest.raises(VerifyError) as err:
+        run_window(queue, daemon, tmp_path, change)
+    assert err.value.exit_code == 5
+    message = str(err.value)
+    assert "cannot replay" in message and "priority_range" in message
+    assert "rolled back to" in message and "gearmand restarted" in message
+    assert queue.rows() == original
+    assert priority_status(daemon.port) == queue.counts() == {"fn0": (0, 6, 0), "fn1": (0, 6, 0)}
+    if queue.backend == "sqlite":
+        kept = tmp_path / "snapshot.pickle.failed-edit.db"
+        assert f"failed edit's rows are in {kept}" in message
+        conn = sqlite3.connect(kept)
+        bad = conn.execute("SELECT priority FROM gearman_queue WHERE unique_key = 'u3'").fetchall()
+        conn.close()
+        assert bad == [(7,)]
+
+
+def test_daemon_crash_on_replay_rolls_back(sqlite_queue, tmp_path):
+    """The priority-7 row really crashes gearmand; the window restores and restarts."""
+    daemon = sqlite_queue.gearmand()
+    submit(daemon.port, JOBS)
+    original = sqlite_queue.rows()
+    change = edit(
+        sqlite_queue, tmp_path, "INSERT INTO gearman_queue VALUES ('bad', 'fn0', 7, x'00', 0)"
+    )
+    with pytest.raises(VerifyError) as err:
+        run_window(sqlite_queue, daemon, tmp_path, change, check_before_start=False)
+    message = str(err.value)
+    assert "after the edit gearmand failed" in message
+    assert "died during start-up" in message or "no gearmand came up" in message
+    assert "gearmand restarted" in message
+    assert sqlite_queue.rows() == original
+    assert priority_status(daemon.port) == {"fn0": (0, 6, 0), "fn1": (0, 6, 0)}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_mid_edit_rolls_back_and_restarts(sqlite_queue, tmp_path, signum):
+    daemon = sqlite_queue.gearmand()
+    submit(daemon.port, JOBS)
+    original = sqlite_queue.rows()
+    change = edit(
+        sqlite_queue,
+        tmp_path,
+        "DELETE FROM gearman_queue",
+        before=lambda: os.kill(os.getpid(), signum),  # Ctrl-C while the edit runs
+    )
+    with pytest.raises(Aborted) as err:
+        run_window(sqlite_queue, daemon, tmp_path, change)
+    assert err.value.exit_code == 3
+    assert f"{signal.Signals(signum).name} during the edit: it was rolled back" in str(err.value)
+    assert "gearmand restarted" in str(err.value)
+    assert sqlite_queue.rows() == original
+    assert priority_status(daemon.port) == {"fn0": (0, 6, 0), "fn1": (0, 6, 0)}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_no_restart_leaves_it_stopped_then_cli_start(mysql_queue, tmp_path, cli):
+    daemon = mysql_queue.gearmand()
+    submit(daemon.port, JOBS)
+    change = edit(mysql_queue, tmp_path, "DELETE FROM gearman_queue WHERE function_name = 'fn1'")
+    result = run_window(mysql_queue, daemon, tmp_path, change, no_restart=True)
+    assert result.started is None and daemon.pid is None
+    started = cli("start", *mysql_queue.cli_args(), env={"XDG_STATE_HOME": str(tmp_path / "xdg")})
+    # The window kept its state in its own state_dir; the CLI looks in XDG: none there.
+    assert started.exit_code == 6 and "no captured gearmand command line" in started.stderr
+    from queuetool.daemon import start
+
+    res = start(QueueStore(mysql_queue.url), state_dir=tmp_path / "state")
+    adopt(daemon)
+    assert res.verification.ok and res.downtime is not None
+    assert priority_status(daemon.port) == {"fn0": (0, 6, 0)}
