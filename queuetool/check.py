@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .store import INT32_MAX, MAX_UNIQUE_BYTES, QueueStore
+from .store import COLUMNS, INT32_MAX, MAX_UNIQUE_BYTES, QueueStore
 
 EXAMPLES = 5
 
@@ -78,14 +78,31 @@ def conditions(store: QueueStore) -> dict[str, sa.ColumnElement[bool]]:
     """Per kind of problem, the rows that have it (duplicates are counted apart)."""
     t = store.table
     d = store.dialect
-    conds = dict(d.storage_type_conditions(t))
+    wrong_type = d.storage_type_conditions(t)
+    conds = dict(wrong_type)
+
+    def typed(column: str, cond: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+        # A value of the wrong type is that problem only: SQLite orders any TEXT after
+        # every number, so 'soon' would also be "beyond 2**31". The cheap test first.
+        wrong = wrong_type.get(f"{column}_type")
+        return cond if wrong is None else sa.and_(cond, sa.not_(wrong))
+
     # BETWEEN, not NOT IN (0, 1, 2): the same rows, at a third of the cost in SQLite.
-    conds["priority_range"] = sa.not_(t.c.priority.between(0, 2))
-    conds["unique_key_empty"] = t.c.unique_key == ""
-    conds["unique_key_length"] = d.byte_length(t.c.unique_key) > MAX_UNIQUE_BYTES
-    conds["function_name_empty"] = t.c.function_name == ""
-    conds["when_to_run_range"] = sa.or_(
-        t.c.when_to_run > INT32_MAX, t.c.when_to_run < -INT32_MAX - 1
+    conds["priority_range"] = typed("priority", sa.not_(t.c.priority.between(0, 2)))
+    # `= ''` alone is not enough: MySQL's PAD SPACE collations find ' ' = ''.
+    conds["unique_key_empty"] = typed(
+        "unique_key", sa.and_(t.c.unique_key == "", d.byte_length(t.c.unique_key) == 0)
+    )
+    conds["unique_key_length"] = typed(
+        "unique_key", d.byte_length(t.c.unique_key) > MAX_UNIQUE_BYTES
+    )
+    conds["function_name_empty"] = typed(
+        "function_name",
+        sa.and_(t.c.function_name == "", d.byte_length(t.c.function_name) == 0),
+    )
+    conds["when_to_run_range"] = typed(
+        "when_to_run",
+        sa.or_(t.c.when_to_run > INT32_MAX, t.c.when_to_run < -INT32_MAX - 1),
     )
     return conds
 
@@ -102,6 +119,9 @@ def check(
     result = CheckResult(schema=store.schema_problems(conn))
     if not store.exists(conn):
         return result
+    present = {c["name"].lower() for c in sa.inspect(conn).get_columns(store.table_name)}
+    if not present.issuperset(COLUMNS):
+        return result  # the schema problem says which column; rows cannot be read
     t = store.table
     conds = conditions(store)
     scope = sa.true() if where is None else where
