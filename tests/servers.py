@@ -414,6 +414,15 @@ class Received:
     data: bytes
 
 
+def _text(value: str | bytes | None) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value or ""
+
+
+def _received(job: gear.WorkerJob) -> Received:
+    # gear hands out the name as str but the unique key as bytes: make both text.
+    return Received(_text(job.name), _text(job.unique), bytes(job.arguments))
+
+
 def work(
     port: int,
     functions: Iterable[str],
@@ -440,7 +449,7 @@ def work(
                 job = worker.getJob()
             except gear.InterruptedError:
                 break
-            received.append(Received(job.name, job.unique or "", bytes(job.arguments)))
+            received.append(_received(job))
             if fail:
                 job.sendWorkFail()
             else:
@@ -463,7 +472,7 @@ def holding_worker(port: int, function: str, timeout: float = 30.0) -> Iterator[
     try:
         job = worker.getJob()
         timer.cancel()
-        yield Received(job.name, job.unique or "", bytes(job.arguments))
+        yield _received(job)
         with contextlib.suppress(Exception):
             job.sendWorkComplete()
     finally:
