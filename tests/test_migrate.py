@@ -1,0 +1,404 @@
+"""migrate: SQLite <-> MySQL through real gearmand daemons, a real MariaDB and the gear client."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import make_mysql_queue, make_sqlite_queue, mysql_ddl
+from servers import (
+    MARIADBD,
+    Gearmand,
+    JobSpec,
+    MySQLServer,
+    free_port,
+    priority_status,
+    sqlite_queue_args,
+    start_mariadb,
+    submit,
+    work,
+)
+
+from queuetool.checksum import table_checksum
+from queuetool.errors import QueuetoolError
+from queuetool.migrate import MigrateOptions, migrate
+from queuetool.store import QueueStore
+
+FAR = 2_000_000_000  # a scheduled job that stays queued
+
+
+def jobs_for_daemon() -> list[JobSpec]:
+    """Binary payloads (NUL, 0xFF, empty), all priorities, scheduled jobs, non-ASCII keys
+    that the latin1 table gearmand creates on a fresh MariaDB can hold."""
+    jobs = [
+        JobSpec(f"fn{i % 3}", f"u{i}", bytes([i % 256, 0, 255]) * (i % 4), priority=i % 3)
+        for i in range(45)
+    ]
+    jobs += [
+        JobSpec("fñ", "café", b"\x00caf\xc3\xa9\xff", priority=0),
+        JobSpec("fñ", "naïve ü", b"", priority=2),
+        JobSpec("fn0", "back\\slash", b"a\\b\\0", priority=1),
+        JobSpec("fn1", "due-epoch", b"\x01epoch", when=int(time.time()) + 1),
+        JobSpec("fn1", "later", b"\x00later", when=FAR),
+    ]
+    return jobs
+
+
+def run_ok(cli, *args: str):  # type: ignore[no-untyped-def]
+    result = cli("migrate", *args, "--yes", "--quiet")
+    assert result.exit_code == 0, result.output + result.stderr
+    return result
+
+
+def verify_lines(stdout: str) -> tuple[str, str]:
+    src = next(x for x in stdout.splitlines() if x.startswith("source checksum"))
+    dst = next(x for x in stdout.splitlines() if x.startswith("target checksum"))
+    return src.split(":", 1)[1].strip(), dst.split(":", 1)[1].strip()
+
+
+def received_map(got) -> dict[tuple[str, str], bytes]:  # type: ignore[no-untyped-def]
+    return {
+        (r.function, r.unique.decode() if isinstance(r.unique, bytes) else r.unique): r.data
+        for r in got
+    }
+
+
+def test_round_trip_sqlite_mysql_sqlite_through_gearmand(
+    tmp_path, sqlite_queue, mysql_server, mysql_db, cli
+):
+    src = sqlite_queue
+    dst = make_mysql_queue(tmp_path, mysql_server, mysql_db, create=False)
+    try:
+        _round_trip(tmp_path, src, dst, mysql_server, mysql_db, cli)
+    finally:
+        for daemon in dst.daemons:
+            daemon.stop()
+
+
+def _round_trip(tmp_path, src, dst, mysql_server, mysql_db, cli):  # type: ignore[no-untyped-def]
+    daemon = src.gearmand()
+    jobs = jobs_for_daemon()
+    submit(daemon.port, jobs)
+    expected_counts = priority_status(daemon.port)
+    daemon.stop()
+    source_rows = src.rows()
+    assert len(source_rows) == len(jobs)
+    # gearmand itself stores an empty payload as NULL; migrate carries it as an empty BLOB.
+    carried = sorted((u, f, p, d or b"", w) for u, f, p, d, w in source_rows)
+
+    # The MySQL table as gearmand's plugin creates it: latin1 on a fresh MariaDB.
+    dst.gearmand().stop()
+    assert "latin1" in mysql_server.query(mysql_db, "SHOW CREATE TABLE gearman_queue")[0][1]
+
+    out = run_ok(cli, src.url, dst.url).stdout
+    a, b = verify_lines(out)
+    assert a == b and a.startswith(f"{len(jobs)} rows")
+    assert "-q MySQL --mysql-host 127.0.0.1" in out and "--mysql-password '*****'" in out
+    assert "data NULL -> empty payload" in out
+    assert dst.rows() == carried  # byte-exact, keys included
+    assert src.rows() == source_rows  # the source is untouched
+    assert mysql_server.query(mysql_db, "SHOW TABLES") == [("gearman_queue",)]
+
+    mysql_daemon = dst.gearmand()
+    assert priority_status(mysql_daemon.port) == expected_counts
+    mysql_daemon.stop()
+
+    # Back to a new SQLite file, started by --start-with and verified by migrate itself.
+    back = tmp_path / "back.db"
+    port = free_port()
+    pidfile = tmp_path / "back.pid"
+    start = " ".join(
+        [
+            "gearmand",
+            "-d",
+            "-p",
+            str(port),
+            "-L",
+            "127.0.0.1",
+            "-P",
+            str(pidfile),
+            "-l",
+            str(tmp_path / "back.log"),
+            *sqlite_queue_args(back),
+        ]
+    )
+    out = run_ok(cli, dst.url, f"sqlite:///{back}", "--start-with", start).stdout
+    assert "reload verified" in out
+    back_daemon = Gearmand(tmp_path, sqlite_queue_args(back), port=port)
+    back_daemon.pid = int(pidfile.read_text())
+    try:
+        assert priority_status(port) == expected_counts
+        with sqlite3.connect(back) as conn:
+            assert conn.execute(
+                "SELECT COUNT(*) FROM gearman_queue WHERE typeof(data) != 'blob'"
+            ).fetchone() == (0,)
+        due = [j for j in jobs if j.when != FAR]
+        got = work(port, sorted({j.function for j in due}), len(due), timeout=30)
+    finally:
+        back_daemon.stop()
+    assert received_map(got) == {(j.function, j.unique): j.data for j in due}
+
+    # And the MySQL queue hands out the same jobs with the same payloads.
+    mysql_daemon = dst.gearmand()
+    got = work(mysql_daemon.port, sorted({j.function for j in due}), len(due), timeout=30)
+    assert received_map(got) == {(j.function, j.unique): j.data for j in due}
+
+
+def test_non_ascii_keys_latin1_refused_utf8mb4_round_trip(tmp_path, mysql_server, cli):
+    src = make_sqlite_queue(tmp_path)
+    rows = [
+        ("ключ-☃", "fñ☃", 1, b"\x00\xff", 0),
+        ("café", "f", 0, b"", 5),
+        ("k", "emoji-🦄", 2, b"x", 0),
+    ]
+    src.insert(rows)
+    latin = mysql_server.create_database("qt_mig_latin1")
+    utf = "qt_mig_utf8mb4"
+    with mysql_server.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{utf}`")
+        cur.execute(f"CREATE DATABASE `{utf}` CHARACTER SET utf8mb4")
+    try:
+        latin_q = make_mysql_queue(tmp_path, mysql_server, latin)
+        result = cli("migrate", src.url, latin_q.url, "--yes", "--quiet")
+        assert result.exit_code == 1
+        assert "2 unique_key_charset" in result.stderr or "unique_key_charset" in result.stderr
+        assert "2 of 3 jobs cannot be carried" in result.stderr
+        assert latin_q.rows() == []  # nothing written, no staging left
+        assert mysql_server.query(latin, "SHOW TABLES") == [("gearman_queue",)]
+
+        utf_q = make_mysql_queue(tmp_path, mysql_server, utf)
+        run_ok(cli, src.url, utf_q.url)
+        assert utf_q.rows() == sorted(rows)
+        hexed = mysql_server.query(utf, "SELECT HEX(unique_key) FROM gearman_queue ORDER BY 1")
+        assert ("D0BAD0BBD18ED1872DE29883",) in hexed
+        back = tmp_path / "back.db"
+        run_ok(cli, utf_q.url, f"sqlite:///{back}")
+        with sqlite3.connect(back) as conn:
+            got = conn.execute(
+                "SELECT unique_key, function_name, priority, data, when_to_run FROM gearman_queue"
+            ).fetchall()
+        assert sorted(got) == sorted(rows)
+    finally:
+        mysql_server.drop_database(latin)
+        mysql_server.drop_database(utf)
+
+
+def test_invalid_rows_refused_then_skipped_and_exported(tmp_path, mysql_queue, cli):
+    (tmp_path / "s").mkdir()
+    src = make_sqlite_queue(tmp_path / "s")
+    good = [(f"g{i}", "fn", 1, bytes([i]), 0) for i in range(10)]
+    bad = [
+        ("p7", "fn", 7, b"x", 0),
+        ("far", "fn", 1, b"x", 2**40),
+        ("k" * 65, "fn", 1, b"x", 0),
+    ]
+    fixable = [("nullwhen", "fn", 1, b"y", None)]
+    src.insert(good + bad + fixable)
+    with sqlite3.connect(src.sqlite_path) as conn:
+        conn.execute("INSERT INTO gearman_queue VALUES ('textdata', 'fn', 2, 'abc', 0)")
+
+    dry = cli("migrate", src.url, mysql_queue.url, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "12 jobs would be copied" in dry.stdout
+    for kind in ("1 priority_range", "1 when_to_run_range", "1 unique_key_length"):
+        assert kind in dry.stdout
+    assert "would normalise 1: when_to_run NULL -> 0" in dry.stdout
+    assert mysql_queue.rows() == []
+
+    refused = cli("migrate", src.url, mysql_queue.url, "--yes", "--quiet")
+    assert refused.exit_code == 1
+    assert "3 of 15 jobs cannot be carried" in refused.stderr
+    assert mysql_queue.rows() == []
+
+    export = tmp_path / "skipped.jsonl"
+    run_ok(cli, src.url, mysql_queue.url, "--skip-invalid", "--skipped-file", str(export))
+    lines = [json.loads(x) for x in export.read_text().splitlines()]
+    assert sorted(x["reason"] for x in lines) == [
+        "priority_range",
+        "unique_key_length",
+        "when_to_run_range",
+    ]
+    assert export.stat().st_mode & 0o777 == 0o600
+    got = {r[0]: r for r in mysql_queue.rows()}
+    assert len(got) == 12
+    assert got["nullwhen"][4] == 0
+    assert got["textdata"][3] == b"abc"
+
+
+def test_target_with_wrong_layout_refused(tmp_path, sqlite_queue, mysql_server, mysql_db, cli):
+    sqlite_queue.insert([("a", "fn", 1, b"x", 0)])
+    mysql_server.query(
+        mysql_db,
+        "CREATE TABLE gearman_queue (unique_key VARCHAR(64), function_name VARCHAR(255), "
+        "priority INT, data TEXT, when_to_run INT)",
+    )
+    result = cli("migrate", sqlite_queue.url, mysql_server.url(mysql_db), "--yes", "--quiet")
+    assert result.exit_code == 2
+    assert "cannot be used by gearmand" in result.stderr
+    assert "gearmand needs LONGBLOB" in result.stderr
+    assert "no primary or unique key" in result.stderr
+
+
+def test_non_empty_target_merge_and_replace(tmp_path, sqlite_queue, mysql_queue, cli):
+    sqlite_queue.insert([("a", "fn", 1, b"new-a", 0), ("b", "fn", 2, b"new-b", 0)])
+    mysql_queue.insert([("A", "fn", 0, b"old-A", 0), ("c", "fn", 0, b"old-c", 0)])
+    args = (sqlite_queue.url, mysql_queue.url, "--yes", "--quiet")
+
+    refused = cli("migrate", *args)
+    assert refused.exit_code == 2 and "already holds 2 jobs" in refused.stderr
+
+    # latin1_swedish_ci calls 'a' and 'A' the same key: a conflict in the target.
+    fail = cli("migrate", *args, "--merge")
+    assert fail.exit_code == 1 and "1 conflict" in fail.stderr
+    assert [r[3] for r in mysql_queue.rows()] == [b"old-A", b"old-c"]
+
+    skip = cli("migrate", *args, "--merge", "--on-conflict", "skip")
+    assert skip.exit_code == 0, skip.stderr
+    assert "1 skipped on conflict" in skip.stdout
+    assert sorted(r[3] for r in mysql_queue.rows()) == [b"new-b", b"old-A", b"old-c"]
+
+    replace = cli("migrate", *args, "--merge", "--on-conflict", "replace")
+    assert replace.exit_code == 0, replace.stderr
+    a, b = verify_lines(replace.stdout)
+    assert a != b  # the target also holds its own jobs: expected vs found is what verifies
+    assert sorted(r[3] for r in mysql_queue.rows()) == [b"new-a", b"new-b", b"old-c"]
+
+    snapdir = tmp_path / "snaps"
+    snapdir.mkdir()
+    config = tmp_path / "q.toml"
+    config.write_text(f'[snapshots]\ndir = "{snapdir}"\n')
+    whole = cli("migrate", *args, "--replace", "--config", str(config))
+    assert whole.exit_code == 0, whole.stderr
+    assert "snapshot: " in whole.stdout and list(snapdir.iterdir())
+    assert mysql_queue.rows() == sqlite_queue.rows()
+
+
+def test_dry_run_no_tty_and_running_daemon(tmp_path, sqlite_queue, mysql_queue, cli):
+    sqlite_queue.insert([("a", "fn", 1, b"x", 0)])
+    no_tty = cli("migrate", sqlite_queue.url, mysql_queue.url, "--quiet")
+    assert no_tty.exit_code == 3 and "add --yes" in no_tty.stderr
+    assert mysql_queue.rows() == []
+    daemon = sqlite_queue.gearmand()
+    running = cli(
+        "migrate",
+        sqlite_queue.url,
+        mysql_queue.url,
+        "--yes",
+        "--quiet",
+        "--gearmand",
+        daemon.address,
+    )
+    assert running.exit_code == 4
+    daemon.stop()
+    assert mysql_queue.rows() == []
+
+
+def test_config_names_and_backend_words(tmp_path, sqlite_queue, mysql_queue, cli):
+    sqlite_queue.insert([("a", "fn", 1, b"x", 0)])
+    config = tmp_path / "queuetool.toml"
+    config.write_text(
+        f'[queues.old]\nurl = "{sqlite_queue.url}"\n[queues.new]\nurl = "{mysql_queue.url}"\n'
+    )
+    out = run_ok(cli, "sqlite", "mysql", "--config", str(config)).stdout
+    assert "1 jobs copied" in out
+    assert mysql_queue.rows() == sqlite_queue.rows()
+    back = tmp_path / "b.db"
+    run_ok(cli, "new", "sqlite", "--config", str(config), "--sqlite-db", str(back))
+    assert sqlite_queue.rows() == [("a", "fn", 1, b"x", 0)]  # the source is untouched
+    with sqlite3.connect(back) as conn:
+        assert conn.execute("SELECT unique_key FROM gearman_queue").fetchall() == [("a",)]
+
+
+def restart_mariadb(server: MySQLServer) -> None:
+    """Start a killed throwaway mariadbd again on its own datadir and port."""
+    assert server.workdir is not None
+    workdir = server.workdir
+    proc = subprocess.Popen(
+        [
+            MARIADBD,
+            "--no-defaults",
+            f"--datadir={workdir / 'data'}",
+            f"--socket={workdir / 'mysqld.sock'}",
+            f"--port={server.port}",
+            "--bind-address=127.0.0.1",
+            "--user=root",
+            f"--pid-file={workdir / 'mysqld.pid'}",
+            f"--log-error={workdir / 'error.log'}",
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=256M",
+            "--max-allowed-packet=64M",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    server.pid = proc.pid
+    server._proc = proc  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            server.connect().close()
+            return
+        except Exception:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_mysql_killed_mid_copy_leaves_target_and_source(tmp_path, cli):
+    server = start_mariadb(tmp_path / "own-mariadb")
+    try:
+        db = server.create_database("killme")
+        server.query(db, mysql_ddl())
+        server.query(db, "INSERT INTO gearman_queue VALUES ('old', 'fn', 1, 'kept', 0)")
+        src = make_sqlite_queue(tmp_path)
+        with sqlite3.connect(src.sqlite_path) as conn:
+            conn.executemany(
+                "INSERT INTO gearman_queue VALUES (?, ?, ?, ?, 0)",
+                ((f"job{i}", f"fn{i % 5}", i % 3, b"\x00payload" * 8) for i in range(150_000)),
+            )
+        source = QueueStore(src.url)
+        with source.connect() as conn:
+            before = table_checksum(conn, source.table)
+        target = QueueStore(server.url(db))
+
+        def kill_at_third(done: int, total: int) -> None:
+            if done > total // 3 and server.pid is not None:
+                server.kill()
+
+        with pytest.raises((QueuetoolError, Exception)):
+            migrate(source, target, MigrateOptions(replace=True), progress=kill_at_third)
+        target.close()
+        assert server.pid is None
+        with source.connect() as conn:
+            assert table_checksum(conn, source.table) == before
+        restart_mariadb(server)
+        assert server.query(db, "SELECT unique_key, data FROM gearman_queue") == [("old", b"kept")]
+        again = cli(
+            "migrate",
+            src.url,
+            server.url(db),
+            "--replace",
+            "--yes",
+            "--quiet",
+            "--config",
+            str(_snapshot_config(tmp_path)),
+        )
+        assert again.exit_code == 0, again.stderr
+        assert "removed leftover table gearman_queue__qt_staging" in again.stderr
+        assert server.query(db, "SELECT COUNT(*) FROM gearman_queue") == [(150_000,)]
+        assert server.query(db, "SHOW TABLES") == [("gearman_queue",)]
+    finally:
+        server.stop()
+
+
+def _snapshot_config(tmp_path: Path) -> Path:
+    snaps = tmp_path / "snaps"
+    snaps.mkdir(exist_ok=True)
+    config = tmp_path / "snap.toml"
+    config.write_text(f'[snapshots]\ndir = "{snaps}"\n')
+    return config
