@@ -1,0 +1,212 @@
+"""Benchmark for `queuetool migrate` against a bare copy and a dump-and-load pipeline.
+
+`bench_migrate(rows, mysql, workdir)` builds a SQLite queue of `rows` jobs by SQL
+(data.build_sqlite), then times, in this one run:
+  1. `queuetool migrate` SQLite -> MySQL and MySQL -> SQLite (a child process each,
+     verification included; peak RSS from wait4),
+  2. the fastest bare copy with the same drivers: a streamed read (sqlite3 cursor /
+     PyMySQL SSCursor) and multi-row batched INSERTs (PyMySQL executemany with 16 MB
+     statements, autocommit per batch / sqlite3 executemany in one transaction), no
+     checks, no checksum,
+  3. `sqlite3 .dump | sed ... | mariadb`, the pipeline a person might try, and what it
+     does to the data (GEARMAND.md: it fails as is; with sed it corrupts backslashes).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pymysql
+import pymysql.cursors
+from data import build_sqlite
+from measure import run_measured
+from servers import MySQLServer
+
+QUEUETOOL = str(Path(sys.executable).parent / "queuetool")
+COLS = "unique_key, function_name, priority, data, when_to_run"
+BATCH = 5000
+
+
+def bench_migrate(rows: int, mysql: MySQLServer, workdir: Path) -> dict:
+    """rows/s of ours, bare and dump-and-load in both directions, and our peak RSS (MB)."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    src = build_sqlite(workdir / "migrate-src.db", rows)
+    out: dict[str, object] = {"rows": rows}
+
+    db = mysql.create_database("qt_bench_migrate")
+    back = workdir / "migrate-back.db"
+    try:
+        m = run_measured(
+            [QUEUETOOL, "migrate", f"sqlite:///{src}", mysql.url(db), "--yes", "--quiet"]
+        )
+        _ok(m, "ours sqlite->mysql")
+        out["ours_sqlite_to_mysql"] = _figures(rows, m.seconds, m.peak_mb)
+        back.unlink(missing_ok=True)
+        m = run_measured(
+            [QUEUETOOL, "migrate", mysql.url(db), f"sqlite:///{back}", "--yes", "--quiet"]
+        )
+        _ok(m, "ours mysql->sqlite")
+        out["ours_mysql_to_sqlite"] = _figures(rows, m.seconds, m.peak_mb)
+
+        bare_db = mysql.create_database("qt_bench_bare")
+        seconds = _timed(bare_sqlite_to_mysql, src, mysql, bare_db)
+        out["bare_sqlite_to_mysql"] = _figures(rows, seconds)
+        bare_back = workdir / "migrate-bare-back.db"
+        bare_back.unlink(missing_ok=True)
+        seconds = _timed(bare_mysql_to_sqlite, mysql, bare_db, bare_back)
+        out["bare_mysql_to_sqlite"] = _figures(rows, seconds)
+        mysql.drop_database(bare_db)
+
+        out["dump_and_load"] = dump_and_load(src, mysql, workdir)
+    finally:
+        mysql.drop_database(db)
+    for way in ("sqlite_to_mysql", "mysql_to_sqlite"):
+        ours, bare = out[f"ours_{way}"], out[f"bare_{way}"]
+        out[f"ratio_{way}"] = round(ours["rows_per_s"] / bare["rows_per_s"], 3)  # type: ignore[index]
+    return out
+
+
+def _figures(rows: int, seconds: float, peak_mb: float | None = None) -> dict[str, float]:
+    record = {"seconds": round(seconds, 3), "rows_per_s": round(rows / seconds)}
+    if peak_mb is not None:
+        record["peak_rss_mb"] = round(peak_mb, 1)
+    return record
+
+
+def _ok(m, what: str) -> None:  # type: ignore[no-untyped-def]
+    if m.returncode != 0:
+        raise RuntimeError(f"{what} failed with exit {m.returncode}: {m.stdout}")
+
+
+def _timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def bare_sqlite_to_mysql(src: Path, mysql: MySQLServer, db: str) -> None:
+    """Streamed sqlite3 read, PyMySQL multi-row INSERTs of 5000 rows, autocommit."""
+    with mysql.connect(db) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS gearman_queue")
+        cur.execute(
+            "CREATE TABLE gearman_queue (unique_key VARCHAR(64), function_name VARCHAR(255), "
+            "priority INT, data LONGBLOB, when_to_run INT, unique key (unique_key, function_name))"
+        )
+        cur.max_stmt_length = 16 * 1024 * 1024
+        lite = sqlite3.connect(src)
+        reader = lite.execute(f"SELECT {COLS} FROM gearman_queue")
+        sql = f"INSERT INTO gearman_queue ({COLS}) VALUES (%s, %s, %s, %s, %s)"
+        while batch := reader.fetchmany(BATCH):
+            cur.executemany(sql, batch)
+        lite.close()
+
+
+def bare_mysql_to_sqlite(mysql: MySQLServer, db: str, dst: Path) -> None:
+    """PyMySQL server-side cursor, sqlite3 executemany in one transaction."""
+    lite = sqlite3.connect(dst)
+    lite.execute(
+        "CREATE TABLE gearman_queue ( unique_key TEXT, function_name TEXT, priority INTEGER, "
+        "data BLOB, when_to_run INTEGER, PRIMARY KEY (unique_key, function_name))"
+    )
+    with mysql.connect(db) as conn, conn.cursor(pymysql.cursors.SSCursor) as cur:
+        cur.execute(f"SELECT {COLS} FROM gearman_queue")
+        while batch := cur.fetchmany(BATCH):
+            lite.executemany("INSERT INTO gearman_queue VALUES (?, ?, ?, ?, ?)", batch)
+    lite.commit()
+    lite.close()
+
+
+def dump_and_load(src: Path, mysql: MySQLServer, workdir: Path) -> dict[str, object]:
+    """`sqlite3 .dump | mariadb` as is, then with the usual sed fixes; what arrives."""
+    result: dict[str, object] = {}
+    mariadb = shutil.which("mariadb") or shutil.which("mysql")
+    if not shutil.which("sqlite3") or not mariadb:
+        return {"skipped": "sqlite3 or mariadb client not installed"}
+    client = f"{mariadb} -h {mysql.host} -P {mysql.port} -u {mysql.user} -p'{mysql.password}'"
+    db = mysql.create_database("qt_bench_dump")
+    try:
+        plain = subprocess.run(
+            f"sqlite3 {src} .dump | {client} {db}",
+            shell=True,
+            capture_output=True,
+            text=True,
+        )
+        result["as_is"] = {
+            "exit": plain.returncode,
+            "error": plain.stderr.strip().splitlines()[-1] if plain.stderr.strip() else "",
+        }
+        mysql.drop_database(db)
+        mysql.create_database(db)
+        fixes = (
+            "sed -e '/^PRAGMA/d' -e 's/^BEGIN TRANSACTION;/BEGIN;/' "
+            "-e 's/^CREATE TABLE .*/CREATE TABLE gearman_queue (unique_key VARCHAR(64), "
+            "function_name VARCHAR(255), priority INT, data LONGBLOB, when_to_run INT, "
+            "unique key (unique_key, function_name));/' "
+            "-e 's/^INSERT INTO \"gearman_queue\"/INSERT INTO gearman_queue/'"
+        )
+        start = time.perf_counter()
+        fixed = subprocess.run(
+            f"sqlite3 {src} .dump | {fixes} | {client} {db}",
+            shell=True,
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - start
+        rows = sqlite3.connect(src).execute("SELECT COUNT(*) FROM gearman_queue").fetchone()[0]
+        loaded = mysql.query(db, "SELECT COUNT(*) FROM gearman_queue")[0][0]
+        with_bs = _backslash_probe(mysql, db, client, workdir)
+        result["with_sed"] = {
+            "exit": fixed.returncode,
+            "seconds": round(seconds, 3),
+            "rows_per_s": round(rows / seconds) if seconds else None,
+            "rows_loaded": loaded,
+            "rows_in_source": rows,
+            "backslash_key_arrives_as": with_bs,
+        }
+    finally:
+        mysql.drop_database(db)
+    return result
+
+
+def _backslash_probe(mysql: MySQLServer, db: str, client: str, workdir: Path) -> str:
+    """A key 'a\\b' through the same pipeline: what bytes land in MySQL."""
+    probe = workdir / "probe.db"
+    probe.unlink(missing_ok=True)
+    conn = sqlite3.connect(probe)
+    conn.execute(
+        "CREATE TABLE gearman_queue (unique_key TEXT, function_name TEXT, "
+        "priority INTEGER, data BLOB, when_to_run INTEGER)"
+    )
+    conn.execute("INSERT INTO gearman_queue VALUES ('a\\b', 'fn', 1, x'00', 0)")
+    conn.commit()
+    conn.close()
+    mysql.query(db, "DELETE FROM gearman_queue")
+    subprocess.run(
+        f"sqlite3 {probe} .dump | grep '^INSERT' | sed 's/\"gearman_queue\"/gearman_queue/' "
+        f"| {client} {db}",
+        shell=True,
+        capture_output=True,
+    )
+    got = mysql.query(db, "SELECT HEX(unique_key) FROM gearman_queue")
+    return got[0][0] if got else "(nothing)"
+
+
+if __name__ == "__main__":  # python tests/bench/migrate_bench.py ROWS
+    import json
+    import tempfile
+
+    sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
+    from servers import start_mariadb
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_mariadb(Path(tmp) / "mariadb")
+        try:
+            print(json.dumps(bench_migrate(int(sys.argv[1]), server, Path(tmp)), indent=2))
+        finally:
+            server.stop()
