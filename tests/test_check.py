@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from servers import Gearmand, priority_status, wait_gone
+from servers import Gearmand, JobSpec, priority_status, submit, wait_gone, work
 
 from queuetool.check import DESCRIPTIONS, Problem, check
 from queuetool.store import QueueStore
@@ -145,7 +145,6 @@ MYSQL_PROBLEMS = [
     ("priority_range", ("u1", "fn", -1, b"x", 0)),
     ("unique_key_type", (None, "fn", 1, b"x", 0)),
     ("function_name_type", ("u1", None, 1, b"x", 0)),
-    ("data_type", ("u1", "fn", 1, None, 0)),
     ("unique_key_empty", ("", "fn", 1, b"x", 0)),
     ("function_name_empty", ("u1", "", 1, b"x", 0)),
 ]
@@ -164,6 +163,17 @@ def test_mysql_null_when_to_run_is_fine(mysql_queue):
     # The MySQL replay reads NULL as 0 (run now): not a problem there, unlike SQLite.
     mysql_queue.insert([GOOD, ("u1", "fn", 1, b"x", None)])
     assert checked(mysql_queue).ok
+
+
+def test_mysql_empty_payload_as_gearmand_writes_it_is_fine(mysql_queue):
+    # gearmand stores an empty payload as NULL data and replays it as empty on MySQL.
+    daemon = mysql_queue.gearmand()
+    submit(daemon.port, [JobSpec("fn", "empty", b"")])
+    daemon.stop()
+    assert mysql_queue.sql(f"SELECT data IS NULL FROM {mysql_queue.table}") == [(1,)]
+    assert checked(mysql_queue).ok
+    daemon.start()
+    assert [r.data for r in work(daemon.port, ["fn"], 1, timeout=10)] == [b""]
 
 
 def test_mysql_unique_key_over_64_bytes_in_a_utf8mb4_table(mysql_queue):

@@ -27,12 +27,15 @@ def column_type_problem(name: str, coltype: sa.types.TypeEngine) -> str | None:
 
 
 def storage_type_conditions(table: sa.Table) -> dict[str, sa.ColumnElement[bool]]:
-    """MySQL enforces column types; the replay reads NULL priority as 0 (HIGH!)."""
+    """MySQL enforces column types; the replay reads NULL priority as 0 (HIGH!).
+
+    NULL data is fine here: it is how gearmand itself stores an empty payload, and the
+    MySQL replay reads it back as empty (seen on 1.1.20). NULL when_to_run reads as 0.
+    """
     return {
         "unique_key_type": table.c.unique_key.is_(None),
         "function_name_type": table.c.function_name.is_(None),
         "priority_type": table.c.priority.is_(None),
-        "data_type": table.c.data.is_(None),
     }
 
 
