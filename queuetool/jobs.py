@@ -69,13 +69,23 @@ def list_jobs(
             )
 
 
+_ESCAPES = {ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+
+
 def preview(data: bytes | None, width: int = 40) -> str:
-    """A safe one-line view of a payload: printable ASCII as is, the rest escaped."""
+    """A safe one-line view of a payload: printable ASCII as is, the rest escaped.
+
+    A backslash is doubled, so the bytes `\\xff` and the byte 0xff look different.
+    """
     if data is None:
         return ""
-    shown = data[:width].decode("ascii", "backslashreplace")
-    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)
+    shown = "".join(
+        _ESCAPES.get(b) or (chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}") for b in data[:width]
+    )
     return shown + ("..." if len(data) > width else "")
+
+
+JOB_COLUMNS = ["unique_key", "function", "priority", "when_to_run", "size"]  # job_record's keys
 
 
 def job_record(job: Job, show_data: bool = False) -> dict[str, object]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TextIO
 
 from tabulate import tabulate
@@ -16,12 +16,21 @@ from tabulate import tabulate
 FORMATS = ("table", "json", "csv")
 
 
-def render(rows: Iterable[dict[str, object]], fmt: str, out: TextIO) -> int:
-    """Write `rows` to `out` in `fmt`; returns how many rows were written."""
+def render(
+    rows: Iterable[dict[str, object]],
+    fmt: str,
+    out: TextIO,
+    columns: Sequence[str] | None = None,
+) -> int:
+    """Write `rows` to `out` in `fmt`; returns how many rows were written.
+
+    `columns` names the CSV header for when there are no rows: a script reading the
+    CSV still gets its header line.
+    """
     if fmt == "json":
         return _json(rows, out)
     if fmt == "csv":
-        return _csv(rows, out)
+        return _csv(rows, out, columns)
     if fmt == "table":
         return _table(list(rows), out)
     raise ValueError(f"unknown format {fmt!r}")
@@ -51,7 +60,7 @@ def _json(rows: Iterable[dict[str, object]], out: TextIO) -> int:
     return count
 
 
-def _csv(rows: Iterable[dict[str, object]], out: TextIO) -> int:
+def _csv(rows: Iterable[dict[str, object]], out: TextIO, columns: Sequence[str] | None) -> int:
     writer: csv.DictWriter | None = None
     count = 0
     for row in rows:
@@ -60,4 +69,6 @@ def _csv(rows: Iterable[dict[str, object]], out: TextIO) -> int:
             writer.writeheader()
         writer.writerow(row)
         count += 1
+    if writer is None and columns:
+        csv.writer(out, lineterminator="\n").writerow(columns)
     return count

@@ -18,6 +18,8 @@ GROUPINGS = {
     "function,priority": ("function", "priority"),
 }
 
+COUNT_COLUMNS = ("count", "scheduled", "due", "bytes")  # after the grouping keys
+
 
 @dataclass(frozen=True)
 class Group:

@@ -175,6 +175,8 @@ class QueueStore:
     def require_table(self, conn: Connection) -> None:
         """Raise SchemaError unless the table exists with gearmand's layout."""
         problems = self.schema_problems(conn)
+        if problems and not self.exists(conn):
+            raise SchemaError(problems[0])  # it names the table and the database already
         if problems:
             raise SchemaError(
                 f"{self.display_url} table {self.table_name!r}: " + "; ".join(problems)

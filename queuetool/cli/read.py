@@ -9,9 +9,9 @@ import click
 
 from ..check import check
 from ..filters import JobFilter
-from ..jobs import job_record, list_jobs
+from ..jobs import JOB_COLUMNS, job_record, list_jobs
 from ..render import render
-from ..report import GROUPINGS, function_table, group_record, prometheus, report
+from ..report import COUNT_COLUMNS, GROUPINGS, function_table, group_record, prometheus, report
 from .options import AppContext, filter_options, format_option, queue_options
 
 
@@ -43,19 +43,15 @@ def report_cmd(app: AppContext, job_filter: JobFilter, by: str | None, fmt: str)
     if by is None and fmt == "table":
         render(function_table(rep), fmt, out)
         return
-    groups = rep.by(by or "function,priority")
-    rows = [group_record(g) for g in groups]
+    grouping = by or "function,priority"
+    keys = GROUPINGS[grouping]
+    rows = [group_record(g) for g in rep.by(grouping)]
     if fmt == "table":
-        total = group_record(rep.total())
-        rows.append(
-            {**{k: "" for k in rows[0] if k in ("function", "priority")}, **total}
-            if rows
-            else total
-        )
-        first = next(iter(rows[-1]))
-        if first in ("function", "priority"):
-            rows[-1][first] = "TOTAL"
-    render(rows, fmt, out)
+        # The totals row keeps the grouping columns (first one says TOTAL), even when
+        # the queue is empty.
+        label = {key: "TOTAL" if i == 0 else "" for i, key in enumerate(keys)}
+        rows.append({**label, **group_record(rep.total())})
+    render(rows, fmt, out, columns=[*keys, *COUNT_COLUMNS])
 
 
 @click.command("jobs")
@@ -72,7 +68,8 @@ def jobs_cmd(app: AppContext, job_filter: JobFilter, limit: int, show_data: bool
       queuetool jobs --function 'copyFiles*' --priority low --limit 20
     """
     jobs = list_jobs(app.store, job_filter, limit=limit or None, with_data=show_data)
-    render((job_record(j, show_data) for j in jobs), fmt, sys.stdout)
+    columns = [*JOB_COLUMNS, "data"] if show_data else JOB_COLUMNS
+    render((job_record(j, show_data) for j in jobs), fmt, sys.stdout, columns=columns)
 
 
 @click.command("check")
