@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,9 +16,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-
-from queuetool.cli import main
-from queuetool.store import SQL_DIR
 from servers import (
     Gearmand,
     MySQLServer,
@@ -27,8 +25,21 @@ from servers import (
     start_mariadb,
 )
 
+from queuetool.cli import main
+from queuetool.store import SQL_DIR
+
 TABLE = "gearman_queue"
 _names = itertools.count(1)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A SIGTERM (a CI time-out, `timeout`) becomes Ctrl-C, so fixtures still stop the
+    # servers they started instead of leaving them running.
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session")
@@ -113,9 +124,7 @@ class Queue:
         got = self.sql(
             f"SELECT unique_key, function_name, priority, data, when_to_run FROM {self.table}"
         )
-        return sorted(
-            (u, f, p, bytes(d) if d is not None else None, w) for u, f, p, d, w in got
-        )
+        return sorted((u, f, p, bytes(d) if d is not None else None, w) for u, f, p, d, w in got)
 
     def counts(self) -> dict[str, tuple[int, int, int]]:
         """function -> (high, normal, low) from the table, for comparing with gearadmin."""

@@ -1,7 +1,7 @@
 """`make demo`: a local gearmand on a SQLite queue under ./demo, a few hundred jobs, a report.
 
-    python tests/demo.py start   # start (or reuse) the demo daemon, submit jobs, report
-    python tests/demo.py stop    # SIGTERM the demo daemon by its pid and wait for it
+python tests/demo.py start   # start (or reuse) the demo daemon, submit jobs, report
+python tests/demo.py stop    # SIGTERM the demo daemon by its pid and wait for it
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def sample_jobs(n: int = 300) -> list[JobSpec]:
         if i % 10 == 9:  # a tenth waits until tonight
             jobs.append(JobSpec(function, f"rec-{i:05d}", payload, when=tonight))
         else:
-            jobs.append(JobSpec(function, f"rec-{i:05d}", payload, priority=rng.choice((0, 1, 1, 2))))
+            jobs.append(
+                JobSpec(function, f"rec-{i:05d}", payload, priority=rng.choice((0, 1, 1, 2)))
+            )
     return jobs
 
 

@@ -329,6 +329,19 @@ def start_mariadb(workdir: Path, timeout: float = 60.0) -> MySQLServer:
         start_new_session=True,
     )
     server = MySQLServer("127.0.0.1", port, "queuetool", "t3st:p@ss/word", workdir, proc.pid)
+    try:
+        _create_user(server, socket_path, proc, timeout)
+    except BaseException:
+        server.stop()  # a half-started server must not outlive the test run
+        raise
+    # Popen's child is reaped by us; remember the Popen so it is not a zombie.
+    server._proc = proc  # type: ignore[attr-defined]
+    return server
+
+
+def _create_user(
+    server: MySQLServer, socket_path: Path, proc: subprocess.Popen, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -336,15 +349,13 @@ def start_mariadb(workdir: Path, timeout: float = 60.0) -> MySQLServer:
             break
         except pymysql.err.OperationalError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                log = (workdir / "error.log").read_text(errors="replace")[-2000:]
+                assert server.workdir is not None
+                log = (server.workdir / "error.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"mariadbd did not start:\n{log}") from None
             time.sleep(0.1)
     with root, root.cursor() as cur:
         cur.execute(f"CREATE USER '{server.user}'@'%%' IDENTIFIED BY %s", (server.password,))
-        cur.execute(f"GRANT ALL ON *.* TO '{server.user}'@'%'")
-    # Popen's child is reaped by us; remember the Popen so it is not a zombie.
-    server._proc = proc  # type: ignore[attr-defined]
-    return server
+        cur.execute(f"GRANT ALL ON *.* TO '{server.user}'@'%%'")
 
 
 def mysql_from_url(url: str) -> MySQLServer:
@@ -352,7 +363,9 @@ def mysql_from_url(url: str) -> MySQLServer:
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
-    return MySQLServer(u.host or "127.0.0.1", u.port or 3306, u.username or "root", u.password or "")
+    return MySQLServer(
+        u.host or "127.0.0.1", u.port or 3306, u.username or "root", u.password or ""
+    )
 
 
 # -- gear client and worker ------------------------------------------------------------
@@ -397,7 +410,9 @@ def submit(port: int, jobs: Iterable[JobSpec]) -> int:
 def _submit_epoch(client: gear.Client, job: gear.Job, when: int, timeout: float = 30) -> None:
     """SUBMIT_JOB_EPOCH (packet 36), which gear has no method for: a background job
     with a when_to_run (always NORMAL priority: the protocol has no priority for it)."""
-    data = b"\x00".join((job.binary_name, job.binary_unique, str(when).encode(), job.binary_arguments))
+    data = b"\x00".join(
+        (job.binary_name, job.binary_unique, str(when).encode(), job.binary_arguments)
+    )
     packet = gear.Packet(gear.constants.REQ, gear.constants.SUBMIT_JOB_EPOCH, data)
     conn = client.getConnection()
     task = gear.SubmitJobTask(job)

@@ -43,7 +43,14 @@ def test_report_table_and_prometheus(queue, cli):
     assert table.exit_code == 0
     lines = table.stdout.splitlines()
     assert lines[0].split() == [
-        "function", "HIGH", "NORMAL", "LOW", "total", "scheduled", "due", "bytes"
+        "function",
+        "HIGH",
+        "NORMAL",
+        "LOW",
+        "total",
+        "scheduled",
+        "due",
+        "bytes",
     ]
     assert lines[-1].split()[:5] == ["TOTAL", "20", "21", "20", "61"]
     prom = cli("report", *queue.cli_args(), "--format", "prometheus")

@@ -21,6 +21,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from data import build_mysql, build_sqlite, timed  # noqa: E402
 from measure import run_measured  # noqa: E402
 from servers import MySQLServer, start_mariadb  # noqa: E402
+from window_bench import bench_window  # noqa: E402
 
 from queuetool.check import check  # noqa: E402
 from queuetool.report import report  # noqa: E402
@@ -73,10 +74,14 @@ def bench_report_check(name: str, url: str, bare) -> None:  # type: ignore[no-un
         "cli_check_wall_s": round(cli_check.seconds, 2),
         "cli_check_peak_mb": round(cli_check.peak_mb, 1),
     }
-    line(f"report {name}: {t_report:.3f}s vs bare GROUP BY {t_bare:.3f}s "
-         f"= {t_report / t_bare:.2f}x; CLI peak {cli_report.peak_mb:.0f} MB")
-    line(f"check  {name}: {t_check:.3f}s vs one full scan {t_scan:.3f}s "
-         f"= {t_check / t_scan:.2f}x; CLI peak {cli_check.peak_mb:.0f} MB")
+    line(
+        f"report {name}: {t_report:.3f}s vs bare GROUP BY {t_bare:.3f}s "
+        f"= {t_report / t_bare:.2f}x; CLI peak {cli_report.peak_mb:.0f} MB"
+    )
+    line(
+        f"check  {name}: {t_check:.3f}s vs one full scan {t_scan:.3f}s "
+        f"= {t_check / t_scan:.2f}x; CLI peak {cli_check.peak_mb:.0f} MB"
+    )
 
 
 def main() -> int:
@@ -107,6 +112,7 @@ def main() -> int:
 
 
 SECTIONS: list = []  # further sections (edits, window, migrate) register here
+SECTIONS.append(bench_window)
 
 if __name__ == "__main__":
     sys.exit(main())
