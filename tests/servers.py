@@ -355,7 +355,7 @@ def _create_user(
             time.sleep(0.1)
     with root, root.cursor() as cur:
         cur.execute(f"CREATE USER '{server.user}'@'%%' IDENTIFIED BY %s", (server.password,))
-        cur.execute(f"GRANT ALL ON *.* TO '{server.user}'@'%%'")
+        cur.execute(f"GRANT ALL ON *.* TO '{server.user}'@'%'")  # no args: no % escaping
 
 
 def mysql_from_url(url: str) -> MySQLServer:
