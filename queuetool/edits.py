@@ -323,36 +323,45 @@ def apply_edits(
     now = int(time.time())
     frozen = [edit.frozen(now) for edit in edits]
     result = EditResult(snapshot_dir=Path(snapshot_dir) if snapshot_dir is not None else None)
-    with store.begin() as conn:
-        store.require_table(conn)
-        if not any(_count(conn, store, e.where(store)) for e in frozen):
-            result.changes = [Change(e, 0, 0) for e in edits]
-            result.elapsed = time.monotonic() - started
-            return result  # nothing written: the transaction just ends
-        if snapshot:
-            mark = time.monotonic()
-            result.snapshot = take(
-                store, snapshot_dir, keep=keep, reason=_reason(edits), conn=conn, create=create_dir
-            )
-            result.snapshot_seconds = time.monotonic() - mark
-            result.snapshot_dir = result.snapshot.path.parent
-        mark = time.monotonic()
-        result.rows_before = store.count(conn)
-        touched = []
-        for edit, live in zip(edits, frozen, strict=True):
-            matched = _count(conn, store, live.where(store))
-            changed = live.run(store, conn, matched, now) if matched else 0
-            if changed != matched:
-                raise VerifyError(
-                    f"{live.describe()}: {matched} jobs matched but {changed} changed; "
-                    "rolled back, nothing changed"
+    with store.connect() as conn:
+        # A big page cache on SQLite, strict mode on MySQL (a value a column cannot hold
+        # is an error, never silently cut); set before the transaction begins.
+        store.dialect.prepare_writer(conn.connection.driver_connection)
+        with conn.begin():
+            store.require_table(conn)
+            first = _count(conn, store, frozen[0].where(store)) if frozen else 0
+            if not first and not any(_count(conn, store, e.where(store)) for e in frozen[1:]):
+                result.changes = [Change(e, 0, 0) for e in edits]
+                result.elapsed = time.monotonic() - started
+                return result  # nothing written: the transaction just ends
+            if snapshot:
+                mark = time.monotonic()
+                reason = _reason(edits)
+                result.snapshot = take(
+                    store, snapshot_dir, keep=keep, reason=reason, conn=conn, create=create_dir
                 )
-            result.changes.append(Change(edit, matched, changed))
-            where = live.touched(store, now)
-            if where is not None and changed:
-                touched.append(where)
-        _verify(store, conn, frozen, result, touched)
-        result.change_seconds = time.monotonic() - mark
+                result.snapshot_seconds = time.monotonic() - mark
+                result.snapshot_dir = result.snapshot.path.parent
+            mark = time.monotonic()
+            # The snapshot was read in this transaction: its row count is the table's.
+            result.rows_before = result.snapshot.rows if result.snapshot else store.count(conn)
+            touched = []
+            for i, (edit, live) in enumerate(zip(edits, frozen, strict=True)):
+                # The first edit's count still holds (only reads came between); later
+                # edits see the table as the earlier ones left it.
+                matched = first if i == 0 else _count(conn, store, live.where(store))
+                changed = live.run(store, conn, matched, now) if matched else 0
+                if changed != matched:
+                    raise VerifyError(
+                        f"{live.describe()}: {matched} jobs matched but {changed} changed; "
+                        "rolled back, nothing changed"
+                    )
+                result.changes.append(Change(edit, matched, changed))
+                where = live.touched(store, now)
+                if where is not None and changed:
+                    touched.append(where)
+            _verify(store, conn, frozen, result, touched)
+        result.change_seconds = time.monotonic() - mark  # the commit included
     result.elapsed = time.monotonic() - started
     return result
 

@@ -461,12 +461,15 @@ def restore(
 
 @contextlib.contextmanager
 def _attached(store: QueueStore, conn: Connection, path: Path) -> Iterator[str | None]:
-    """On SQLite, ATTACH the snapshot to the queue's connection (before any transaction,
-    which ATTACH needs) so its rows can be copied in the engine; yields the schema name."""
+    """Set the connection up for a bulk write (the dialect's `prepare_writer`: a big page
+    cache on SQLite, strict mode on MySQL) and, on SQLite, ATTACH the snapshot (before any
+    transaction, which ATTACH needs) so its rows are copied in the engine; yields the
+    attached schema's name, or None."""
+    raw = conn.connection.driver_connection
+    store.dialect.prepare_writer(raw)
     if store.sqlite_path is None:
         yield None
         return
-    raw = conn.connection.driver_connection
     raw.execute("ATTACH DATABASE ? AS qtsnap", (str(path),))
     try:
         yield "qtsnap"
