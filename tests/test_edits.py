@@ -244,6 +244,22 @@ def test_cli_reschedule_options(queue, snapdir, cli):
     assert abs(start - (time.time() + 7200)) < 60
     assert whens == [start + i * 3600 // 10 for i in range(10)]
     assert len(list(snapdir.iterdir())) == 1
+    now = cli("reschedule", *args, "-f", "fn1", "--now")
+    assert now.exit_code == 0, now.output
+    assert "Note:" not in now.stderr  # due at once: nothing to wake
+    assert {w for _, f, _, _, w in queue.rows() if f == "fn1"} == {0}
+
+
+@pytest.mark.parametrize(
+    "command", ["reprioritise", "reprioritize", "reschedule", "purge", "snapshot", "snapshots",
+                "restore"],
+)  # fmt: skip
+def test_help_ends_with_an_example(cli, command):
+    out = cli(command, "--help")
+    assert out.exit_code == 0
+    text = out.stdout.split("Options:")[0].rstrip().splitlines()
+    example = next(i for i, line in enumerate(text) if line.strip().startswith("Example"))
+    assert all(line.strip().startswith("queuetool ") for line in text[example + 1 :])
 
 
 # -- --spread, as properties -------------------------------------------------------------

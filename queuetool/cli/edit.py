@@ -233,7 +233,8 @@ def reschedule_cmd(
         when = 0
     seconds = parse_duration(spread) if spread else 0
     result = run_edits(app, [Reschedule(job_filter, when, seconds)], **opts)
-    if result is not None and result.changed:
+    if result is not None and result.changed and (when or seconds):
+        # Only a future when_to_run waits for a wake-up; --now (0) is handed out at once.
         version = installed_gearmand_version()
         if version is None or version_tuple(version) < (2, 0, 0):
             note(opts["quiet"], WAKE_NOTE.format(version=version or "older than 2.0.0"))
