@@ -154,6 +154,7 @@ def window(
                 store,
                 hashtable_buckets=hashtable_buckets,
                 check_first=check_before_start,
+                checked=checked,  # the table is as just checked: no second full scan
                 **starter,  # type: ignore[arg-type]
             )
         except (DaemonError, VerifyError) as exc:
