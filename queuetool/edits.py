@@ -292,6 +292,28 @@ class EditResult:
         kwargs.setdefault("keep", None)
         return restore(store, self.snapshot.path, self.snapshot_dir, **kwargs)  # type: ignore[arg-type]
 
+    def undo(self, store: QueueStore, guard: bool = False) -> Undo:
+        """The pre-edit snapshot and a no-argument `restore()`, as the maintenance window
+        (`window.Change`) wants them; the window owns the daemon, so no guard by default."""
+        if self.snapshot is None:
+            raise UsageError("this edit took no snapshot, so it cannot be undone")
+        return Undo(store, self.snapshot.path, self.snapshot_dir, guard)
+
+
+@dataclass
+class Undo:
+    """Puts the table back as it was before an edit (`window.Change`)."""
+
+    store: QueueStore
+    snapshot: Path
+    snapshot_dir: Path | None = None
+    guard: bool = False
+
+    def restore(self) -> Path | None:
+        """Restore the snapshot; returns the snapshot of the replaced (edited) rows."""
+        result = restore(self.store, self.snapshot, self.snapshot_dir, keep=None, guard=self.guard)
+        return result.before.path if result.before is not None else None
+
 
 def apply_edits(
     store: QueueStore,

@@ -79,6 +79,16 @@ def test_reprioritise_changes_exactly_the_matched_jobs(queue, store, snapdir):
     assert queue.rows() == sorted(ROWS)
 
 
+def test_undo_for_the_maintenance_window(queue, store, snapdir):
+    queue.insert(ROWS)
+    result = purge(store, only("fn0"), snapshot_dir=snapdir)
+    undo = result.undo(store)
+    assert undo.snapshot == result.snapshot.path
+    replaced = undo.restore()  # no arguments: what window.Change asks for
+    assert queue.rows() == sorted(ROWS)
+    assert replaced is not None and snapshot.read_manifest(replaced).rows == 20
+
+
 def test_reschedule_at_now_and_range(queue, store, snapdir):
     queue.insert(ROWS)
     reschedule(store, only("fn0"), at=1_900_000_000, snapshot_dir=snapdir)
