@@ -484,8 +484,22 @@ def _insert_rows(store: QueueStore, conn: Connection, path: Path, source: str | 
     if source is not None:
         conn.exec_driver_sql(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {source}.rows")
         return
-    # Elsewhere through the driver's executemany (PyMySQL turns it into multi-row INSERTs).
+    # Elsewhere through the driver's executemany on the transaction's own DB-API
+    # connection: PyMySQL turns it into multi-row INSERTs, as long as the server's
+    # packet limit allows (`statement_bytes`), which saves most of the round trips.
     mark = "?" if conn.dialect.paramstyle in ("qmark", "numeric") else "%s"
     insert = f"INSERT INTO {table} ({columns}) VALUES ({', '.join([mark] * len(COLUMNS))})"
-    for rows in snapshot_rows(path):
-        conn.exec_driver_sql(insert, rows)
+    raw = conn.connection.dbapi_connection
+    cursor = raw.cursor()  # type: ignore[union-attr]
+    try:
+        limit = store.dialect.statement_bytes(raw)
+        if limit:
+            cursor.max_stmt_length = limit
+        for rows in snapshot_rows(path):
+            cursor.executemany(insert, rows)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise VerifyError(
+            f"the table does not take the rows of {path} ({exc}): rolled back, nothing changed"
+        ) from exc
+    finally:
+        cursor.close()

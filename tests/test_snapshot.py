@@ -268,3 +268,25 @@ def test_disk_full_stops_the_edit(queue, snapdir, tmp_path):
     assert "full" in proc.stderr or "File too large" in proc.stderr
     assert list(snapdir.iterdir()) == []
     assert checksum_of(queue) == before
+
+
+def test_rows_the_table_cannot_take_roll_back(mysql_queue, tmp_path):
+    """A (consistent) snapshot whose key does not fit VARCHAR(64): strict mode refuses it,
+    and the table is left as it was."""
+    mysql_queue.insert(ODD_ROWS)
+    store = store_of(mysql_queue)
+    info = snapshot.take(store, out=tmp_path / "s.qtsnap")
+    with sqlite3.connect(info.path) as db:
+        db.execute("UPDATE rows SET unique_key = ? WHERE unique_key = 'plain'", ("k" * 100,))
+    db.close()
+    found = snapshot.verify(info.path)
+    with sqlite3.connect(info.path) as db:
+        db.execute("UPDATE manifest SET value = ? WHERE key = 'checksum'", (found.checksum,))
+    db.close()
+    assert snapshot.verify(info.path).ok
+    mysql_queue.sql(f"DELETE FROM {mysql_queue.table} WHERE unique_key = 'plain'")
+    before = mysql_queue.rows()
+    with pytest.raises(VerifyError, match="does not take the rows"):
+        snapshot.restore(store, info.path, tmp_path, guard=False)
+    assert mysql_queue.rows() == before
+    store.close()
