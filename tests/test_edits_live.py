@@ -136,6 +136,12 @@ def test_refused_while_daemon_runs(queue, cli, snapdir):
         assert "stop it first" in result.output
     assert queue.rows() == before
     assert list(snapdir.iterdir()) == []
+    forced = cli("reprioritise", "-f", "fn", "--to", "low", *queue.cli_args(), "--yes",
+                 "--force", "--snapshot-dir", str(snapdir))  # fmt: skip
+    assert forced.exit_code == 0, forced.output
+    assert "Warning: --force" in forced.stderr
+    assert "WRITING TO A LIVE QUEUE" in forced.stderr and f"pid {daemon.pid}" in forced.stderr
+    assert "3 jobs changed" in forced.stdout
     snap = cli("snapshot", *queue.cli_args(), "--snapshot-dir", str(snapdir))
     assert snap.exit_code == 0, snap.output  # a snapshot only reads: fine while it runs
     refused = cli("restore", *queue.cli_args(), snapshot_path(snap), "--yes",
