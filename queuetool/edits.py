@@ -31,7 +31,8 @@ from .export import check_export_path, export_jobs
 from .filters import JobFilter
 from .jobs import Job, select_jobs
 from .priority import Priority
-from .snapshot import RestoreResult, SnapshotInfo, restore, take
+from .restore import RestoreResult, restore
+from .snapshot import SnapshotInfo, take
 from .store import INT32_MAX, QueueStore
 from .timeparse import format_epoch
 

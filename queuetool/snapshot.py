@@ -1,4 +1,5 @@
-"""Snapshots: one portable file holding every row of a queue table, and restore.
+"""Snapshots: one portable file holding every row of a queue table (`restore.py` puts
+one back).
 
 A snapshot is a SQLite database (the container, whatever the queue's backend) with
 two tables: `rows`, the queue rows byte for byte, and `manifest`, what they are
@@ -34,8 +35,8 @@ from sqlalchemy.engine import Connection
 from . import __version__
 from .checksum import Checksum, stream_rows
 from .config import DEFAULT_KEEP, default_snapshot_dir
-from .errors import SnapshotError, UsageError, VerifyError
-from .store import COLUMNS, QueueStore, conn_quote
+from .errors import SnapshotError, UsageError
+from .store import COLUMNS, QueueStore
 
 FORMAT = "queuetool-snapshot/1"
 SUFFIX = ".qtsnap"
@@ -102,18 +103,6 @@ class Verification:
             f"{self.info.path}: DAMAGED: manifest says {self.info.rows} rows, checksum "
             f"{self.info.checksum}; the file holds {self.rows} rows, checksum {self.checksum}"
         )
-
-
-@dataclass(frozen=True)
-class RestoreResult:
-    """What `restore` did: the snapshot put back, and the snapshot taken of the state before."""
-
-    source: SnapshotInfo
-    before: SnapshotInfo | None
-    rows_before: int
-    rows: int
-    checksum: str
-    elapsed: float
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -399,107 +388,3 @@ def prune(directory: Path, keep: int, newest: SnapshotInfo) -> list[Path]:
             old.path.unlink()
             removed.append(old.path)
     return removed
-
-
-# -- restoring -------------------------------------------------------------------------
-
-
-def restore(
-    store: QueueStore,
-    path: str | os.PathLike[str],
-    snapshot_dir: str | os.PathLike[str] | None = None,
-    *,
-    keep: int | None = DEFAULT_KEEP,
-    gearmand: str | None = None,
-    force: bool = False,
-    guard: bool = True,
-    take_snapshot: bool = True,
-    create: bool | None = None,
-) -> RestoreResult:
-    """Put the table back exactly as the snapshot holds it.
-
-    The snapshot's checksum is verified before anything is written; the current
-    state is snapshotted first (to `snapshot_dir`); then, in ONE transaction, every
-    row is deleted and the snapshot's rows inserted, and the table's checksum is
-    compared with the manifest before the commit (VerifyError and a rollback if not).
-    `guard` refuses while the queue's gearmand runs (`force` overrides it).
-    """
-    started = time.monotonic()
-    verification = verify(path)
-    if not verification.ok:
-        raise VerifyError(verification.summary() + "; not restored")
-    info = verification.info
-    if info.backend != store.backend:
-        raise UsageError(
-            f"{info.path} is a snapshot of a {info.backend} queue; {store.display_url} is "
-            f"{store.backend} (restore into a {info.backend} queue, or use migrate)"
-        )
-    if guard:
-        from .guard import ensure_stopped
-
-        ensure_stopped(store, gearmand, force)
-    with store.connect() as conn, _attached(store, conn, info.path) as source, conn.begin():
-        store.require_table(conn)
-        before = None
-        if take_snapshot:
-            before = take(
-                store, snapshot_dir, keep=keep, reason="before-restore", conn=conn, create=create
-            )
-        rows_before = store.count(conn)
-        conn.execute(store.table.delete())
-        _insert_rows(store, conn, info.path, source)
-        after = Checksum().update(stream_rows(conn, store.table))
-        if after.rows != info.rows or after.hex != info.checksum:
-            raise VerifyError(
-                f"after restoring {info.path} the table holds {after}, the snapshot "
-                f"{info.rows} rows, checksum {info.checksum}: rolled back, nothing changed"
-            )
-    return RestoreResult(
-        info, before, rows_before, after.rows, after.hex, time.monotonic() - started
-    )
-
-
-@contextlib.contextmanager
-def _attached(store: QueueStore, conn: Connection, path: Path) -> Iterator[str | None]:
-    """Set the connection up for a bulk write (the dialect's `prepare_writer`: a big page
-    cache on SQLite, strict mode on MySQL) and, on SQLite, ATTACH the snapshot (before any
-    transaction, which ATTACH needs) so its rows are copied in the engine; yields the
-    attached schema's name, or None."""
-    raw = conn.connection.driver_connection
-    store.dialect.prepare_writer(raw)
-    if store.sqlite_path is None:
-        yield None
-        return
-    raw.execute("ATTACH DATABASE ? AS qtsnap", (str(path),))
-    try:
-        yield "qtsnap"
-    finally:
-        raw.execute("DETACH DATABASE qtsnap")
-
-
-def _insert_rows(store: QueueStore, conn: Connection, path: Path, source: str | None) -> None:
-    """Every snapshot row into the (emptied) table, values untouched."""
-    columns = ", ".join(conn_quote(store.engine, c) for c in COLUMNS)
-    table = conn_quote(store.engine, store.table_name)
-    if source is not None:
-        conn.exec_driver_sql(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {source}.rows")
-        return
-    # Elsewhere through the driver's executemany on the transaction's own DB-API
-    # connection: PyMySQL turns it into multi-row INSERTs, as long as the server's
-    # packet limit allows (`statement_bytes`), which saves most of the round trips.
-    mark = "?" if conn.dialect.paramstyle in ("qmark", "numeric") else "%s"
-    insert = f"INSERT INTO {table} ({columns}) VALUES ({', '.join([mark] * len(COLUMNS))})"
-    raw = conn.connection.dbapi_connection
-    cursor = raw.cursor()  # type: ignore[union-attr]
-    try:
-        limit = store.dialect.statement_bytes(raw)
-        if limit:
-            cursor.max_stmt_length = limit
-        for rows in snapshot_rows(path):
-            cursor.executemany(insert, rows)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise VerifyError(
-            f"the table does not take the rows of {path} ({exc}): rolled back, nothing changed"
-        ) from exc
-    finally:
-        cursor.close()

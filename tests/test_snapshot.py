@@ -15,6 +15,7 @@ import pytest
 from queuetool import snapshot
 from queuetool.checksum import table_checksum
 from queuetool.errors import SnapshotError, UsageError, VerifyError
+from queuetool.restore import restore
 from queuetool.store import QueueStore
 
 ODD_ROWS = [
@@ -80,7 +81,7 @@ def test_round_trip_is_byte_exact(queue, snapdir):
     queue.sql(f"DELETE FROM {queue.table} WHERE unique_key = 'plain'")
     queue.sql(f"UPDATE {queue.table} SET priority = 0")
     queue.insert([("new", "fn", 1, b"new", 0)])
-    result = snapshot.restore(store, info.path, snapdir, guard=False)
+    result = restore(store, info.path, snapdir, guard=False)
     store.close()
     assert typed_rows(queue) == original
     assert checksum_of(queue) == original_sum
@@ -136,7 +137,7 @@ def test_damaged_snapshot_is_found_and_not_restored(queue, tmp_path, cli):
     assert "DAMAGED" in checked.stdout
     queue.sql(f"DELETE FROM {queue.table}")
     with pytest.raises(VerifyError, match="not restored"):
-        snapshot.restore(store, info.path, tmp_path, guard=False)
+        restore(store, info.path, tmp_path, guard=False)
     refused = cli(
         "restore", *queue.cli_args(), str(info.path), "--yes", "--snapshot-dir", str(tmp_path)
     )
@@ -184,7 +185,7 @@ def test_restore_refuses_other_backend(sqlite_queue, tmp_path):
         db.execute("UPDATE manifest SET value = 'mysql' WHERE key = 'backend'")
     db.close()
     with pytest.raises(UsageError, match="mysql queue"):
-        snapshot.restore(store_of(sqlite_queue), info.path, tmp_path, guard=False)
+        restore(store_of(sqlite_queue), info.path, tmp_path, guard=False)
 
 
 def test_restore_cli_dry_run_and_confirmation(queue, snapdir, cli):
@@ -287,6 +288,6 @@ def test_rows_the_table_cannot_take_roll_back(mysql_queue, tmp_path):
     mysql_queue.sql(f"DELETE FROM {mysql_queue.table} WHERE unique_key = 'plain'")
     before = mysql_queue.rows()
     with pytest.raises(VerifyError, match="does not take the rows"):
-        snapshot.restore(store, info.path, tmp_path, guard=False)
+        restore(store, info.path, tmp_path, guard=False)
     assert mysql_queue.rows() == before
     store.close()

@@ -24,7 +24,8 @@ from ..filters import JobFilter
 from ..jobs import job_record
 from ..priority import Priority
 from ..render import render
-from ..snapshot import list_snapshots, read_manifest, restore, take, verify
+from ..restore import restore
+from ..snapshot import list_snapshots, read_manifest, take, verify
 from ..timeparse import parse_duration, parse_time
 from .options import AppContext, filter_options, format_option, queue_options, quiet_option
 
