@@ -31,6 +31,7 @@ from queuetool.errors import UsageError, VerifyError
 from queuetool.export import read_export
 from queuetool.filters import JobFilter
 from queuetool.priority import Priority
+from queuetool.restore import restore
 from queuetool.store import INT32_MAX, QueueStore
 from queuetool.timeparse import parse_duration
 
@@ -398,3 +399,32 @@ def test_sigkill_mid_edit_leaves_old_or_new(queue, snapdir, tmp_path, phase):
     for path in finished:  # any snapshot under its final name is complete
         result = snapshot.verify(path)
         assert result.ok and result.rows == BIG
+
+
+def test_sigkill_mid_restore_leaves_old_or_new(queue, snapdir, tmp_path):
+    queue.insert([(f"k{i:07d}", f"fn{i % 4}", 1, b"p" * 40, 0) for i in range(BIG)])
+    saved = snapshot.take(QueueStore(queue.url, queue.table), out=tmp_path / "saved.qtsnap")
+    queue.sql(f"UPDATE {queue.table} SET priority = 0")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "queuetool", "restore", str(saved.path), *queue.cli_args(),
+         "--yes", "--snapshot-dir", str(snapdir)],
+        cwd=tmp_path, env={**os.environ, "QUEUETOOL_CONFIG": ""},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert wait_for(lambda: any(p.suffix == ".qtsnap" for p in snapdir.iterdir()), 60)
+        time.sleep(0.3)  # into the copy
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    counts = queue.sql(f"SELECT priority, COUNT(*) FROM {queue.table} GROUP BY priority")
+    assert [tuple(c) for c in counts] in ([(0, BIG)], [(1, BIG)])
+    # The next restore finishes the job (and clears what the killed one left behind).
+    store = QueueStore(queue.url, queue.table)
+    restore(store, saved.path, snapdir, guard=False)
+    store.close()
+    assert [
+        tuple(c)
+        for c in queue.sql(f"SELECT priority, COUNT(*) FROM {queue.table} GROUP BY priority")
+    ] == [(1, BIG)]
