@@ -287,7 +287,7 @@ class EditResult:
         return sum(c.matched for c in self.changes)
 
     def restore(self, store: QueueStore, **kwargs: object) -> RestoreResult:
-        """Put back the snapshot taken before the edit (see `snapshot.restore`)."""
+        """Put back the snapshot taken before the edit (see `restore.restore`)."""
         if self.snapshot is None:
             raise UsageError("this edit took no snapshot, so there is nothing to restore")
         kwargs.setdefault("keep", None)
