@@ -200,6 +200,38 @@ class Purge(Edit):
         return None  # nothing is left to check: the rows are gone
 
 
+@dataclass(frozen=True)
+class Repair(Edit):
+    """Fix, without loss, rows gearmand cannot replay but whose meaning is clear.
+
+    gearmand 1.1.20 itself stores an empty payload as NULL data, and its SQLite replay
+    then refuses the row and the daemon does not start (seen here). Such a payload
+    becomes an empty BLOB, a TEXT payload the BLOB of the same bytes, and a NULL
+    when_to_run 0 (run now, as MySQL's replay reads it). Rows whose meaning is not
+    clear (a priority of 7, a bad key) are left for `check` to report.
+    """
+
+    job_filter: JobFilter = field(default_factory=JobFilter)
+    verb: ClassVar[str] = "repair"
+
+    def describe(self) -> str:
+        scope = "" if self.job_filter.is_empty else f" ({self.job_filter.describe()})"
+        return f"repair rows gearmand cannot replay{scope}"
+
+    def where(self, store: QueueStore) -> sa.ColumnElement[bool]:
+        return sa.and_(super().where(store), store.dialect.repairable(store.table))
+
+    def run(self, store: QueueStore, conn: Connection, matched: int, now: int) -> int:
+        values = store.dialect.repaired_values(store.table)
+        return conn.execute(sa.update(store.table).where(self.where(store)).values(values)).rowcount
+
+    def touched(self, store: QueueStore, now: int) -> None:
+        # A repaired value is a BLOB and an INTEGER by construction. Whatever else such
+        # a row had wrong (a priority of 7) it had before: `check` reports it, and the
+        # repair must not be refused for it.
+        return None
+
+
 def stable_order(store: QueueStore) -> list[sa.ColumnElement]:
     """The order --spread hands out times in: when the job was due, then priority,
     function and unique key (byte-wise), so the same queue always spreads the same way."""
@@ -246,7 +278,8 @@ def plan(store: QueueStore, edits: Sequence[Edit], sample: int = SAMPLE) -> list
             edit.validate(store)
             frozen = edit.frozen(now)
             matched = _count(conn, store, frozen.where(store))
-            query = select_jobs(store, frozen.job_filter).limit(sample)
+            # The edit's own WHERE (a repair narrows its filter to repairable rows).
+            query = select_jobs(store, JobFilter()).where(frozen.where(store)).limit(sample)
             jobs = [
                 Job(r.unique_key, r.function_name, r.priority, r.when_to_run, int(r.size or 0))
                 for r in conn.execute(query)

@@ -96,18 +96,24 @@ def admin_state(
         return None, f"gearmand answers at {address}"
 
 
-def ensure_stopped(store: QueueStore, gearmand_address: str | None, force: bool) -> None:
-    """Raise DaemonRunning unless no gearmand uses this queue; with force, only warn.
-
-    With `force`, a `ForcedWhileRunning` warning (a UserWarning) is issued instead;
-    the CLI shows it on stderr.
-    """
+def live_reasons(store: QueueStore, gearmand_address: str | None) -> list[str]:
+    """Why the queue's daemon counts as running; empty when it is stopped."""
     daemons = running_daemons(store)
     reasons = [_describe(d) for d in daemons]
     if gearmand_address:
         state = admin_state(gearmand_address)
         if state is not None and state[0] not in {d.pid for d in daemons}:
             reasons.append(state[1])
+    return reasons
+
+
+def ensure_stopped(store: QueueStore, gearmand_address: str | None, force: bool) -> None:
+    """Raise DaemonRunning unless no gearmand uses this queue; with force, only warn.
+
+    With `force`, a `ForcedWhileRunning` warning (a UserWarning) is issued instead;
+    the CLI shows it on stderr.
+    """
+    reasons = live_reasons(store, gearmand_address)
     if not reasons:
         return
     what = "; ".join(reasons)

@@ -244,3 +244,22 @@ def swap(conn: sa.Connection, target: str, staging: str, old: str | None) -> Non
 
 def drop_table(conn: sa.Connection, name: str) -> None:
     conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+
+
+def repairable(table: sa.Table) -> sa.ColumnElement[bool]:
+    """Rows the replay refuses whose fix loses nothing: NULL or TEXT data, NULL when_to_run."""
+    return sa.or_(
+        sa.func.typeof(table.c.data).in_(["null", "text"]),
+        table.c.when_to_run.is_(None),
+    )
+
+
+def repaired_values(table: sa.Table) -> dict[str, sa.ColumnElement]:
+    return {
+        # NULL is how gearmand wrote an empty payload; TEXT keeps its bytes as a BLOB.
+        "data": sa.case(
+            (table.c.data.is_(None), sa.literal(b"", sa.LargeBinary)),
+            else_=sa.cast(table.c.data, sa.LargeBinary),
+        ),
+        "when_to_run": sa.func.coalesce(table.c.when_to_run, 0),
+    }
