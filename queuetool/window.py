@@ -17,13 +17,17 @@ import contextlib
 import shutil
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+import sqlalchemy as sa
 
 from .check import check
+from .config import DEFAULT_KEEP
 from .daemon import StartResult, StopResult, start, stop
+from .edits import Edit, EditResult, Repair, apply_edits
 from .errors import Aborted, DaemonError, ProblemsFound, QueuetoolError, VerifyError
 from .store import QueueStore
 
@@ -214,3 +218,77 @@ def _tail(result: WindowResult) -> str:
         return "; gearmand left stopped"
     v = result.started.verification
     return f"; gearmand restarted (pid {result.started.pid})" + (f" and {v.summary()}" if v else "")
+
+
+# -- edits in a window -----------------------------------------------------------------
+
+
+@dataclass
+class EditWindowResult:
+    window: WindowResult
+    edits: EditResult | None  # None when the window stopped before the edit ran
+
+    @property
+    def repaired(self) -> int:
+        if self.edits is None:
+            return 0
+        return sum(c.changed for c in self.edits.changes if isinstance(c.edit, Repair))
+
+
+@dataclass
+class _NoChange:
+    """The jobs went away between the plan and the stop: nothing was written."""
+
+    snapshot: Path = Path("(none: nothing was changed)")
+
+    def restore(self) -> Path | None:
+        return None
+
+
+def preflight(store: QueueStore) -> None:
+    """Refuse to stop a daemon that could not come back on the queue as it is now.
+
+    Rows a lossless repair fixes are allowed: the window repairs them. Anything else
+    (a priority of 7, a bad key) would leave gearmand down after the restart.
+    """
+    found = check(store)
+    if found.ok:
+        return
+    rest = check(store, where=sa.not_(store.dialect.repairable(store.table)))
+    if rest.problems or rest.schema:
+        raise ProblemsFound(
+            f"the queue already holds rows gearmand cannot replay ({rest.summary()}): "
+            "a restart would leave it down, so it was not stopped. See `queuetool check`; "
+            "purge or reprioritise those rows (with the daemon stopped) first"
+        )
+
+
+def edit_window(
+    store: QueueStore,
+    edits: Sequence[Edit],
+    snapshot_dir: Path | None = None,
+    keep: int | None = DEFAULT_KEEP,
+    **options: Any,
+) -> EditWindowResult:
+    """Stop the queue's daemon, apply `edits` in one transaction after a snapshot, start
+    it again and verify the reload; roll back to the snapshot when it does not verify.
+
+    A SQLite batch also repairs, without loss, rows gearmand wrote but cannot replay
+    (an empty payload stored as NULL), or the daemon would not come back at all.
+    `options` are `window()`'s (address, drain, kill_after, no_restart, ...).
+    """
+    preflight(store)
+    batch = [*edits, Repair()] if store.backend == "sqlite" else list(edits)
+    applied: list[EditResult] = []
+
+    def change() -> Change:
+        result = apply_edits(store, batch, snapshot_dir, keep, guard=False)
+        applied.append(result)
+        return result.undo(store) if result.snapshot is not None else _NoChange()
+
+    try:
+        outcome = window(store, change, **options)
+    except QueuetoolError as exc:
+        exc.edit_result = applied[0] if applied else None  # type: ignore[attr-defined]
+        raise
+    return EditWindowResult(outcome, applied[0] if applied else None)

@@ -18,7 +18,16 @@ import click
 
 from ..admin import version_tuple
 from ..config import DEFAULT_KEEP
-from ..edits import Edit, EditResult, Purge, Reprioritise, Reschedule, apply_edits, plan
+from ..edits import (
+    Edit,
+    EditResult,
+    Purge,
+    Repair,
+    Reprioritise,
+    Reschedule,
+    apply_edits,
+    plan,
+)
 from ..errors import Aborted, UsageError
 from ..filters import JobFilter
 from ..jobs import job_record
@@ -27,6 +36,7 @@ from ..render import render
 from ..restore import restore
 from ..snapshot import list_snapshots, read_manifest, take, verify
 from ..timeparse import parse_duration, parse_time
+from .maintenance import is_live, load_plan, run_window, window_options
 from .options import AppContext, filter_options, format_option, queue_options, quiet_option
 
 F = Callable[..., Any]
@@ -107,8 +117,13 @@ def run_edits(
     force: bool,
     quiet: bool,
     snapshot_dir: Path | None,
+    **window: Any,
 ) -> EditResult | None:
-    """Plan, confirm, apply and report; None when nothing was applied."""
+    """Plan, confirm, apply and report; None when nothing was applied.
+
+    When the queue's gearmand runs (and no --force), the edit runs inside the
+    maintenance window: stop, snapshot, edit, check, start, verify, or roll back.
+    """
     store = app.store
     plans = plan(store, edits)
     total = sum(p.matched for p in plans)
@@ -126,6 +141,21 @@ def run_edits(
         click.echo("nothing changed")
         return None
     directory, keep = _snapshot_settings(app, snapshot_dir)
+    reasons = [] if force else is_live(app)
+    if reasons:
+        outcome = run_window(
+            app,
+            edits,
+            plans,
+            reasons,
+            yes=yes,
+            quiet=quiet,
+            snapshot_dir=directory,
+            keep=keep,
+            confirm=confirm,
+            **window,
+        )
+        return outcome.edits
     what = "; ".join(f"{p.edit.describe()}: {p.matched} jobs" for p in plans)
     confirm(f"{what[0].upper()}{what[1:]} in {store.display_url} table {store.table_name}?", yes)
     if force:
@@ -156,6 +186,7 @@ def edit_command(f: F) -> F:
     @queue_options
     @filter_options
     @write_options
+    @window_options
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return f(*args, **kwargs)
@@ -274,6 +305,55 @@ def purge_cmd(
       queuetool purge --function obsolete_task --export obsolete.jsonl
     """
     run_edits(app, [Purge(job_filter, all_, export)], **opts)
+
+
+@click.command("repair")
+@edit_command
+def repair_cmd(app: AppContext, job_filter: JobFilter, **opts: Any) -> None:
+    """Fix, without loss, rows gearmand cannot replay whose meaning is clear.
+
+    gearmand 1.1.20 stores an empty payload as NULL data, and then its own SQLite
+    replay refuses the row: the daemon does not start. repair makes such a payload an
+    empty BLOB, a TEXT payload the BLOB of the same bytes, and a NULL when_to_run 0.
+    Rows it cannot fix without guessing (a priority of 7) stay for `check` to report.
+
+    \b
+    Example:
+      queuetool repair --dry-run && queuetool repair --yes && queuetool check
+    """
+    run_edits(app, [Repair(job_filter)], **opts)
+
+
+@click.command("window")
+@queue_options
+@write_options
+@window_options
+@click.argument("plan_file", metavar="PLAN.toml", type=click.Path(dir_okay=False, path_type=Path))
+def window_cmd(app: AppContext, plan_file: Path, **opts: Any) -> None:
+    """Apply several edits from a plan file in one snapshot, one transaction and, when
+    gearmand runs, one stop/start.
+
+    \b
+    PLAN.toml holds [[edit]] tables, applied in order:
+      [[edit]]
+      action = "reprioritise"          # reprioritise | reschedule | purge | repair
+      function = ["copyFilesForPRO*"]  # filter keys: function unique priority
+      to = "high"                      #   scheduled due run_after run_before
+      [[edit]]
+      action = "reschedule"
+      function = "nightly_report"
+      at = "2026-11-29T02:00"          # or in = "2h", or now = true
+      spread = "2h"
+      [[edit]]
+      action = "purge"
+      function = "obsolete_task"
+      export = "obsolete.jsonl"
+
+    \b
+    Example:
+      queuetool window tonight.toml --dry-run && queuetool window tonight.toml --yes
+    """
+    run_edits(app, load_plan(plan_file), **opts)
 
 
 @click.command("snapshot")
@@ -404,6 +484,8 @@ COMMANDS = [
     reprioritize_cmd,
     reschedule_cmd,
     purge_cmd,
+    repair_cmd,
+    window_cmd,
     snapshot_cmd,
     snapshots_cmd,
     restore_cmd,

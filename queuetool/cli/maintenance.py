@@ -1,0 +1,229 @@
+"""The maintenance window on the command line: an edit while gearmand runs, and
+`queuetool window PLAN.toml` for several edits in one stop/start.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..discover import local_daemons
+from ..edits import Edit, Plan, Purge, Repair, Reprioritise, Reschedule
+from ..errors import QueuetoolError, UsageError
+from ..filters import JobFilter
+from ..guard import live_reasons, uses_queue
+from ..priority import Priority
+from ..reload import DEFAULT_BUCKETS, predict_replay
+from ..timeparse import parse_duration, parse_time
+from ..window import EditWindowResult, edit_window
+from .daemon import _render_start, _render_stop, buckets_type, ways
+from .options import AppContext
+
+F = Callable[..., Any]
+
+
+def window_options(f: F) -> F:
+    """How the window stops and starts the daemon, when an edit finds it running."""
+    for option in reversed(
+        [
+            click.option(
+                "--no-restart",
+                is_flag=True,
+                help="Leave gearmand stopped after the edit (start it with `queuetool start`).",
+            ),
+            click.option(
+                "--drain",
+                type=float,
+                metavar="SECONDS",
+                help="Before stopping, wait up to this long for running jobs to finish.",
+            ),
+            click.option(
+                "--kill-after",
+                type=float,
+                metavar="SECONDS",
+                help="SIGKILL gearmand if still alive this long after SIGTERM.",
+            ),
+            click.option(
+                "--hashtable-buckets",
+                "buckets",
+                metavar="N|auto",
+                type=buckets_type,
+                help="Restart gearmand with this --hashtable-buckets (signal way only).",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def is_live(app: AppContext) -> list[str]:
+    """Why the queue's daemon counts as running (empty: it is stopped)."""
+    return live_reasons(app.store, app.setting("gearmand", "gearmand", "address").value)
+
+
+def run_window(
+    app: AppContext,
+    edits: Sequence[Edit],
+    plans: Sequence[Plan],
+    reasons: Sequence[str],
+    *,
+    yes: bool,
+    quiet: bool,
+    snapshot_dir: Path | None,
+    keep: int,
+    confirm: Callable[[str, bool], None],
+    no_restart: bool = False,
+    drain: float | None = None,
+    kill_after: float | None = None,
+    buckets: int | str | None = None,
+) -> EditWindowResult:
+    """Confirm once (with the predicted downtime), then stop, edit, start, verify."""
+    store = app.store
+    what = "; ".join(f"{p.edit.describe()}: {p.matched} jobs" for p in plans)
+    with store.connect() as conn:
+        rows = store.count(conn)
+    prediction = predict_replay(rows, _buckets(app, buckets, rows))
+    restart = "leave it stopped" if no_restart else "start it again and verify the reload"
+    click.echo(f"gearmand is running: {'; '.join(reasons)}", err=True)
+    click.echo(f"maintenance window: stop gearmand, {what}, {restart}", err=True)
+    if not no_restart:
+        click.echo(prediction.summary(), err=True)
+    confirm(f"Run the window on {store.display_url} table {store.table_name}?", yes)
+    stop_command, start_command, state_dir = ways(app)
+    try:
+        outcome = edit_window(
+            store,
+            edits,
+            snapshot_dir,
+            keep,
+            address=app.setting("gearmand", "gearmand", "address").value,
+            drain=drain,
+            kill_after=kill_after,
+            stop_command=stop_command,
+            start_command=start_command,
+            hashtable_buckets=buckets,
+            state_dir=state_dir,
+            no_restart=no_restart,
+        )
+    except QueuetoolError as exc:
+        applied = getattr(exc, "edit_result", None)
+        if applied is not None and applied.snapshot is not None:
+            click.echo(f"snapshot: {applied.snapshot.path}", err=True)
+        raise
+    _render_stop(outcome.window.stopped, quiet)
+    applied = outcome.edits
+    if applied is not None:
+        if applied.snapshot is not None:
+            click.echo(f"snapshot: {applied.snapshot.path}")
+        for change in applied.changes:
+            if isinstance(change.edit, Repair) and not change.changed:
+                continue
+            click.echo(f"{change.changed} jobs changed: {change.edit.describe()}")
+        if outcome.repaired:
+            click.echo(
+                f"repaired {outcome.repaired} rows gearmand had written but could not replay "
+                "(an empty payload stored as NULL): without this it would not start"
+            )
+    if outcome.window.started is not None:
+        _render_start(outcome.window.started, quiet)
+    for text in outcome.window.notes:
+        click.echo(f"note: {text}", err=True)
+    return outcome
+
+
+def _buckets(app: AppContext, option: int | str | None, rows: int) -> int:
+    if isinstance(option, int):
+        return option
+    if option == "auto":
+        return max(rows, DEFAULT_BUCKETS)
+    for daemon in local_daemons():
+        if uses_queue(daemon, app.store) and daemon.options.hashtable_buckets:
+            return int(daemon.options.hashtable_buckets)
+    return DEFAULT_BUCKETS
+
+
+# -- PLAN.toml -------------------------------------------------------------------------
+
+FILTER_KEYS = {"function", "unique", "priority", "scheduled", "due", "run_after", "run_before"}
+ACTION_KEYS = {
+    "reprioritise": {"to"},
+    "reschedule": {"at", "in", "now", "spread"},
+    "purge": {"all", "export"},
+    "repair": set(),
+}
+
+
+def load_plan(path: Path) -> list[Edit]:
+    """Edits from a plan file: `[[edit]]` tables, applied in order in one transaction.
+
+    Each has `action` (reprioritise, reschedule, purge, repair), the filter keys of the
+    command line (function, unique, priority: lists or strings; scheduled/due: true;
+    run_after, run_before: TIME) and the action's own keys (to; at/in/now/spread;
+    all/export).
+    """
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise UsageError(f"cannot read plan {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"plan {path} is not valid TOML: {exc}") from exc
+    entries = data.get("edit")
+    if not isinstance(entries, list) or not entries:
+        raise UsageError(f"plan {path} has no [[edit]] tables")
+    return [_edit(path, i, entry) for i, entry in enumerate(entries, 1)]
+
+
+def _edit(path: Path, number: int, entry: dict[str, Any]) -> Edit:
+    where = f"plan {path}, edit {number}"
+    action = str(entry.get("action", "")).replace("reprioritize", "reprioritise")
+    if action not in ACTION_KEYS:
+        raise UsageError(f"{where}: action must be one of {', '.join(ACTION_KEYS)}")
+    unknown = set(entry) - FILTER_KEYS - ACTION_KEYS[action] - {"action"}
+    if unknown:
+        raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    job_filter = _filter(where, entry)
+    if action == "reprioritise":
+        if "to" not in entry:
+            raise UsageError(f"{where}: reprioritise needs `to`")
+        return Reprioritise(job_filter, Priority.parse(str(entry["to"])))
+    if action == "reschedule":
+        given = [k for k in ("at", "in", "now") if entry.get(k)]
+        if len(given) != 1:
+            raise UsageError(f"{where}: reschedule needs exactly one of at, in, now")
+        if "at" in given:
+            when = parse_time(str(entry["at"]))
+        elif "in" in given:
+            when = parse_time("now") + parse_duration(str(entry["in"]))
+        else:
+            when = 0
+        spread = parse_duration(str(entry["spread"])) if entry.get("spread") else 0
+        return Reschedule(job_filter, when, spread)
+    if action == "purge":
+        export = Path(entry["export"]) if entry.get("export") else None
+        return Purge(job_filter, bool(entry.get("all", False)), export)
+    return Repair(job_filter)
+
+
+def _filter(where: str, entry: dict[str, Any]) -> JobFilter:
+    def names(key: str) -> tuple[str, ...]:
+        value = entry.get(key, ())
+        values = [value] if isinstance(value, str) else list(value)
+        if not all(isinstance(v, str) for v in values):
+            raise UsageError(f"{where}: {key} must be a string or a list of strings")
+        return tuple(values)
+
+    if entry.get("scheduled") and entry.get("due"):
+        raise UsageError(f"{where}: scheduled and due exclude each other")
+    scheduled = True if entry.get("scheduled") else (False if entry.get("due") else None)
+    return JobFilter(
+        functions=names("function"),
+        uniques=names("unique"),
+        priorities=tuple(Priority.parse(p) for p in names("priority")),
+        scheduled=scheduled,
+        run_after=parse_time(str(entry["run_after"])) if entry.get("run_after") else None,
+        run_before=parse_time(str(entry["run_before"])) if entry.get("run_before") else None,
+    )
