@@ -130,7 +130,10 @@ def test_refused_while_daemon_runs(queue, cli, snapdir):
         ("purge", "--all"),
         ("reschedule", "-f", "fn", "--now"),
     ):
-        result = cli(*args, *queue.cli_args(), "--yes", "--snapshot-dir", str(snapdir))
+        # --no-window: refuse rather than run the maintenance window (test_window_cli.py).
+        result = cli(
+            *args, *queue.cli_args(), "--yes", "--no-window", "--snapshot-dir", str(snapdir)
+        )
         assert result.exit_code == 4, result.output
         assert f"gearmand pid {daemon.pid}" in result.output
         assert "stop it first" in result.output

@@ -13,7 +13,7 @@ import click
 
 from ..discover import local_daemons
 from ..edits import Edit, Plan, Purge, Repair, Reprioritise, Reschedule
-from ..errors import QueuetoolError, UsageError
+from ..errors import DaemonRunning, QueuetoolError, UsageError
 from ..filters import JobFilter
 from ..guard import live_reasons, uses_queue
 from ..priority import Priority
@@ -30,6 +30,11 @@ def window_options(f: F) -> F:
     """How the window stops and starts the daemon, when an edit finds it running."""
     for option in reversed(
         [
+            click.option(
+                "--no-window",
+                is_flag=True,
+                help="Refuse (exit 4) instead of stopping a running gearmand.",
+            ),
             click.option(
                 "--no-restart",
                 is_flag=True,
@@ -76,6 +81,7 @@ def run_window(
     snapshot_dir: Path | None,
     keep: int,
     confirm: Callable[[str, bool], None],
+    no_window: bool = False,
     no_restart: bool = False,
     drain: float | None = None,
     kill_after: float | None = None,
@@ -83,6 +89,12 @@ def run_window(
 ) -> EditWindowResult:
     """Confirm once (with the predicted downtime), then stop, edit, start, verify."""
     store = app.store
+    if no_window:
+        raise DaemonRunning(
+            f"the queue's gearmand is running ({'; '.join(reasons)}) and --no-window was "
+            "given: stop it first (`queuetool stop`), or drop --no-window to let queuetool "
+            "stop, edit, restart and verify"
+        )
     what = "; ".join(f"{p.edit.describe()}: {p.matched} jobs" for p in plans)
     with store.connect() as conn:
         rows = store.count(conn)
