@@ -27,8 +27,10 @@ import sqlalchemy as sa
 from .check import check
 from .config import DEFAULT_KEEP
 from .daemon import StartResult, StopResult, start, stop
-from .edits import Edit, EditResult, Repair, apply_edits
+from .edits import Edit, EditResult, Repair, Undo, apply_edits
 from .errors import Aborted, DaemonError, ProblemsFound, QueuetoolError, VerifyError
+from .restore import RestoreResult, restore
+from .snapshot import verify
 from .store import QueueStore
 
 
@@ -278,7 +280,8 @@ def edit_window(
     `options` are `window()`'s (address, drain, kill_after, no_restart, ...).
     """
     preflight(store)
-    batch = [*edits, Repair()] if store.backend == "sqlite" else list(edits)
+    # Repair first: each later edit then finds rows it can leave replayable.
+    batch = [Repair(), *edits] if store.backend == "sqlite" else list(edits)
     applied: list[EditResult] = []
 
     def change() -> Change:
@@ -292,3 +295,31 @@ def edit_window(
         exc.edit_result = applied[0] if applied else None  # type: ignore[attr-defined]
         raise
     return EditWindowResult(outcome, applied[0] if applied else None)
+
+
+def restore_window(
+    store: QueueStore,
+    path: Path,
+    snapshot_dir: Path | None = None,
+    keep: int | None = DEFAULT_KEEP,
+    **options: Any,
+) -> tuple[WindowResult, RestoreResult | None]:
+    """`restore` inside the window: stop, put the snapshot back, start, verify.
+
+    The state it replaces is snapshotted first and is what a failed reload rolls back
+    to. No preflight: restoring over a queue gearmand cannot replay is the point.
+    """
+    found = verify(path)
+    if not found.ok:
+        raise VerifyError(found.summary() + "; not restored, gearmand not stopped")
+    done: list[RestoreResult] = []
+
+    def change() -> Change:
+        result = restore(store, path, snapshot_dir, keep=keep, guard=False)
+        done.append(result)
+        if result.before is None:
+            return _NoChange()
+        return Undo(store, result.before.path, snapshot_dir)
+
+    outcome = window(store, change, **options)
+    return outcome, done[0] if done else None

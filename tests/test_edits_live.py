@@ -147,6 +147,6 @@ def test_refused_while_daemon_runs(queue, cli, snapdir):
     assert "3 jobs changed" in forced.stdout
     snap = cli("snapshot", *queue.cli_args(), "--snapshot-dir", str(snapdir))
     assert snap.exit_code == 0, snap.output  # a snapshot only reads: fine while it runs
-    refused = cli("restore", *queue.cli_args(), snapshot_path(snap), "--yes",
+    refused = cli("restore", *queue.cli_args(), snapshot_path(snap), "--yes", "--no-window",
                   "--snapshot-dir", str(snapdir))  # fmt: skip
     assert refused.exit_code == 4

@@ -112,3 +112,21 @@ def test_window_refuses_to_stop_a_daemon_that_could_not_come_back(sqlite_queue, 
     assert "a restart would leave it down, so it was not stopped" in result.stderr
     assert daemon.running()
     assert priority_status(daemon.port) == {"copyTrial": (0, 6, 0), "copyPRO": (0, 0, 4)}
+
+
+def test_restore_while_running_runs_the_window(queue, cli, tmp_path):
+    daemon = queue.gearmand()
+    submit(daemon.port, jobs())
+    before = queue.rows()
+    snap = cli("snapshot", *queue.cli_args(), "--out", str(tmp_path / "before.qtsnap"))
+    assert snap.exit_code == 0, snap.output
+    purged = cli("purge", *queue.cli_args(), "-f", "copyTrial", "--yes")
+    assert purged.exit_code == 0, purged.output
+    daemon.pid = int(daemon.pidfile.read_text())
+    assert priority_status(daemon.port) == {"copyPRO": (0, 0, 4)}
+    restored = cli("restore", *queue.cli_args(), str(tmp_path / "before.qtsnap"), "--yes")
+    assert restored.exit_code == 0, restored.output
+    assert "restored 10 rows" in restored.stdout
+    daemon.pid = int(daemon.pidfile.read_text())
+    assert queue.rows() == before
+    assert priority_status(daemon.port) == {"copyTrial": (0, 6, 0), "copyPRO": (0, 0, 4)}

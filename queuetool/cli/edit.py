@@ -36,7 +36,7 @@ from ..render import render
 from ..restore import restore
 from ..snapshot import list_snapshots, read_manifest, take, verify
 from ..timeparse import parse_duration, parse_time
-from .maintenance import is_live, load_plan, run_window, window_options
+from .maintenance import is_live, load_plan, run_restore_window, run_window, window_options
 from .options import AppContext, filter_options, format_option, queue_options, quiet_option
 
 F = Callable[..., Any]
@@ -419,6 +419,7 @@ def snapshots_cmd(app: AppContext, snapshot_dir: Path | None, fmt: str) -> None:
 @click.command("restore")
 @queue_options
 @write_options
+@window_options
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def restore_cmd(
     app: AppContext,
@@ -428,6 +429,7 @@ def restore_cmd(
     force: bool,
     quiet: bool,
     snapshot_dir: Path | None,
+    **window: Any,
 ) -> None:
     """Put the queue table back exactly as a snapshot holds it (gearmand must be stopped).
 
@@ -456,6 +458,21 @@ def restore_cmd(
         )
         return
     directory, keep = _snapshot_settings(app, snapshot_dir)
+    reasons = [] if force else is_live(app)
+    if reasons:
+        run_restore_window(
+            app,
+            path,
+            info.rows,
+            reasons,
+            yes=yes,
+            quiet=quiet,
+            snapshot_dir=directory,
+            keep=keep,
+            confirm=confirm,
+            **window,
+        )
+        return
     confirm(
         f"Replace table {store.table_name} in {store.display_url} with the {info.rows} rows "
         f"of this snapshot?",

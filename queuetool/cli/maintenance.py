@@ -19,7 +19,7 @@ from ..guard import live_reasons, uses_queue
 from ..priority import Priority
 from ..reload import DEFAULT_BUCKETS, predict_replay
 from ..timeparse import parse_duration, parse_time
-from ..window import EditWindowResult, edit_window
+from ..window import EditWindowResult, WindowResult, edit_window, restore_window
 from .daemon import _render_start, _render_stop, buckets_type, ways
 from .options import AppContext
 
@@ -70,24 +70,21 @@ def is_live(app: AppContext) -> list[str]:
     return live_reasons(app.store, app.setting("gearmand", "gearmand", "address").value)
 
 
-def run_window(
+def announce(
     app: AppContext,
-    edits: Sequence[Edit],
-    plans: Sequence[Plan],
+    what: str,
     reasons: Sequence[str],
     *,
     yes: bool,
-    quiet: bool,
-    snapshot_dir: Path | None,
-    keep: int,
     confirm: Callable[[str, bool], None],
     no_window: bool = False,
     no_restart: bool = False,
     drain: float | None = None,
     kill_after: float | None = None,
     buckets: int | str | None = None,
-) -> EditWindowResult:
-    """Confirm once (with the predicted downtime), then stop, edit, start, verify."""
+) -> dict[str, Any]:
+    """Say what the window will do (with the predicted replay time), confirm once, and
+    return `window()`'s options; with --no-window refuse instead."""
     store = app.store
     if no_window:
         raise DaemonRunning(
@@ -95,32 +92,43 @@ def run_window(
             "given: stop it first (`queuetool stop`), or drop --no-window to let queuetool "
             "stop, edit, restart and verify"
         )
-    what = "; ".join(f"{p.edit.describe()}: {p.matched} jobs" for p in plans)
     with store.connect() as conn:
         rows = store.count(conn)
-    prediction = predict_replay(rows, _buckets(app, buckets, rows))
     restart = "leave it stopped" if no_restart else "start it again and verify the reload"
     click.echo(f"gearmand is running: {'; '.join(reasons)}", err=True)
     click.echo(f"maintenance window: stop gearmand, {what}, {restart}", err=True)
     if not no_restart:
-        click.echo(prediction.summary(), err=True)
+        click.echo(predict_replay(rows, _buckets(app, buckets, rows)).summary(), err=True)
     confirm(f"Run the window on {store.display_url} table {store.table_name}?", yes)
     stop_command, start_command, state_dir = ways(app)
+    return dict(
+        address=app.setting("gearmand", "gearmand", "address").value,
+        drain=drain,
+        kill_after=kill_after,
+        stop_command=stop_command,
+        start_command=start_command,
+        hashtable_buckets=buckets,
+        state_dir=state_dir,
+        no_restart=no_restart,
+    )
+
+
+def run_window(
+    app: AppContext,
+    edits: Sequence[Edit],
+    plans: Sequence[Plan],
+    reasons: Sequence[str],
+    *,
+    quiet: bool,
+    snapshot_dir: Path | None,
+    keep: int,
+    **announced: Any,
+) -> EditWindowResult:
+    """Edits while gearmand runs: confirm once, then stop, edit, start, verify."""
+    what = "; ".join(f"{p.edit.describe()}: {p.matched} jobs" for p in plans)
+    options = announce(app, what, reasons, **announced)
     try:
-        outcome = edit_window(
-            store,
-            edits,
-            snapshot_dir,
-            keep,
-            address=app.setting("gearmand", "gearmand", "address").value,
-            drain=drain,
-            kill_after=kill_after,
-            stop_command=stop_command,
-            start_command=start_command,
-            hashtable_buckets=buckets,
-            state_dir=state_dir,
-            no_restart=no_restart,
-        )
+        outcome = edit_window(app.store, edits, snapshot_dir, keep, **options)
     except QueuetoolError as exc:
         applied = getattr(exc, "edit_result", None)
         if applied is not None and applied.snapshot is not None:
@@ -140,11 +148,38 @@ def run_window(
                 f"repaired {outcome.repaired} rows gearmand had written but could not replay "
                 "(an empty payload stored as NULL): without this it would not start"
             )
-    if outcome.window.started is not None:
-        _render_start(outcome.window.started, quiet)
-    for text in outcome.window.notes:
-        click.echo(f"note: {text}", err=True)
+    _render_end(outcome.window, quiet)
     return outcome
+
+
+def run_restore_window(
+    app: AppContext,
+    path: Path,
+    rows: int,
+    reasons: Sequence[str],
+    *,
+    quiet: bool,
+    snapshot_dir: Path | None,
+    keep: int,
+    **announced: Any,
+) -> None:
+    """`restore` while gearmand runs: confirm once, then stop, restore, start, verify."""
+    what = f"replace table {app.store.table_name} with the {rows} rows of {path}"
+    options = announce(app, what, reasons, **announced)
+    outcome, restored = restore_window(app.store, path, snapshot_dir, keep, **options)
+    _render_stop(outcome.stopped, quiet)
+    if restored is not None:
+        if restored.before is not None:
+            click.echo(f"snapshot of the replaced state: {restored.before.path}")
+        click.echo(f"restored {restored.rows} rows, checksum {restored.checksum} verified")
+    _render_end(outcome, quiet)
+
+
+def _render_end(outcome: WindowResult, quiet: bool) -> None:
+    if outcome.started is not None:
+        _render_start(outcome.started, quiet)
+    for text in outcome.notes:
+        click.echo(f"note: {text}", err=True)
 
 
 def _buckets(app: AppContext, option: int | str | None, rows: int) -> int:
