@@ -1,15 +1,17 @@
 """Offline edits of the queue table: reprioritise, reschedule, purge.
 
 Every edit follows one safety sequence (`apply_edits`): validate the request,
-refuse while the queue's gearmand runs, open ONE transaction, snapshot the table
-inside it (so the snapshot is exactly what the edit changes), run each edit's
-single set-based UPDATE/DELETE, `check` the touched rows (gearmand must be able to
-replay them) and verify the counts, then commit. Any failure rolls the whole batch
-back. `plan` is the dry run: counts and a sample, nothing written.
+refuse while the queue's gearmand runs, open ONE transaction, `check` the rows the
+edit will change (gearmand must be able to replay them afterwards: the edit only
+sets its own columns, to values valid by construction, so the rest of each row is
+what must already be right) and count them, snapshot the table inside the same
+transaction (so the snapshot is exactly what the edit changes), run each edit's
+single set-based UPDATE/DELETE, verify the counts, then commit. Any failure rolls
+the whole batch back. `plan` is the dry run: counts and a sample, nothing written.
 
 An edit is a small dataclass, so several can be applied in one go (the
-maintenance window batches them); each knows its statement and which rows it
-leaves touched.
+maintenance window batches them); each knows its statement and which columns it
+sets.
 """
 
 from __future__ import annotations
@@ -56,9 +58,12 @@ class Edit(ABC):
     def run(self, store: QueueStore, conn: Connection, matched: int, now: int) -> int:
         """Apply the change with one set-based statement; return the rows it changed."""
 
-    @abstractmethod
-    def touched(self, store: QueueStore, now: int) -> sa.ColumnElement[bool] | None:
-        """A WHERE clause covering every row this edit leaves changed (may cover more)."""
+    #: The columns the edit sets, to values valid by construction: a problem in them
+    #: is what the edit overwrites, not a reason to refuse it.
+    sets: ClassVar[tuple[str, ...]] = ()
+    #: Whether the rows must replay after the edit (a purge deletes them; a repair fixes
+    #: what it can and leaves the rest to `check`).
+    checked: ClassVar[bool] = True
 
     def where(self, store: QueueStore) -> sa.ColumnElement[bool]:
         return self.job_filter.where(store.table, store.dialect)
@@ -76,6 +81,7 @@ class Reprioritise(Edit):
     job_filter: JobFilter
     to: Priority
     verb: ClassVar[str] = "reprioritise"
+    sets: ClassVar[tuple[str, ...]] = ("priority",)
 
     def describe(self) -> str:
         return f"reprioritise ({self.job_filter.describe()}) to {Priority(self.to).label}"
@@ -84,10 +90,6 @@ class Reprioritise(Edit):
         t = store.table
         stmt = sa.update(t).where(self.where(store)).values(priority=int(self.to))
         return conn.execute(stmt).rowcount
-
-    def touched(self, store: QueueStore, now: int) -> sa.ColumnElement[bool]:
-        after = replace(self.job_filter, priorities=(Priority(self.to),), now=now)
-        return after.where(store.table, store.dialect)
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class Reschedule(Edit):
     at: int
     spread: int = 0
     verb: ClassVar[str] = "reschedule"
+    sets: ClassVar[tuple[str, ...]] = ("when_to_run",)
 
     def start(self, now: int) -> int:
         return self.at if self.at or not self.spread else now
@@ -152,17 +155,6 @@ class Reschedule(Edit):
         )
         return conn.execute(stmt).rowcount
 
-    def touched(self, store: QueueStore, now: int) -> sa.ColumnElement[bool]:
-        t = store.table
-        untimed = replace(self.job_filter, scheduled=None, run_after=None, run_before=None)
-        start = self.start(now) if self.spread else self.at
-        when = (
-            t.c.when_to_run.between(start, start + self.spread - 1)
-            if self.spread
-            else t.c.when_to_run == start
-        )
-        return sa.and_(untimed.where(t, store.dialect), when)
-
 
 @dataclass(frozen=True)
 class Purge(Edit):
@@ -172,6 +164,7 @@ class Purge(Edit):
     all: bool = False
     export: Path | None = None
     verb: ClassVar[str] = "purge"
+    checked: ClassVar[bool] = False  # the rows are gone
 
     def validate(self, store: QueueStore) -> None:
         if self.job_filter.is_empty and not self.all:
@@ -196,9 +189,6 @@ class Purge(Edit):
                 )
         return conn.execute(sa.delete(store.table).where(self.where(store))).rowcount
 
-    def touched(self, store: QueueStore, now: int) -> None:
-        return None  # nothing is left to check: the rows are gone
-
 
 @dataclass(frozen=True)
 class Repair(Edit):
@@ -213,6 +203,10 @@ class Repair(Edit):
 
     job_filter: JobFilter = field(default_factory=JobFilter)
     verb: ClassVar[str] = "repair"
+    # A repaired value is a BLOB and an INTEGER by construction. Whatever else such a
+    # row had wrong (a priority of 7) it had before: `check` reports it, and the repair
+    # must not be refused for it.
+    checked: ClassVar[bool] = False
 
     def describe(self) -> str:
         scope = "" if self.job_filter.is_empty else f" ({self.job_filter.describe()})"
@@ -224,12 +218,6 @@ class Repair(Edit):
     def run(self, store: QueueStore, conn: Connection, matched: int, now: int) -> int:
         values = store.dialect.repaired_values(store.table)
         return conn.execute(sa.update(store.table).where(self.where(store)).values(values)).rowcount
-
-    def touched(self, store: QueueStore, now: int) -> None:
-        # A repaired value is a BLOB and an INTEGER by construction. Whatever else such
-        # a row had wrong (a priority of 7) it had before: `check` reports it, and the
-        # repair must not be refused for it.
-        return None
 
 
 def stable_order(store: QueueStore) -> list[sa.ColumnElement]:
@@ -366,8 +354,8 @@ def apply_edits(
     `snapshot_dir` None is the default state directory (created when missing); a
     given one must exist. `guard` refuses while the queue's gearmand runs (`force`
     overrides: the caller warns). A batch whose filters match nothing changes
-    nothing and takes no snapshot. Raises VerifyError (rolled back) if a touched row
-    would not replay or the counts do not add up.
+    nothing and takes no snapshot. Raises VerifyError (nothing changed) if a row an
+    edit touches would not replay afterwards, or the counts do not add up.
     """
     started = time.monotonic()
     for edit in edits:
@@ -385,7 +373,7 @@ def apply_edits(
         store.dialect.prepare_writer(conn.connection.driver_connection)
         with conn.begin():
             store.require_table(conn)
-            first = _count(conn, store, frozen[0].where(store)) if frozen else 0
+            first = _examine(store, conn, frozen[0]) if frozen else 0
             if not first and not any(_count(conn, store, e.where(store)) for e in frozen[1:]):
                 result.changes = [Change(e, 0, 0) for e in edits]
                 result.elapsed = time.monotonic() - started
@@ -401,11 +389,10 @@ def apply_edits(
             mark = time.monotonic()
             # The snapshot was read in this transaction: its row count is the table's.
             result.rows_before = result.snapshot.rows if result.snapshot else store.count(conn)
-            touched = []
             for i, (edit, live) in enumerate(zip(edits, frozen, strict=True)):
-                # The first edit's count still holds (only reads came between); later
-                # edits see the table as the earlier ones left it.
-                matched = first if i == 0 else _count(conn, store, live.where(store))
+                # The first edit was examined above (only reads came between); later edits
+                # see the table as the earlier ones left it.
+                matched = first if i == 0 else _examine(store, conn, live)
                 changed = live.run(store, conn, matched, now) if matched else 0
                 if changed != matched:
                     raise VerifyError(
@@ -413,23 +400,34 @@ def apply_edits(
                         "rolled back, nothing changed"
                     )
                 result.changes.append(Change(edit, matched, changed))
-                where = live.touched(store, now)
-                if where is not None and changed:
-                    touched.append(where)
-            _verify(store, conn, frozen, result, touched)
+            _verify(store, conn, frozen, result)
         result.change_seconds = time.monotonic() - mark  # the commit included
     result.elapsed = time.monotonic() - started
     return result
 
 
-def _verify(
-    store: QueueStore,
-    conn: Connection,
-    edits: Sequence[Edit],
-    result: EditResult,
-    touched: list[sa.ColumnElement[bool]],
-) -> None:
-    """Inside the transaction: counts add up, and gearmand can replay every touched row."""
+def _examine(store: QueueStore, conn: Connection, edit: Edit) -> int:
+    """How many rows the edit will change; VerifyError if gearmand could not replay one
+    of them afterwards. One scan: `check` counts the rows it checks."""
+    if not edit.checked:
+        return _count(conn, store, edit.where(store))
+    checked = check(store, conn, edit.where(store))
+    problems = [p for p in checked.problems if not p.kind.startswith(edit.sets or ("\0",))]
+    if problems:
+        found = "; ".join(
+            f"{p.count} {p.description}"
+            + (f" (e.g. {p.examples[0][1]}/{p.examples[0][0]})" if p.examples else "")
+            for p in problems
+        )
+        raise VerifyError(
+            f"gearmand could not replay rows this edit touches: {found}. Nothing changed; "
+            "run `queuetool check` and repair those rows first"
+        )
+    return checked.rows
+
+
+def _verify(store: QueueStore, conn: Connection, edits: Sequence[Edit], result: EditResult) -> None:
+    """Inside the transaction, after the change: the counts add up."""
     purged = sum(c.changed for c in result.changes if isinstance(c.edit, Purge))
     result.rows_after = store.count(conn)
     if result.rows_after != result.rows_before - purged:
@@ -440,18 +438,6 @@ def _verify(
     for edit in edits:
         if isinstance(edit, Purge) and _count(conn, store, edit.where(store)):
             raise VerifyError(f"{edit.describe()}: matching jobs remain; rolled back")
-    if touched:
-        checked = check(store, conn, sa.or_(*touched))
-        if checked.problems:
-            found = "; ".join(
-                f"{p.count} {p.description}"
-                + (f" (e.g. {p.examples[0][1]}/{p.examples[0][0]})" if p.examples else "")
-                for p in checked.problems
-            )
-            raise VerifyError(
-                f"gearmand could not replay rows this edit touches: {found}. Rolled back, "
-                "nothing changed; run `queuetool check` and repair those rows first"
-            )
 
 
 def _count(conn: Connection, store: QueueStore, where: sa.ColumnElement[bool]) -> int:
