@@ -6,8 +6,9 @@ edit will change (gearmand must be able to replay them afterwards: the edit only
 sets its own columns, to values valid by construction, so the rest of each row is
 what must already be right) and count them, snapshot the table inside the same
 transaction (so the snapshot is exactly what the edit changes), run each edit's
-single set-based UPDATE/DELETE, verify the counts, then commit. Any failure rolls
-the whole batch back. `plan` is the dry run: counts and a sample, nothing written.
+single set-based UPDATE/DELETE, verify it changed exactly the rows counted, then
+commit. Any failure rolls the whole batch back. `plan` is the dry run: counts and a
+sample, nothing written.
 
 An edit is a small dataclass, so several can be applied in one go (the
 maintenance window batches them); each knows its statement and which columns it
@@ -400,7 +401,11 @@ def apply_edits(
                         "rolled back, nothing changed"
                     )
                 result.changes.append(Change(edit, matched, changed))
-            _verify(store, conn, frozen, result)
+            # Each statement changed exactly the rows counted (and checked) just before it,
+            # in this transaction. No recount: on InnoDB a COUNT after a big DELETE or
+            # UPDATE in the same transaction walks the undo log (seconds at 1M rows).
+            purged = sum(c.changed for c in result.changes if isinstance(c.edit, Purge))
+            result.rows_after = result.rows_before - purged
         result.change_seconds = time.monotonic() - mark  # the commit included
     result.elapsed = time.monotonic() - started
     return result
@@ -424,20 +429,6 @@ def _examine(store: QueueStore, conn: Connection, edit: Edit) -> int:
             "run `queuetool check` and repair those rows first"
         )
     return checked.rows
-
-
-def _verify(store: QueueStore, conn: Connection, edits: Sequence[Edit], result: EditResult) -> None:
-    """Inside the transaction, after the change: the counts add up."""
-    purged = sum(c.changed for c in result.changes if isinstance(c.edit, Purge))
-    result.rows_after = store.count(conn)
-    if result.rows_after != result.rows_before - purged:
-        raise VerifyError(
-            f"the table held {result.rows_before} jobs and {purged} were purged, but "
-            f"{result.rows_after} remain; rolled back, nothing changed"
-        )
-    for edit in edits:
-        if isinstance(edit, Purge) and _count(conn, store, edit.where(store)):
-            raise VerifyError(f"{edit.describe()}: matching jobs remain; rolled back")
 
 
 def _count(conn: Connection, store: QueueStore, where: sa.ColumnElement[bool]) -> int:
