@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from .daemon import StartResult, start
+from .daemon import StartResult, StopResult, start, stop
 from .discover import options_from_argv
 from .errors import UsageError
 from .store import QueueStore
@@ -58,3 +61,37 @@ def start_with(store: QueueStore, command: str) -> StartResult:
         raise UsageError("--start-with needs a command")
     address = options_from_argv(argv).address
     return start(store, address=str(address), start_command=command)
+
+
+@contextmanager
+def source_stopped(
+    store: QueueStore,
+    *,
+    address: str | None = None,
+    drain: float | None = None,
+    stop_command: str | None = None,
+    start_command: str | None = None,
+    state_dir: Path | None = None,
+) -> Iterator[StopResult]:
+    """Stop the source queue's gearmand for a migration (a moving queue cannot be
+    copied); if the migration fails, start it again on the source, which a
+    migration never changes, so nothing is lost either way.
+
+    After a successful migration the old daemon stays stopped: restarted on the old
+    queue it would run the same jobs the new queue now holds.
+    """
+    stopped = stop(
+        store, address=address, drain=drain, stop_command=stop_command, state_dir=state_dir
+    )
+    try:
+        yield stopped
+    except BaseException:
+        if not stopped.already_stopped:
+            start(
+                store,
+                address=address,
+                start_command=start_command,
+                state_dir=state_dir,
+                stopped_at=stopped.stopped_at,
+            )
+        raise

@@ -23,7 +23,7 @@ from servers import (
     work,
 )
 
-from queuetool.checksum import table_checksum
+from queuetool.checksum import Checksum, table_checksum
 from queuetool.errors import QueuetoolError
 from queuetool.migrate import MigrateOptions, migrate
 from queuetool.store import QueueStore
@@ -229,6 +229,36 @@ def test_invalid_rows_refused_then_skipped_and_exported(tmp_path, mysql_queue, c
     assert got["textdata"][3] == b"abc"
 
 
+def test_mysql_source_summed_by_its_server_with_normalised_and_refused_rows(
+    tmp_path, mysql_queue, cli
+):
+    """A MySQL source's checksum comes from its server; the rows carry.py changes or
+    refuses are taken out and put back in Python, so it is the sum of what is written."""
+    good = [(f"g{i}", "fñ", i % 3, bytes([i, 0, 255]), 0) for i in range(20)]
+    normalised = [("nulldata", "fn", 1, None, 5), ("nullwhen", "fn", 2, b"w", None)]
+    refused = [("p7", "fn", 7, b"x", 0), ("é" * 40, "fn", 1, b"x", 0)]  # 80 bytes > 64
+    mysql_queue.insert(good + normalised + refused)
+    carried = sorted([*good, ("nulldata", "fn", 1, b"", 5), ("nullwhen", "fn", 2, b"w", 0)])
+    back = tmp_path / "back.db"
+
+    dry = cli("migrate", mysql_queue.url, f"sqlite:///{back}", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert f"source checksum (jobs to copy): {Checksum().update(carried)}" in dry.stdout
+
+    out = run_ok(
+        cli,
+        mysql_queue.url,
+        f"sqlite:///{back}",
+        "--skip-invalid",
+        "--skipped-file",
+        str(tmp_path / "skipped.jsonl"),
+    ).stdout
+    assert verify_lines(out) == (str(Checksum().update(carried)),) * 2
+    with sqlite3.connect(back) as conn:
+        assert sorted(conn.execute("SELECT * FROM gearman_queue")) == carried
+    conn.close()
+
+
 def test_target_with_wrong_layout_refused(tmp_path, sqlite_queue, mysql_server, mysql_db, cli):
     sqlite_queue.insert([("a", "fn", 1, b"x", 0)])
     mysql_server.query(
@@ -282,17 +312,12 @@ def test_dry_run_no_tty_and_running_daemon(tmp_path, sqlite_queue, mysql_queue, 
     no_tty = cli("migrate", sqlite_queue.url, mysql_queue.url, "--quiet")
     assert no_tty.exit_code == 3 and "add --yes" in no_tty.stderr
     assert mysql_queue.rows() == []
+    # With the source's daemon running, migrate runs the window (test_window_cli.py):
+    # --no-tty without --yes still refuses, and the daemon keeps running.
     daemon = sqlite_queue.gearmand()
-    running = cli(
-        "migrate",
-        sqlite_queue.url,
-        mysql_queue.url,
-        "--yes",
-        "--quiet",
-        "--gearmand",
-        daemon.address,
-    )
-    assert running.exit_code == 4
+    refused = cli("migrate", sqlite_queue.url, mysql_queue.url, "--quiet")
+    assert refused.exit_code == 3
+    assert daemon.running()
     daemon.stop()
     assert mysql_queue.rows() == []
 

@@ -130,3 +130,34 @@ def test_restore_while_running_runs_the_window(queue, cli, tmp_path):
     daemon.pid = int(daemon.pidfile.read_text())
     assert queue.rows() == before
     assert priority_status(daemon.port) == {"copyTrial": (0, 6, 0), "copyPRO": (0, 0, 4)}
+
+
+def test_migrate_while_running_stops_the_source_daemon_and_starts_the_new_one(
+    sqlite_queue, mysql_queue, cli
+):
+    daemon = sqlite_queue.gearmand()
+    submit(daemon.port, jobs())
+    before = sqlite_queue.rows()
+    new = mysql_queue.gearmand(start=False)  # the command line for the new queue
+    result = cli(
+        "migrate", sqlite_queue.url, mysql_queue.url, "--yes", "--quiet",
+        "--start-with", " ".join(new.argv),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert not daemon.running()  # restarted on the old queue it would run the jobs twice
+    assert sqlite_queue.rows() == before  # the source is never changed
+    assert mysql_queue.rows() == before
+    new.pid = int(new.pidfile.read_text())
+    assert priority_status(new.port) == {"copyTrial": (0, 6, 0), "copyPRO": (0, 0, 4)}
+
+
+def test_failed_migration_restarts_the_source_daemon(sqlite_queue, mysql_queue, cli):
+    daemon = sqlite_queue.gearmand()
+    submit(daemon.port, jobs())
+    mysql_queue.sql(f"ALTER TABLE {mysql_queue.table} DROP COLUMN when_to_run")
+    result = cli("migrate", sqlite_queue.url, mysql_queue.url, "--yes", "--quiet")
+    assert result.exit_code == 2
+    assert "when_to_run" in result.stderr
+    daemon.pid = int(daemon.pidfile.read_text())
+    assert daemon.running()
+    assert priority_status(daemon.port) == {"copyTrial": (0, 6, 0), "copyPRO": (0, 0, 4)}

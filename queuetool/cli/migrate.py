@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -10,11 +11,14 @@ from pathlib import Path
 import click
 
 from ..errors import Aborted
-from ..handover import command_line, gearmand_options
+from ..guard import live_reasons
+from ..handover import command_line, gearmand_options, source_stopped
 from ..handover import start_with as start_daemon_on
 from ..migrate import MigrateOptions, MigrationResult, migrate, resolve_side
 from ..snapshot import DEFAULT_KEEP
 from ..staging import CONFLICT_CHOICES
+from ..store import QueueStore
+from .daemon import ways
 from .options import AppContext, quiet_option
 
 
@@ -185,11 +189,34 @@ def migrate_cmd(
             bar.drawn = False
         click.echo(f"note: {line}", err=True)
 
-    try:
-        result = migrate(src, dst, options, confirm=confirm, progress=bar, note=note)
-    finally:
-        if bar is not None:
-            bar.end()
+    address = app.setting("gearmand", "gearmand", "address").value
+    reasons = [] if (force or dry_run) else live_reasons(src, address)
+    with contextlib.ExitStack() as window:
+        if reasons:
+            # The window: one confirmation, then the source's daemon stops for the copy.
+            click.echo(f"the source's gearmand is running: {'; '.join(reasons)}", err=True)
+            _confirm_window(src, dst, yes)
+            stop_command, start_command, state_dir = ways(app)
+            stopped = window.enter_context(
+                source_stopped(
+                    src,
+                    address=address,
+                    stop_command=stop_command,
+                    start_command=start_command,
+                    state_dir=state_dir,
+                )
+            )
+            click.echo(
+                f"gearmand pid {stopped.pid} stopped in {stopped.stop_seconds:.2f}s "
+                f"({stopped.method}); it stays stopped after the migration",
+                err=True,
+            )
+            yes = True  # confirmed once, for the whole window
+        try:
+            result = migrate(src, dst, options, confirm=confirm, progress=bar, note=note)
+        finally:
+            if bar is not None:
+                bar.end()
     options_text = command_line(gearmand_options(dst, show_password))
     if fmt == "json":
         record = {**result.as_dict(), "gearmand_options": options_text}
@@ -200,6 +227,19 @@ def migrate_cmd(
     if start_with and not dry_run:
         started = start_daemon_on(dst, start_with)
         click.echo(f"gearmand started (pid {started.pid}): {started.verification.summary()}")
+
+
+def _confirm_window(src: QueueStore, dst: QueueStore, yes: bool) -> None:
+    question = (
+        f"Stop gearmand and move its queue from {src.display_url} to {dst.display_url}? "
+        "(If the migration fails it is started again on the unchanged source.)"
+    )
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise Aborted(f"{question} Not confirmed: no terminal to ask on; add --yes")
+    if not click.confirm(question, default=False, err=True):
+        raise Aborted("not confirmed: nothing changed, gearmand still running")
 
 
 def summary_lines(result: MigrationResult, options_text: str) -> list[str]:
