@@ -19,6 +19,7 @@ from ..snapshot import DEFAULT_KEEP
 from ..staging import CONFLICT_CHOICES
 from ..store import QueueStore
 from .daemon import ways
+from .edit import confirm as ask_once
 from .options import AppContext, quiet_option
 
 
@@ -230,16 +231,11 @@ def migrate_cmd(
 
 
 def _confirm_window(src: QueueStore, dst: QueueStore, yes: bool) -> None:
-    question = (
+    ask_once(
         f"Stop gearmand and move its queue from {src.display_url} to {dst.display_url}? "
-        "(If the migration fails it is started again on the unchanged source.)"
+        "(If the migration fails it is started again on the unchanged source.)",
+        yes,
     )
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise Aborted(f"{question} Not confirmed: no terminal to ask on; add --yes")
-    if not click.confirm(question, default=False, err=True):
-        raise Aborted("not confirmed: nothing changed, gearmand still running")
 
 
 def summary_lines(result: MigrationResult, options_text: str) -> list[str]:
