@@ -3,10 +3,12 @@
 `migrate(source, target, options)` reads the source once through a server-side
 cursor, checks every row against what gearmand can replay on the target
 (`carry`), writes the rows into a staging table beside the target in batched
-multi-row INSERTs, computes the source checksum while streaming, reads the
-staging table back for its checksum, and only when both agree puts the staging
-table in the target's place: MySQL with one RENAME TABLE, SQLite inside the one
-transaction that did the whole copy. The source is never written, except that
+multi-row INSERTs (staging.py), takes the source checksum while streaming (a MySQL
+source's own server computes it meanwhile: sourcesum.py), then the staging table's
+checksum from the rows as they are in it (computed by a MySQL server, read back
+from SQLite), and only when both agree puts the staging table in the target's
+place: MySQL with one RENAME TABLE, SQLite inside the one transaction that did the
+whole copy. The source is never written, except that
 `--move` empties it after the target verified (a snapshot is taken first).
 """
 
@@ -26,11 +28,12 @@ from sqlalchemy.engine import Connection
 
 from . import guard, snapshot
 from .carry import Carrier, Refusals, Row
-from .checksum import Checksum, stream_rows, table_checksum
+from .checksum import Checksum, raw_batches
 from .config import DEFAULT_TABLE, Config
 from .errors import Aborted, ProblemsFound, SchemaError, UsageError, VerifyError
 from .export import check_export_path, job_line
-from .staging import CONFLICT_CHOICES, StagingWriter, combine
+from .sourcesum import SourceChecksum
+from .staging import CONFLICT_CHOICES, Writer, combine, open_writer
 from .store import QueueStore, conn_quote, queue_table
 
 BATCH_ROWS = 5000
@@ -315,12 +318,19 @@ def _copy(
                 merging = opts.merge and result.target_rows_before > 0
                 if merging:
                     base = _copy_target_rows(target, tconn, staging)
-                writer = StagingWriter(
+                writer = open_writer(
                     target, tconn, staging, result.refusals, opts.on_conflict if merging else None
                 )
                 charsets = _charsets(target, tconn, True, staging)
-                _stream(source, target, opts, result, total, progress, writer, charsets, lenient)
-                writer.close()
+                try:
+                    _stream(
+                        source, target, opts, result, total, progress, writer, charsets, lenient
+                    )
+                except BaseException:
+                    writer.abort()  # before anything else touches the connection
+                    raise
+                # A refused row (without --skip-invalid) means nothing is kept: skip the rest.
+                writer.close(keep=opts.skip_invalid or not result.refusals)
                 result.skipped_conflicts, result.replaced = writer.skipped, writer.replaced
                 if result.refusals and not opts.skip_invalid:
                     for line in result.refusals.lines():
@@ -335,7 +345,9 @@ def _copy(
                 )
                 result.expected_checksum = expected
                 result.written = result.carried - writer.not_written.rows
-                found = table_checksum(tconn, queue_table(staging))
+                # The staging table's own rows, not what we sent: on MySQL the server
+                # computes it, so nothing is read back through the driver.
+                found = target.dialect.stored_checksum(tconn, queue_table(staging))
                 result.target_checksum = found
                 if (found.rows, found.total) != (expected.rows, expected.total):
                     raise VerifyError(
@@ -376,7 +388,7 @@ def _copy_target_rows(target: QueueStore, conn: Connection, staging: str) -> Che
     src = conn_quote(target.engine, target.table_name)
     dst = conn_quote(target.engine, staging)
     conn.exec_driver_sql(f"INSERT INTO {dst} ({cols}) SELECT {cols} FROM {src}")
-    return table_checksum(conn, queue_table(staging))
+    return target.dialect.stored_checksum(conn, queue_table(staging))
 
 
 def _stream(
@@ -386,7 +398,7 @@ def _stream(
     result: MigrationResult,
     total: int,
     progress: Progress | None,
-    writer: StagingWriter | None,
+    writer: Writer | None,
     charsets: tuple[str | None, str | None],
     lenient: bool,
 ) -> None:
@@ -397,29 +409,36 @@ def _stream(
         function_charset=charsets[1],
     )
     carry = carrier.carry
-    checksum = result.source_checksum
+    source_sum = SourceChecksum(source)
+    source_sum.start()
     batch: list[Row] = []
     size = 0
     read = 0
     with source.connect() as sconn:
+        raw = sconn.connection.dbapi_connection
         if lenient:
-            sconn.connection.dbapi_connection.text_factory = _lenient_text  # type: ignore[union-attr]
-        for row in stream_rows(sconn, source.table, batch=READ_BATCH):
-            read += 1
-            carried = carry(tuple(row))
-            if carried is None:
-                continue
-            batch.append(carried)
-            size += len(carried[3])
-            if len(batch) >= opts.batch or size >= BATCH_BYTES:
-                _flush(batch, checksum, writer, result, opts)
-                batch, size = [], 0
-                if progress is not None:
-                    progress(read, total)
+            raw.text_factory = _lenient_text  # type: ignore[union-attr]
+        cursor = source.dialect.stream_cursor(raw)
+        for rows in raw_batches(sconn, source.table, cursor, READ_BATCH):
+            for row in rows:
+                read += 1
+                carried = carry(row)
+                if carried is not row:
+                    source_sum.changed(row, carried)
+                    if carried is None:
+                        continue
+                batch.append(carried)
+                size += len(carried[3])
+                if len(batch) >= opts.batch or size >= BATCH_BYTES:
+                    _flush(batch, source_sum, writer, result, opts)
+                    batch, size = [], 0
+                    if progress is not None:
+                        progress(read, total)
         if batch:
-            _flush(batch, checksum, writer, result, opts)
+            _flush(batch, source_sum, writer, result, opts)
     result.source_rows = read
-    result.carried = checksum.rows
+    result.source_checksum = source_sum.finish(read)
+    result.carried = result.source_checksum.rows
     result.normalised = carrier.normalised
     if progress is not None:
         progress(read, total)
@@ -427,12 +446,12 @@ def _stream(
 
 def _flush(
     batch: list[Row],
-    checksum: Checksum,
-    writer: StagingWriter | None,
+    source_sum: SourceChecksum,
+    writer: Writer | None,
     result: MigrationResult,
     opts: MigrateOptions,
 ) -> None:
-    checksum.update(batch)
+    source_sum.carried(batch)
     # Once a row is refused (without --skip-invalid) nothing will be kept: stop writing,
     # but go on reading so that every refusal is reported.
     if writer is not None and (opts.skip_invalid or not result.refusals):

@@ -6,12 +6,21 @@ key is undone and written again row by row, so exactly the conflicting rows are
 found, whatever the target's collation calls equal. What was not written, and
 what was replaced, is kept as checksums, so the staging table's expected
 checksum is known without reading the source again.
+
+`open_writer` picks how for a whole copy: into MySQL from a thread of its own, so
+reading, checking, hashing and encoding the next batch overlaps the server's work
+on the last; into SQLite through an unindexed TEMP table that is then inserted in
+key order, because inserts at random places in the primary key's B-tree cost twice
+as much (at 1M rows about 15 s, against 7 s for the load and the ordered insert).
 """
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection
 
@@ -21,6 +30,8 @@ from .checksum import Checksum
 from .store import QueueStore, conn_quote
 
 CONFLICT_CHOICES = ("fail", "skip", "replace")
+COLUMNS = "unique_key, function_name, priority, data, when_to_run"
+REPLAY_BATCH = 5000
 
 
 def combine(plus: list[Checksum], minus: list[Checksum] = ()) -> Checksum:  # type: ignore[assignment]
@@ -57,18 +68,27 @@ class StagingWriter:
         self.integrity_error = self.store.engine.dialect.loaded_dbapi.IntegrityError
         self.dialect_prepare()
         self.cursor = self.raw.cursor()
-        limit = self.store.dialect.statement_bytes(self.raw)
-        if limit:
-            self.cursor.max_stmt_length = limit  # PyMySQL: bigger multi-row INSERTs
+        self.limit = self.store.dialect.statement_bytes(self.raw)
+        if self.limit:
+            self.cursor.max_stmt_length = self.limit  # PyMySQL: bigger multi-row INSERTs
 
     def dialect_prepare(self) -> None:
         self.store.dialect.prepare_writer(self.raw)
 
-    def write(self, batch: list[Row]) -> None:
-        """Write one batch; conflicting rows are handled one by one."""
+    def encode(self, batch: list[Row]) -> list[bytes] | None:
+        """The batch as ready-made multi-row INSERT statements, where the dialect builds
+        them faster than the driver's executemany (MySQL); None where it does not."""
+        return self.store.dialect.insert_statements(self.raw, self.quoted, batch, self.limit)
+
+    def write(self, batch: list[Row], statements: list[bytes] | None = None) -> None:
+        """Write one batch (as `statements` when given); conflicting rows one by one."""
         self._begin()
         try:
-            self.cursor.executemany(self.insert_sql, batch)
+            if statements is None:
+                self.cursor.executemany(self.insert_sql, batch)
+            else:
+                for statement in statements:
+                    self.cursor.execute(statement)
         except self.integrity_error:
             self._undo()
             self._begin()
@@ -132,3 +152,170 @@ class StagingWriter:
 def _as_carried(row: tuple) -> tuple:
     unique, function, priority, data, when = row
     return (unique, function, priority, bytes(data) if data is not None else b"", when)
+
+
+class Writer(Protocol):
+    """What a copy writes through: `write` each batch, then `close` (or `abort`)."""
+
+    skipped: int
+    replaced: int
+    not_written: Checksum
+    removed: Checksum
+
+    def write(self, batch: list[Row]) -> None: ...
+
+    def close(self, keep: bool = True) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+def open_writer(
+    store: QueueStore,
+    conn: Connection,
+    staging: str,
+    refusals: Refusals,
+    on_conflict: str | None = None,
+) -> Writer:
+    """The fastest safe writer for a whole copy into `staging` (see the module doc).
+
+    --merge (`on_conflict` given) expects conflicts: rows go straight in, batch by batch.
+    """
+    if store.backend == "sqlite":
+        writer = StagingWriter(store, conn, staging, refusals, on_conflict)
+        return writer if on_conflict else SortedLoad(writer)
+    return ThreadedWriter(StagingWriter(store, conn, staging, _Collected(), on_conflict), refusals)
+
+
+class SortedLoad:
+    """SQLite: rows go to an unindexed TEMP table, and at `close` into staging in one
+    INSERT ... SELECT in key order, so the key's B-tree is filled from left to right.
+
+    Everything stays inside the copy's one transaction (the TEMP table vanishes with
+    the connection). Should the key refuse a row (two source keys that SQLite calls
+    equal, which the source's own key should prevent), the statement is undone and
+    the rows go in batch by batch through the StagingWriter, which finds exactly which.
+    """
+
+    def __init__(self, writer: StagingWriter) -> None:
+        self.writer = writer
+        self.raw = writer.raw
+        # Appending in key order and reading back in order need no large page cache;
+        # SQLite's sorter would take as much again, for no speed (measured at 1M rows).
+        self.raw.execute("PRAGMA main.cache_size = -2000")
+        self.load = conn_quote(writer.store.engine, writer.staging + "_load")
+        self.raw.execute(f"DROP TABLE IF EXISTS temp.{self.load}")
+        # No declared types: values are kept exactly as given until they reach staging.
+        self.raw.execute(f"CREATE TEMP TABLE {self.load} ({COLUMNS})")
+        self.cursor = self.raw.cursor()
+        self.insert_sql = f"INSERT INTO temp.{self.load} VALUES (?, ?, ?, ?, ?)"
+
+    skipped = property(lambda self: self.writer.skipped)
+    replaced = property(lambda self: self.writer.replaced)
+    not_written = property(lambda self: self.writer.not_written)
+    removed = property(lambda self: self.writer.removed)
+
+    def write(self, batch: list[Row]) -> None:
+        self.cursor.executemany(self.insert_sql, batch)
+
+    def close(self, keep: bool = True) -> None:
+        """Fill staging from the TEMP table (unless `keep` is False), then drop it."""
+        if keep:
+            try:
+                self._insert_sorted()
+            except BaseException:
+                with contextlib.suppress(Exception):  # the first error is the one to see
+                    self.abort()
+                raise
+        self.abort()
+
+    def _insert_sorted(self) -> None:
+        try:
+            self.raw.execute(
+                f"INSERT INTO main.{self.writer.quoted} ({COLUMNS}) SELECT {COLUMNS} "
+                f"FROM temp.{self.load} ORDER BY unique_key, function_name"
+            )
+        except self.writer.integrity_error:  # the statement was undone as a whole
+            self.cursor.execute(f"SELECT {COLUMNS} FROM temp.{self.load} ORDER BY rowid")
+            while batch := self.cursor.fetchmany(REPLAY_BATCH):
+                self.writer.write(batch)
+
+    def abort(self) -> None:
+        self.cursor.close()
+        self.raw.execute(f"DROP TABLE IF EXISTS temp.{self.load}")
+        self.writer.close()
+
+
+class _Collected:
+    """Refusals found in the writer's thread, handed to the real ones in the main thread
+    (which also exports them with --skip-invalid)."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Row, str]] = []
+
+    def add(self, row: Row, kind: str) -> None:
+        self.rows.append((row, kind))
+
+
+class ThreadedWriter:
+    """MySQL: a StagingWriter in a thread of its own, fed through a short queue.
+
+    While the server inserts one batch (the thread waits on the socket, without the
+    GIL), the main thread reads, checks, hashes and encodes the next. The queue holds two
+    batches at most, so memory stays flat. Nothing else uses the connection until
+    `close` or `abort` has joined the thread.
+    """
+
+    def __init__(self, writer: StagingWriter, refusals: Refusals) -> None:
+        self.writer = writer
+        self.refusals = refusals
+        self.batches: queue.Queue[tuple[list[Row], list[bytes] | None] | None] = queue.Queue(
+            maxsize=2
+        )
+        self.error: BaseException | None = None
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, name="queuetool-writer", daemon=True)
+        self.thread.start()
+
+    skipped = property(lambda self: self.writer.skipped)
+    replaced = property(lambda self: self.writer.replaced)
+    not_written = property(lambda self: self.writer.not_written)
+    removed = property(lambda self: self.writer.removed)
+
+    def _run(self) -> None:
+        while (item := self.batches.get()) is not None:
+            if self.error is None and not self.stop:
+                try:
+                    self.writer.write(*item)
+                except BaseException as exc:  # handed to the main thread
+                    self.error = exc
+
+    def write(self, batch: list[Row]) -> None:
+        """Queue the batch; its statements are built here, so that the thread does
+        nothing but wait for the server."""
+        if self.error is not None:
+            self._raise()
+        self.batches.put((batch, self.writer.encode(batch)))
+
+    def close(self, keep: bool = True) -> None:
+        self.stop = not keep
+        self._join()
+        if self.error is not None:
+            self._raise()
+        for row, kind in self.writer.refusals.rows:  # type: ignore[attr-defined]
+            self.refusals.add(row, kind)
+
+    def abort(self) -> None:
+        """Stop writing (what is queued is dropped) and wait for the thread."""
+        self.stop = True
+        self._join()
+
+    def _join(self) -> None:
+        if self.thread.is_alive():
+            self.batches.put(None)
+            self.thread.join()
+        self.writer.close()
+
+    def _raise(self) -> None:
+        error, self.error = self.error, None
+        self.abort()
+        raise error  # type: ignore[misc]

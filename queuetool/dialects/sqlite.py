@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from itertools import chain
+
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
+
+from ..checksum import Checksum, raw_batches
 
 DDL_FILE = "sqlite.sql"
 
@@ -219,6 +223,10 @@ def statement_bytes(raw_conn: object) -> int:
     return 0  # no statement-size limit that matters for executemany
 
 
+def insert_statements(raw_conn: object, table: str, rows: list, limit: int) -> None:
+    return None  # sqlite3's executemany binds each row already; nothing to build
+
+
 def create_staging(conn: sa.Connection, store: object, staging: str, like: str | None) -> None:
     """gearmand's own DDL: SQLite has no CREATE TABLE LIKE, and the layout is fixed."""
     store.create_table(conn, staging)  # type: ignore[attr-defined]
@@ -244,6 +252,21 @@ def swap(conn: sa.Connection, target: str, staging: str, old: str | None) -> Non
 
 def drop_table(conn: sa.Connection, name: str) -> None:
     conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+
+
+def stream_cursor(raw_conn: object) -> object:
+    """A cursor to read a whole table with (sqlite3 steps through it lazily)."""
+    return raw_conn.cursor()  # type: ignore[attr-defined]
+
+
+server_checksum = None  # SQLite has no MD5: sums are made in Python (stored_checksum)
+
+
+def stored_checksum(conn: sa.Connection, table: sa.Table) -> Checksum:
+    """The checksum of the rows as they are in the table (inside the connection's
+    transaction). SQLite has no MD5: the rows are read as plain tuples and hashed here."""
+    cursor = stream_cursor(conn.connection.dbapi_connection)
+    return Checksum().update(chain.from_iterable(raw_batches(conn, table, cursor)))
 
 
 def repairable(table: sa.Table) -> sa.ColumnElement[bool]:
