@@ -308,11 +308,16 @@ def start_mariadb(workdir: Path, timeout: float = 60.0) -> MySQLServer:
         timeout=120,
     )
     port = free_port()
+    # A temp dir of its own: with /tmp shared by several servers, a query's on-disk
+    # temporary table vanished mid-query ("Error on delete of '/tmp/#sql-temptable-...'").
+    tmpdir = workdir / "tmp"
+    tmpdir.mkdir(exist_ok=True)
     proc = subprocess.Popen(
         [
             MARIADBD,
             "--no-defaults",
             f"--datadir={data}",
+            f"--tmpdir={tmpdir}",
             f"--socket={socket_path}",
             f"--port={port}",
             "--bind-address=127.0.0.1",
