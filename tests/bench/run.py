@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from data import build_mysql, build_sqlite, timed  # noqa: E402
+from edits_bench import bench_edits  # noqa: E402
 from measure import run_measured  # noqa: E402
 from migrate_bench import bench_migrate  # noqa: E402
 from servers import MySQLServer, start_mariadb  # noqa: E402
@@ -113,6 +114,7 @@ def main() -> int:
 
 
 SECTIONS: list = []  # further sections (edits, window, migrate) register here
+SECTIONS.append(bench_edits)
 SECTIONS.append(bench_window)
 SECTIONS.append(bench_migrate)
 
