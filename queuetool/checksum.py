@@ -26,6 +26,9 @@ except ImportError:  # pragma: no cover - a Python built without it
     from hashlib import md5
 
 MOD = 2**128
+# Recorded in every snapshot, so that a file checksummed another way is never
+# mistaken for a damaged one.
+ALGORITHM = "md5-sum128"
 BATCH = 5000
 COLUMNS = ("unique_key", "function_name", "priority", "data", "when_to_run")
 _from_bytes = int.from_bytes

@@ -33,7 +33,7 @@ from urllib.parse import quote
 from sqlalchemy.engine import Connection
 
 from . import __version__
-from .checksum import Checksum, stream_rows
+from .checksum import ALGORITHM, Checksum, stream_rows
 from .config import DEFAULT_KEEP, default_snapshot_dir
 from .errors import SnapshotError, UsageError
 from .store import COLUMNS, QueueStore
@@ -65,6 +65,7 @@ class SnapshotInfo:
     reason: str = ""
     bytes: int = 0
     problem: str | None = None
+    algorithm: str = ALGORITHM
 
     @property
     def created_iso(self) -> str:
@@ -182,6 +183,7 @@ def take(
         "created": repr(created),
         "version": __version__,
         "reason": reason,
+        "checksum_algorithm": ALGORITHM,
     }
     source = store.sqlite_path
     if source is not None:
@@ -325,6 +327,8 @@ def read_manifest(path: str | os.PathLike[str]) -> SnapshotInfo:
             version=manifest["version"],
             reason=manifest.get("reason", ""),
             bytes=path.stat().st_size,
+            # Snapshots from before the algorithm was recorded used BLAKE2b.
+            algorithm=manifest.get("checksum_algorithm", "blake2b-sum128"),
         )
     except (KeyError, ValueError) as exc:
         raise SnapshotError(f"{path}: incomplete manifest ({exc})") from exc
@@ -344,6 +348,11 @@ def snapshot_rows(path: str | os.PathLike[str], batch: int = BATCH) -> Iterator[
 def verify(path: str | os.PathLike[str]) -> Verification:
     """Re-read every row and compare count and checksum with the manifest."""
     info = read_manifest(path)
+    if info.algorithm != ALGORITHM:
+        raise SnapshotError(
+            f"{info.path} was checksummed with {info.algorithm}, this queuetool uses "
+            f"{ALGORITHM}: it cannot verify it (use the queuetool {info.version} that took it)"
+        )
     checksum = Checksum()
     for rows in snapshot_rows(path):
         checksum.update(rows)

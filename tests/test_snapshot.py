@@ -120,6 +120,24 @@ def test_cli_snapshot_out_and_verify(queue, tmp_path, cli):
     assert ok.stdout.startswith(f"{out}: ok, {len(ODD_ROWS)} rows")
 
 
+def test_snapshot_of_another_checksum_algorithm_is_not_called_damaged(sqlite_queue, tmp_path, cli):
+    sqlite_queue.insert(ODD_ROWS)
+    out = tmp_path / "old.qtsnap"
+    assert cli("snapshot", *sqlite_queue.cli_args(), "--out", str(out)).exit_code == 0
+    with sqlite3.connect(out) as db:
+        db.execute("DELETE FROM manifest WHERE key = 'checksum_algorithm'")
+    db.close()
+    result = cli("snapshot", "--verify", str(out))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"Error: {out} was checksummed with blake2b-sum128, this queuetool uses md5-sum128: "
+        "it cannot verify it (use the queuetool 0.1.0 that took it)"
+    )
+    restored = cli("restore", *sqlite_queue.cli_args(), str(out), "--yes")
+    assert restored.exit_code == 2
+    assert "cannot verify it" in restored.stderr
+
+
 def damage(path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("UPDATE rows SET data = X'00' WHERE unique_key = 'plain'")
