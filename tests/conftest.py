@@ -183,7 +183,7 @@ def _stop_all(queue: Queue) -> None:
     errors = []
     for daemon in queue.daemons:
         try:
-            daemon.stop()
+            daemon.stop_all()
         except Exception as exc:  # keep stopping the others
             errors.append(exc)
     if errors:

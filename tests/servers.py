@@ -184,6 +184,23 @@ class Gearmand:
             raise RuntimeError(f"gearmand {self.pid} ignored SIGTERM for {timeout}s")
         self.pid = None
 
+    def stop_all(self) -> None:
+        """Stop this daemon and any later one on the same pid file: queuetool's window
+        restarts gearmand under a new pid, which a test may not have looked up."""
+        self.stop()
+        try:
+            pid = int(self.pidfile.read_text())
+        except (OSError, ValueError):
+            return
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                ours = str(self.pidfile).encode() in fh.read()
+        except OSError:
+            return
+        if ours and pid_alive(pid):
+            self.pid = pid
+            self.stop()
+
     def kill(self) -> None:
         if self.pid is not None:
             with contextlib.suppress(ProcessLookupError):
