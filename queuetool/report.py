@@ -81,24 +81,35 @@ def report(
     """Count the queue by function and priority, with scheduled jobs and payload bytes."""
     now = int(time.time()) if now is None else now
     t = store.table
-    # Per-row values first, then GROUP BY over them: the sorter behind SQLite's GROUP BY
-    # then carries two small integers per row instead of the payload itself.
-    per_row = sa.select(
-        t.c.function_name,
-        t.c.priority,
-        sa.case((sa.func.coalesce(t.c.when_to_run, 0) > now, 1), else_=0).label("scheduled"),
-        store.dialect.payload_length(t.c.data).label("size"),
-    )
+    function, priority = t.c.function_name, t.c.priority
+    scheduled = sa.case((sa.func.coalesce(t.c.when_to_run, 0) > now, 1), else_=0)
+    size = store.dialect.payload_length(t.c.data)
+    where = sa.true()
     if job_filter is not None and not job_filter.is_empty:
-        per_row = per_row.where(job_filter.where(t, store.dialect))
-    rows_q = store.dialect.unflattened(per_row).subquery()
-    query = sa.select(
-        rows_q.c.function_name,
-        rows_q.c.priority,
-        sa.func.count(),
-        sa.func.coalesce(sa.func.sum(rows_q.c.scheduled), 0),
-        sa.func.coalesce(sa.func.sum(rows_q.c.size), 0),
-    ).group_by(rows_q.c.function_name, rows_q.c.priority)
+        where = job_filter.where(t, store.dialect)
+    if store.dialect.GROUP_BY_SORTS:
+        # SQLite sorts to GROUP BY, and its sorter carries every column the aggregates
+        # read: the whole payload, to sum its length. Per-row values in a subquery first
+        # (LIMIT -1 keeps it from being flattened away) leave two small integers.
+        rows_q = (
+            sa.select(function, priority, scheduled.label("scheduled"), size.label("size"))
+            .where(where)
+            .limit(-1)
+            .subquery()
+        )
+        function, priority = rows_q.c.function_name, rows_q.c.priority
+        scheduled, size, where = rows_q.c.scheduled, rows_q.c.size, sa.true()
+    query = (
+        sa.select(
+            function,
+            priority,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(scheduled), 0),
+            sa.func.coalesce(sa.func.sum(size), 0),
+        )
+        .where(where)
+        .group_by(function, priority)
+    )
     with store.connect() as conn:
         store.require_table(conn)
         rows = conn.execute(query).all()

@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL, Engine
 from ..checksum import MOD, Checksum
 
 DDL_FILE = "mysql.sql"
+GROUP_BY_SORTS = False  # aggregates into a temporary table as rows stream
 
 
 def create_engine(url: URL) -> Engine:
@@ -93,11 +94,6 @@ def int_div(left: sa.ColumnElement[int], right: sa.ColumnElement[int]) -> sa.Col
     """Integer division, truncating: MySQL's `/` is DECIMAL with 4 places, which rounds
     (N-1)/N up to 1 for large N; DIV is exact."""
     return sa.type_coerce(left.op("DIV")(right), sa.Integer)
-
-
-def unflattened(query: sa.Select) -> sa.Select:
-    """MySQL aggregates in a temporary table; nothing to keep apart."""
-    return query
 
 
 # -- migration: staging table, bulk writes, atomic swap ---------------------------------

@@ -11,6 +11,7 @@ from sqlalchemy.pool import NullPool
 from ..checksum import Checksum, raw_batches
 
 DDL_FILE = "sqlite.sql"
+GROUP_BY_SORTS = True  # no hash aggregation: GROUP BY sorts every row (see report.py)
 
 # gearmand's replay checks each value's storage class (sqlite3_column_type), so the
 # declared column type is not enough: typeof() on every row is what matters.
@@ -199,14 +200,6 @@ def _fnmatch_class(body: str) -> tuple[bool, set[str], list[tuple[str, str]]]:
 def int_div(left: sa.ColumnElement[int], right: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
     """Integer division, truncating: SQLite's `/` on two INTEGERs already is."""
     return sa.type_coerce(left.op("/")(right), sa.Integer)
-
-
-def unflattened(query: sa.Select) -> sa.Select:
-    """Keep SQLite from flattening a subquery into its aggregate (LIMIT -1 = no limit).
-
-    Flattened, the GROUP BY sorter would carry whole payloads to sum their length.
-    """
-    return query.limit(-1)
 
 
 # -- migration: staging table, bulk writes, atomic swap ---------------------------------
