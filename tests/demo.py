@@ -66,6 +66,8 @@ def start() -> int:
     print(
         f"\nTry: {QUEUETOOL} jobs --queue {state['queue']} --function 'copyFiles*' --limit 5\n"
         f"     gearadmin -p {state['port']} --priority-status\n"
+        f"     {QUEUETOOL} reprioritise --queue {state['queue']} --function 'copyFilesForPRO*' "
+        "--to high   # stops gearmand, edits, restarts it, verifies\n"
         "Stop the demo daemon with: make demo-stop"
     )
     return 0
