@@ -99,7 +99,13 @@ class DaemonState:
             return None
         except (OSError, ValueError) as exc:
             raise DaemonError(f"cannot read the daemon state file {path}: {exc}") from exc
-        return cls(**data)
+        try:
+            return cls(**data)
+        except TypeError as exc:  # written by another version, or edited by hand
+            raise DaemonError(
+                f"{path} is not a daemon state file queuetool can read ({exc}); "
+                "start gearmand with [gearmand] start in the config, or by hand"
+            ) from exc
 
 
 def state_path(store: QueueStore, state_dir: Path | None = None) -> Path:
@@ -545,8 +551,11 @@ def _spawn(argv: list[str], state: DaemonState) -> None:
             done = subprocess.run(
                 argv, cwd=cwd, capture_output=True, text=True, timeout=60, **kwargs
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise DaemonError(f"cannot run {argv[0]}: {exc}") from exc
+        except OSError as exc:
+            raise DaemonError(f"cannot run {argv[0]}: {exc.strerror}") from exc
+        except subprocess.TimeoutExpired as exc:
+            # Not str(exc): it holds the whole command line, MySQL password included.
+            raise DaemonError(f"{argv[0]} did not return within {exc.timeout:g}s") from exc
         if done.returncode != 0:
             raise DaemonError(
                 f"gearmand exited {done.returncode} at start: "

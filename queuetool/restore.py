@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from .checksum import Checksum, stream_rows
 from .config import DEFAULT_KEEP
 from .errors import UsageError, VerifyError
-from .snapshot import SnapshotInfo, snapshot_rows, take, verify
+from .snapshot import SnapshotInfo, prune, snapshot_rows, take, verify
 from .store import COLUMNS, QueueStore, conn_quote, queue_table
 
 STAGING_SUFFIX = "__qt_restore"
@@ -85,12 +85,15 @@ def restore(
         """The snapshot of the state about to be replaced."""
         if not take_snapshot:
             return None
+        # No retention here: it could delete the very snapshot being restored.
         return take(
-            store, snapshot_dir, keep=keep, reason="before-restore", conn=conn, create=create
+            store, snapshot_dir, keep=None, reason="before-restore", conn=conn, create=create
         )
 
     replace = _in_one_transaction if store.backend == "sqlite" else _by_atomic_rename
     before, rows_before, after = replace(store, info, snapshot_before)
+    if before is not None and keep is not None:
+        prune(before.path.parent, keep, before, protect=info.path)
     return RestoreResult(
         info, before, rows_before, after.rows, after.hex, time.monotonic() - started
     )

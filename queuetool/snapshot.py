@@ -382,8 +382,11 @@ def _size(path: Path) -> int:
         return 0
 
 
-def prune(directory: Path, keep: int, newest: SnapshotInfo) -> list[Path]:
-    """Delete all but the newest `keep` snapshots of `newest`'s source and table."""
+def prune(
+    directory: Path, keep: int, newest: SnapshotInfo, protect: Path | None = None
+) -> list[Path]:
+    """Delete all but the newest `keep` snapshots of `newest`'s source and table, never
+    `protect` (the snapshot a restore is reading)."""
     same = [
         s
         for s in list_snapshots(directory)
@@ -391,9 +394,16 @@ def prune(directory: Path, keep: int, newest: SnapshotInfo) -> list[Path]:
     ]
     removed = []
     for old in same[keep:]:
-        if old.path == newest.path:
+        if old.path == newest.path or (protect is not None and _same(old.path, protect)):
             continue
         with contextlib.suppress(OSError):
             old.path.unlink()
             removed.append(old.path)
     return removed
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

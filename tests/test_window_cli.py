@@ -161,3 +161,40 @@ def test_failed_migration_restarts_the_source_daemon(sqlite_queue, mysql_queue, 
     daemon.pid = int(daemon.pidfile.read_text())
     assert daemon.running()
     assert priority_status(daemon.port) == {"copyTrial": (0, 6, 0), "copyPRO": (0, 0, 4)}
+
+
+def test_plan_values_must_have_their_type(sqlite_queue, cli, tmp_path):
+    sqlite_queue.insert([("u1", "fn", 1, b"x", 0)])
+    cases = {
+        '[[edit]]\naction = "purge"\nall = "false"\n': "all must be true or false, not 'false'",
+        '[[edit]]\naction = "reschedule"\nfunction = "fn"\nnow = "no"\n': "now must be true",
+        "edit = [1]\n": "each edit must be an [[edit]] table",
+        '[[edit]]\naction = "repair"\nfunction = 5\n': "function must be a string or a list",
+    }
+    for text, message in cases.items():
+        plan = tmp_path / "plan.toml"
+        plan.write_text(text)
+        result = cli("window", *sqlite_queue.cli_args(), str(plan), "--yes")
+        assert result.exit_code == 2, (text, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    result = cli("window", *sqlite_queue.cli_args(), str(binary), "--yes")
+    assert result.exit_code == 2 and "is not valid TOML" in result.stderr
+    assert sqlite_queue.rows() == [("u1", "fn", 1, b"x", 0)]
+
+
+def test_restore_never_prunes_the_snapshot_it_restores(sqlite_queue, cli, tmp_path):
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    config = tmp_path / "q.toml"
+    config.write_text(f'[snapshots]\ndir = "{snaps}"\nkeep = 2\n')
+    args = [*sqlite_queue.cli_args(), "--config", str(config)]
+    sqlite_queue.insert([("u1", "fn", 1, b"x", 0)])
+    first = cli("snapshot", *args).stdout.splitlines()[0].removeprefix("snapshot: ")
+    sqlite_queue.insert([("u2", "fn", 1, b"y", 0)])
+    assert cli("snapshot", *args).exit_code == 0
+    result = cli("restore", *args, first, "--yes")
+    assert result.exit_code == 0, result.output
+    assert sqlite_queue.rows() == [("u1", "fn", 1, b"x", 0)]
+    assert (snaps / first.rsplit("/", 1)[1]).exists()  # the oldest, but being restored

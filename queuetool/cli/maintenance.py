@@ -216,11 +216,14 @@ def load_plan(path: Path) -> list[Edit]:
         data = tomllib.loads(path.read_text())
     except OSError as exc:
         raise UsageError(f"cannot read plan {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"plan {path} is not valid TOML: {exc}") from exc
     entries = data.get("edit")
     if not isinstance(entries, list) or not entries:
         raise UsageError(f"plan {path} has no [[edit]] tables")
+    for i, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            raise UsageError(f"plan {path}, edit {i}: each edit must be an [[edit]] table")
     return [_edit(path, i, entry) for i, entry in enumerate(entries, 1)]
 
 
@@ -232,6 +235,10 @@ def _edit(path: Path, number: int, entry: dict[str, Any]) -> Edit:
     unknown = set(entry) - FILTER_KEYS - ACTION_KEYS[action] - {"action"}
     if unknown:
         raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in ("all", "now", "scheduled", "due"):
+        # A string "false" must not mean true (`all = "false"` would purge every job).
+        if key in entry and not isinstance(entry[key], bool):
+            raise UsageError(f"{where}: {key} must be true or false, not {entry[key]!r}")
     job_filter = _filter(where, entry)
     if action == "reprioritise":
         if "to" not in entry:
@@ -258,8 +265,8 @@ def _edit(path: Path, number: int, entry: dict[str, Any]) -> Edit:
 def _filter(where: str, entry: dict[str, Any]) -> JobFilter:
     def names(key: str) -> tuple[str, ...]:
         value = entry.get(key, ())
-        values = [value] if isinstance(value, str) else list(value)
-        if not all(isinstance(v, str) for v in values):
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
             raise UsageError(f"{where}: {key} must be a string or a list of strings")
         return tuple(values)
 
