@@ -55,7 +55,7 @@ def status_cmd(app: AppContext, fmt: str) -> None:
       queuetool status --gearmand 127.0.0.1:4730
     """
     store = app.store
-    info = find_daemon(store, app.setting("gearmand", "gearmand", "address").value)
+    info = find_daemon(store, app.gearmand_address)
     address = gearmand_setting(app, info)
     stop_cmd, start_cmd, _ = ways(app)
     daemon: dict[str, Any] = {"up": False, "pid": info.pid if info else None}
@@ -193,7 +193,7 @@ def stop_cmd(
     stop_cmd_, _, state_dir = ways(app)
     result = stop(
         store,
-        address=app.setting("gearmand", "gearmand", "address").value,
+        address=app.gearmand_address,
         drain=drain,
         kill_after=kill_after,
         timeout=timeout,
@@ -245,12 +245,13 @@ def start_cmd(
     store = app.store
     _, start_cmd_, state_dir = ways(app)
     if not quiet:
-        rows = sum(g.count for g in report(store).groups)
+        with store.connect() as conn:
+            rows = store.count(conn)  # a count, not a whole GROUP BY report
         note(predict_replay(rows).summary() if buckets is None else f"{rows:,} jobs to replay")
     try:
         result = start(
             store,
-            address=app.setting("gearmand", "gearmand", "address").value,
+            address=app.gearmand_address,
             start_command=start_cmd_,
             hashtable_buckets=buckets,
             state_dir=state_dir,

@@ -89,10 +89,6 @@ def _snapshot_settings(app: AppContext, snapshot_dir: Path | None) -> tuple[Path
     return (Path(directory).expanduser() if directory else None), keep
 
 
-def _gearmand_address(app: AppContext) -> str | None:
-    return app.setting("gearmand", "gearmand", "address").value
-
-
 def confirm(question: str, yes: bool) -> None:
     """Ask on the terminal; without one (and without --yes) refuse."""
     if yes:
@@ -164,9 +160,7 @@ def run_edits(
             "this edit; a running gearmand may overwrite or lose it.",
             err=True,
         )
-    result = apply_edits(
-        store, edits, directory, keep, gearmand=_gearmand_address(app), force=force
-    )
+    result = apply_edits(store, edits, directory, keep, gearmand=app.gearmand_address, force=force)
     if result.snapshot is not None:
         click.echo(f"snapshot: {result.snapshot.path}")
     for change in result.changes:
@@ -484,9 +478,7 @@ def restore_cmd(
             "this restore; a running gearmand may overwrite or lose it.",
             err=True,
         )
-    result = restore(
-        store, path, directory, keep=keep, gearmand=_gearmand_address(app), force=force
-    )
+    result = restore(store, path, directory, keep=keep, gearmand=app.gearmand_address, force=force)
     if result.before is not None:
         click.echo(f"snapshot of the replaced state: {result.before.path}")
     click.echo(

@@ -67,7 +67,7 @@ def window_options(f: F) -> F:
 
 def is_live(app: AppContext) -> list[str]:
     """Why the queue's daemon counts as running (empty: it is stopped)."""
-    return live_reasons(app.store, app.setting("gearmand", "gearmand", "address").value)
+    return live_reasons(app.store, app.gearmand_address)
 
 
 def announce(
@@ -102,7 +102,7 @@ def announce(
     confirm(f"Run the window on {store.display_url} table {store.table_name}?", yes)
     stop_command, start_command, state_dir = ways(app)
     return dict(
-        address=app.setting("gearmand", "gearmand", "address").value,
+        address=app.gearmand_address,
         drain=drain,
         kill_after=kill_after,
         stop_command=stop_command,

@@ -190,7 +190,7 @@ def migrate_cmd(
             bar.drawn = False
         click.echo(f"note: {line}", err=True)
 
-    address = app.setting("gearmand", "gearmand", "address").value
+    address = app.gearmand_address
     reasons = [] if (force or dry_run) else live_reasons(src, address)
     with contextlib.ExitStack() as window:
         if reasons:

@@ -44,6 +44,11 @@ class AppContext:
             return Setting(from_config, self.config.source)
         return Setting(default, "default")
 
+    @property
+    def gearmand_address(self) -> str | None:
+        """The daemon's admin address: --gearmand, QUEUETOOL_GEARMAND or [gearmand] address."""
+        return self.setting("gearmand", "gearmand", "address").value
+
     def queue_setting(self) -> Setting:
         setting = self.setting("queue", "queue", "url")
         if setting.value is None:
@@ -78,7 +83,7 @@ class AppContext:
 def discovered(app: AppContext) -> DaemonInfo | None:
     """The gearmand this command is about (cached): found by address, process or files."""
     if not hasattr(app, "_discovered"):
-        address = app.setting("gearmand", "gearmand", "address").value
+        address = app.gearmand_address
         app._discovered = discover(address)  # type: ignore[attr-defined]
     return app._discovered  # type: ignore[attr-defined]
 
@@ -94,7 +99,7 @@ def discover_table(app: AppContext) -> Setting | None:
     queue = app.queue_setting()
     if queue.value is not None and not queue.source.startswith("discovered"):
         # An explicit queue: the daemon's table only if that daemon uses this very queue.
-        address = app.setting("gearmand", "gearmand", "address").value
+        address = app.gearmand_address
         info = discovered(app) if address else None
         if info is None or info.options.queue_url != queue.value:
             return None
