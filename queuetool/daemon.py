@@ -30,7 +30,14 @@ from pathlib import Path
 from .admin import Address, AdminClient, FunctionStatus, WorkerInfo, open_socket
 from .check import CheckResult, check
 from .config import default_snapshot_dir
-from .discover import DaemonInfo, options_from_argv, process_info, read_cmdline
+from .discover import (
+    PROC,
+    DaemonInfo,
+    is_gearmand,
+    options_from_argv,
+    process_info,
+    read_cmdline,
+)
 from .errors import (
     DaemonError,
     DaemonRefused,
@@ -57,6 +64,8 @@ from .store import QueueStore
 POLL = 0.05
 COMMAND_TIMEOUT = 120.0
 NO_DAEMON_GRACE = 15.0  # after the start way returned, how long "nothing there" may last
+KILL_GRACE = 10.0  # after a SIGKILL, how long the process and its port may take to go
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 class DaemonWarning(QueuetoolWarning):
@@ -151,16 +160,39 @@ def _owner(pid: int) -> tuple[int | None, int | None]:
         return None, None
 
 
-def _service_unit(pid: int) -> str | None:
-    """The systemd unit that runs the process, if any (its Restart= may undo a SIGTERM)."""
+def _service_unit(pid: int, proc: Path = PROC, cgroup_root: Path = CGROUP_ROOT) -> str | None:
+    """The systemd service that runs gearmand `pid` as its own program, if any (its
+    Restart= may start it again behind queuetool's back).
+
+    A service whose cgroup holds other programs too (cron.service, a CI runner's unit)
+    only happens to contain a gearmand started from it, by hand or by queuetool's own
+    restart: stopping that unit is not the way to stop gearmand, so it is not named.
+    """
     try:
-        text = Path(f"/proc/{pid}/cgroup").read_text()
+        lines = (proc / str(pid) / "cgroup").read_text().splitlines()
     except OSError:
         return None
-    for part in text.replace(":", "/").split("/"):
-        if part.endswith(".service") and not part.startswith(("user@", "session-")):
-            return part
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3 or parts[1] not in ("", "name=systemd"):  # v2, or v1's systemd
+            continue
+        path = parts[2]
+        units = [p for p in path.split("/") if p.endswith(".service") and not p.startswith("user@")]
+        if units and not _shared_cgroup(path, proc, cgroup_root):
+            return units[-1]
     return None
+
+
+def _shared_cgroup(path: str, proc: Path, cgroup_root: Path) -> bool:
+    """Whether a program other than gearmand is in this cgroup (False when unreadable)."""
+    rel = path.strip("/")
+    for base in (cgroup_root, cgroup_root / "unified", cgroup_root / "systemd"):
+        try:
+            pids = (base / rel / "cgroup.procs").read_text().split()
+        except OSError:
+            continue
+        return any(not is_gearmand(read_cmdline(int(p), proc) or ()) for p in pids)
+    return False
 
 
 def log_tail(info_argv: list[str] | tuple[str, ...] | None, lines: int = 8) -> str:
@@ -337,6 +369,9 @@ def _wait_stopped(
     result: StopResult,
 ) -> None:
     pid = info.pid if info else None
+    # A --kill-after beyond --timeout still gets its SIGKILL, and the kill its grace.
+    limit = timeout if kill_after is None else max(timeout, kill_after + KILL_GRACE)
+    sent = "SIGTERM" if result.method == "signal" else "the stop command"
     while True:
         elapsed = time.monotonic() - began
         gone = pid is None or not pid_alive(pid)
@@ -361,13 +396,23 @@ def _wait_stopped(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid or 0, signal.SIGKILL)
             result.killed = True
-            result.notes.append(f"gearmand ignored SIGTERM for {elapsed:.1f}s: sent SIGKILL")
-        if elapsed > timeout:
-            what = f"pid {pid} still runs" if not gone else f"port {addr} still open"
-            raise DaemonError(
-                f"gearmand did not stop within {timeout:g}s ({what}); nothing was changed. "
-                "Use --kill-after SECONDS to SIGKILL it, or look at its log"
+            result.notes.append(
+                f"gearmand pid {pid} was still running {elapsed:.1f}s after {sent}: "
+                "sent SIGKILL (--kill-after)"
             )
+        if elapsed > limit:
+            what = f"pid {pid} still runs" if not gone else f"port {addr} still open"
+            message = f"gearmand did not stop within {limit:g}s ({what})"
+            if result.killed:
+                message += ", even after SIGKILL: look at the process"
+            elif kill_after is None and pid is not None:
+                message += (
+                    "; nothing was changed. Use --kill-after SECONDS to SIGKILL it, "
+                    "or look at its log"
+                )
+            else:
+                message += "; nothing was changed. Look at its log"
+            raise DaemonError(message)
         time.sleep(POLL)
 
 
