@@ -4,8 +4,9 @@ Every edit follows one safety sequence (`apply_edits`): validate the request,
 refuse while the queue's gearmand runs, open ONE transaction, `check` the rows the
 edit will change (gearmand must be able to replay them afterwards: the edit only
 sets its own columns, to values valid by construction, so the rest of each row is
-what must already be right) and count them, snapshot the table inside the same
-transaction (so the snapshot is exactly what the edit changes), run each edit's
+what must already be right) and count them, snapshot the rows the batch will change
+inside the same transaction (so the snapshot is exactly what the edit changes;
+`full_snapshot` takes the whole table instead), run each edit's
 single set-based UPDATE/DELETE, verify it changed exactly the rows counted, then
 commit. Any failure rolls the whole batch back. `plan` is the dry run: counts and a
 sample, nothing written.
@@ -293,8 +294,6 @@ class EditResult:
 
     changes: list[Change] = field(default_factory=list)
     snapshot: SnapshotInfo | None = None
-    rows_before: int = 0
-    rows_after: int = 0
     elapsed: float = 0.0
     snapshot_seconds: float = 0.0
     change_seconds: float = 0.0
@@ -349,6 +348,7 @@ def apply_edits(
     guard: bool = True,
     snapshot: bool = True,
     create_dir: bool | None = None,
+    full_snapshot: bool = False,
 ) -> EditResult:
     """Apply `edits` in order, in ONE transaction, after a snapshot; all or nothing.
 
@@ -357,6 +357,12 @@ def apply_edits(
     overrides: the caller warns). A batch whose filters match nothing changes
     nothing and takes no snapshot. Raises VerifyError (nothing changed) if a row an
     edit touches would not replay afterwards, or the counts do not add up.
+
+    The snapshot holds the rows any edit of the batch matches before the first one
+    runs: enough to undo the batch, since a row a later edit changes either was
+    changed by an earlier one (so it is in) or is as it was (so that edit's filter
+    matched it before). An edit never adds a row nor changes a key, and each changes
+    exactly the rows it matched (checked), so the other rows are not touched.
     """
     started = time.monotonic()
     for edit in edits:
@@ -382,14 +388,19 @@ def apply_edits(
             if snapshot:
                 mark = time.monotonic()
                 reason = _reason(edits)
+                touched = None if full_snapshot else sa.or_(*(e.where(store) for e in frozen))
                 result.snapshot = take(
-                    store, snapshot_dir, keep=keep, reason=reason, conn=conn, create=create_dir
+                    store,
+                    snapshot_dir,
+                    keep=keep,
+                    reason=reason,
+                    conn=conn,
+                    create=create_dir,
+                    where=touched,
                 )
                 result.snapshot_seconds = time.monotonic() - mark
                 result.snapshot_dir = result.snapshot.path.parent
             mark = time.monotonic()
-            # The snapshot was read in this transaction: its row count is the table's.
-            result.rows_before = result.snapshot.rows if result.snapshot else store.count(conn)
             for i, (edit, live) in enumerate(zip(edits, frozen, strict=True)):
                 # The first edit was examined above (only reads came between); later edits
                 # see the table as the earlier ones left it.
@@ -404,8 +415,6 @@ def apply_edits(
             # Each statement changed exactly the rows counted (and checked) just before it,
             # in this transaction. No recount: on InnoDB a COUNT after a big DELETE or
             # UPDATE in the same transaction walks the undo log (seconds at 1M rows).
-            purged = sum(c.changed for c in result.changes if isinstance(c.edit, Purge))
-            result.rows_after = result.rows_before - purged
         result.change_seconds = time.monotonic() - mark  # the commit included
     result.elapsed = time.monotonic() - started
     return result

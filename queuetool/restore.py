@@ -12,6 +12,13 @@ checksum is compared with the snapshot's before the replacement counts:
   row into InnoDB's undo log twice and was measured ~15x slower (236 s at 1M rows);
   a crash before the RENAME leaves the queue table untouched (the staging table is
   dropped by the next restore), after it the table is wholly new.
+
+A rows snapshot (an edit's undo) replaces only the rows with the keys it covers,
+in ONE transaction on both backends: delete the rows with those keys, insert the
+snapshot's rows, and read the rows with those keys back: they must be the
+snapshot's. The rest of the table is not touched (the edit did not change it), so
+the work is proportional to the rows the edit changed. The state replaced is kept
+as a rows snapshot over the same keys, so the restore can itself be undone.
 """
 
 from __future__ import annotations
@@ -19,20 +26,31 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult
 
 from .checksum import Checksum, stream_rows
 from .config import DEFAULT_KEEP
 from .errors import UsageError, VerifyError
-from .snapshot import SnapshotInfo, prune, snapshot_rows, take, verify
+from .snapshot import (
+    SnapshotInfo,
+    prune,
+    snapshot_keys,
+    snapshot_rows,
+    take,
+    take_rows,
+    verify,
+)
 from .store import COLUMNS, QueueStore, conn_quote, queue_table
 
 STAGING_SUFFIX = "__qt_restore"
 OLD_SUFFIX = "__qt_replaced"
+# MySQL TEMPORARY tables (this connection only, gone with it) for a rows snapshot.
+UNDO_KEYS, UNDO_ROWS = "qt_undo_keys", "qt_undo_rows"
 
 
 @dataclass(frozen=True)
@@ -90,13 +108,24 @@ def restore(
             store, snapshot_dir, keep=None, reason="before-restore", conn=conn, create=create
         )
 
-    replace = _in_one_transaction if store.backend == "sqlite" else _by_atomic_rename
-    before, rows_before, after = replace(store, info, snapshot_before)
+    def keep_replaced(rows: Iterable[Iterable[object]]) -> SnapshotInfo | None:
+        """The rows about to be replaced, as a rows snapshot over the same keys."""
+        if not take_snapshot:
+            return None
+        keys = chain.from_iterable(snapshot_keys(info.path))
+        return take_rows(
+            store, rows, keys, snapshot_dir, keep=None, reason="before-restore", create=create
+        )
+
+    if info.partial:
+        replace_rows = _rows_sqlite if store.backend == "sqlite" else _rows_mysql
+        before, replaced, after = replace_rows(store, info, keep_replaced)
+    else:
+        replace = _in_one_transaction if store.backend == "sqlite" else _by_atomic_rename
+        before, replaced, after = replace(store, info, snapshot_before)
     if before is not None and keep is not None:
         prune(before.path.parent, keep, before, protect=info.path)
-    return RestoreResult(
-        info, before, rows_before, after.rows, after.hex, time.monotonic() - started
-    )
+    return RestoreResult(info, before, replaced, after.rows, after.hex, time.monotonic() - started)
 
 
 Replaced = tuple[SnapshotInfo | None, int, Checksum]
@@ -142,6 +171,87 @@ def _by_atomic_rename(store: QueueStore, info: SnapshotInfo, snapshot_before: Be
     return before, rows_before, after
 
 
+RowsBefore = Callable[[Iterable[Iterable[object]]], SnapshotInfo | None]
+
+
+def _rows_sqlite(store: QueueStore, info: SnapshotInfo, keep_replaced: RowsBefore) -> Replaced:
+    """SQLite, a rows snapshot: the rows with its keys replaced in one transaction.
+
+    The snapshot is ATTACHed; the join walks its keys and finds each row by the queue
+    table's primary key (IS: a NULL key matches a NULL key)."""
+    table = conn_quote(store.engine, store.table_name)
+    columns = ", ".join(f"q.{c}" for c in COLUMNS)
+    join = (
+        f"FROM qtsnap.keys AS k CROSS JOIN {table} AS q "
+        "ON q.unique_key IS k.unique_key AND q.function_name IS k.function_name"
+    )
+    with store.connect() as conn, _attached(store, conn, info.path), conn.begin():
+        store.require_table(conn)
+        with conn.exec_driver_sql(f"SELECT {columns} {join}") as current:
+            before = keep_replaced(current)
+        replaced = conn.exec_driver_sql(
+            f"DELETE FROM {table} WHERE rowid IN (SELECT q.rowid {join})"
+        ).rowcount
+        _insert_rows(store, conn, store.table_name, info.path, "qtsnap")
+        with conn.exec_driver_sql(f"SELECT {columns} {join}") as restored:
+            after = _check_rows(restored, info)
+    return before, replaced, after
+
+
+def _rows_mysql(store: QueueStore, info: SnapshotInfo, keep_replaced: RowsBefore) -> Replaced:
+    """MySQL, a rows snapshot: its keys and rows go into TEMPORARY tables LIKE the queue
+    table (same charset and collation, so keys compare as the unique key does), then
+    one transaction deletes the rows with those keys and inserts the snapshot's."""
+    d = store.dialect
+    table = f"`{store.table_name}`"
+    columns = ", ".join(f"q.`{c}`" for c in COLUMNS)
+    join = (
+        f"FROM `{UNDO_KEYS}` AS k JOIN {table} AS q "
+        "ON q.unique_key <=> k.unique_key AND q.function_name <=> k.function_name"
+    )
+    with store.connect() as conn:
+        d.prepare_writer(conn.connection.dbapi_connection)  # strict mode: nothing cut
+        try:
+            with conn.begin():
+                store.require_table(conn)
+                for name in (UNDO_KEYS, UNDO_ROWS):
+                    conn.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS `{name}`")
+                    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE `{name}` LIKE {table}")
+                _insert_rows(store, conn, UNDO_KEYS, info.path, None, keys=True)
+                _insert_rows(store, conn, UNDO_ROWS, info.path, None)
+                with stream_query(conn, f"SELECT {columns} {join}") as current:
+                    before = keep_replaced(current)
+                replaced = conn.exec_driver_sql(f"DELETE q {join}").rowcount
+                names = ", ".join(f"`{c}`" for c in COLUMNS)
+                conn.exec_driver_sql(
+                    f"INSERT INTO {table} ({names}) SELECT {names} FROM `{UNDO_ROWS}`"
+                )
+                with stream_query(conn, f"SELECT {columns} {join}") as restored:
+                    after = _check_rows(restored, info)
+        finally:
+            with contextlib.suppress(Exception):
+                for name in (UNDO_KEYS, UNDO_ROWS):
+                    conn.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS `{name}`")
+    return before, replaced, after
+
+
+def stream_query(conn: Connection, sql: str) -> CursorResult:
+    """The rows of a plain SQL query, streamed (a server-side cursor on MySQL); close
+    it (`with`) before the next statement."""
+    return conn.execution_options(stream_results=True, yield_per=5000).exec_driver_sql(sql)
+
+
+def _check_rows(rows: Iterable[Iterable[object]], info: SnapshotInfo) -> Checksum:
+    """The rows with the snapshot's keys, read back, must be the snapshot's rows."""
+    after = Checksum().update(rows)
+    if after.rows != info.rows or after.hex != info.checksum:
+        raise VerifyError(
+            f"after restoring {info.path} its {info.keys} jobs hold {after}, the snapshot "
+            f"{info.rows} rows, checksum {info.checksum}: rolled back, nothing changed"
+        )
+    return after
+
+
 def _check(store: QueueStore, conn: Connection, table: str, info: SnapshotInfo) -> Checksum:
     """The rows now in `table`, read back, must be the snapshot's."""
     after = Checksum().update(stream_rows(conn, queue_table(table)))
@@ -168,27 +278,35 @@ def _attached(store: QueueStore, conn: Connection, path: Path) -> Iterator[str]:
 
 
 def _insert_rows(
-    store: QueueStore, conn: Connection, table: str, path: Path, source: str | None
+    store: QueueStore,
+    conn: Connection,
+    table: str,
+    path: Path,
+    source: str | None,
+    keys: bool = False,
 ) -> None:
-    """Every snapshot row into the (empty) `table`, values untouched."""
-    columns = ", ".join(conn_quote(store.engine, c) for c in COLUMNS)
+    """Every snapshot row (or with `keys`, every key it covers) into `table`, values
+    untouched; from the ATTACHed schema `source` when given."""
+    names = COLUMNS[:2] if keys else COLUMNS
+    columns = ", ".join(conn_quote(store.engine, c) for c in names)
     quoted = conn_quote(store.engine, table)
     if source is not None:
         conn.exec_driver_sql(
             f"INSERT INTO {quoted} ({columns}) SELECT {columns} FROM {source}.rows"
         )
         return
+    batches = snapshot_keys(path) if keys else snapshot_rows(path)
     # Through the driver's executemany on the DB-API connection: PyMySQL turns it into
     # multi-row INSERTs, as long as the server's packet limit allows (`statement_bytes`).
     mark = "?" if conn.dialect.paramstyle in ("qmark", "numeric") else "%s"
-    insert = f"INSERT INTO {quoted} ({columns}) VALUES ({', '.join([mark] * len(COLUMNS))})"
+    insert = f"INSERT INTO {quoted} ({columns}) VALUES ({', '.join([mark] * len(names))})"
     raw = conn.connection.dbapi_connection
     cursor = raw.cursor()  # type: ignore[union-attr]
     try:
         limit = store.dialect.statement_bytes(raw)
         if limit:
             cursor.max_stmt_length = limit
-        for rows in snapshot_rows(path):
+        for rows in batches:
             cursor.executemany(insert, rows)
     except conn.dialect.loaded_dbapi.Error as exc:
         raise VerifyError(

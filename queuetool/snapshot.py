@@ -1,10 +1,17 @@
-"""Snapshots: one portable file holding every row of a queue table (`restore.py` puts
-one back).
+"""Snapshots: one portable file holding rows of a queue table (`restore.py` puts
+them back).
 
 A snapshot is a SQLite database (the container, whatever the queue's backend) with
-two tables: `rows`, the queue rows byte for byte, and `manifest`, what they are
+three tables: `rows`, the queue rows byte for byte, `manifest`, what they are
 (source with the password masked, table, backend, row count, the order-independent
-checksum of `checksum.py`, creation time, queuetool version). The `rows` columns
+checksum of `checksum.py`, creation time, queuetool version, scope), and `keys`.
+
+The scope is either the whole table (`queuetool snapshot`, a restore's "before")
+or some rows (an edit's undo: the rows the edit is about to change). A rows
+snapshot also lists in `keys` the (unique_key, function_name) pairs it covers:
+restoring it replaces exactly the rows with those keys by its `rows` and leaves the
+rest of the table alone. A key with no row there means "no such job" (a restore
+that added jobs is undone by deleting them). The `rows` columns
 are declared without a type, so SQLite keeps each value's storage class: a TEXT
 payload stays TEXT, an INTEGER stays INTEGER, and a restore gives back exactly what
 was there, bad rows included.
@@ -30,6 +37,7 @@ from itertools import islice
 from pathlib import Path
 from urllib.parse import quote
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import __version__
@@ -45,8 +53,11 @@ _SCHEMA = (
     "CREATE TABLE manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     # No declared types: no affinity, so every value keeps its storage class.
     "CREATE TABLE rows (unique_key, function_name, priority, data, when_to_run);"
+    "CREATE TABLE keys (unique_key, function_name);"
 )
+TABLE, ROWS = "table", "rows"  # the scopes
 _INSERT = "INSERT INTO rows VALUES (?, ?, ?, ?, ?)"
+_INSERT_KEY = "INSERT INTO keys VALUES (?, ?)"
 _SELECT = "SELECT " + ", ".join(COLUMNS) + " FROM rows"
 
 
@@ -66,6 +77,18 @@ class SnapshotInfo:
     bytes: int = 0
     problem: str | None = None
     algorithm: str = ALGORITHM
+    scope: str = TABLE
+    keys: int = 0  # a rows snapshot: how many (unique_key, function_name) it covers
+
+    @property
+    def partial(self) -> bool:
+        """Whether it holds only some rows (restoring it leaves the others alone)."""
+        return self.scope == ROWS
+
+    def describe(self) -> str:
+        if self.partial:
+            return f"{self.rows} rows (of {self.keys} jobs it covers)"
+        return f"all {self.rows} rows"
 
     @property
     def created_iso(self) -> str:
@@ -78,6 +101,7 @@ class SnapshotInfo:
             "source": self.source,
             "table": self.table,
             "rows": self.rows,
+            "scope": self.scope,
             "bytes": self.bytes,
             "reason": self.reason,
             "path": str(self.path),
@@ -92,17 +116,23 @@ class Verification:
     info: SnapshotInfo
     rows: int
     checksum: str
+    keys: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.rows == self.info.rows and self.checksum == self.info.checksum
+        return (
+            self.rows == self.info.rows
+            and self.checksum == self.info.checksum
+            and self.keys == self.info.keys
+        )
 
     def summary(self) -> str:
         if self.ok:
             return f"{self.info.path}: ok, {self.rows} rows, checksum {self.checksum}"
         return (
             f"{self.info.path}: DAMAGED: manifest says {self.info.rows} rows, checksum "
-            f"{self.info.checksum}; the file holds {self.rows} rows, checksum {self.checksum}"
+            f"{self.info.checksum}, {self.info.keys} keys; the file holds {self.rows} rows, "
+            f"checksum {self.checksum}, {self.keys} keys"
         )
 
 
@@ -150,8 +180,10 @@ def take(
     reason: str = "manual",
     conn: Connection | None = None,
     create: bool | None = None,
+    where: sa.ColumnElement[bool] | None = None,
 ) -> SnapshotInfo:
-    """Write a snapshot of the whole table and return its manifest.
+    """Write a snapshot of the whole table (or of the rows `where` selects) and return
+    its manifest.
 
     `out` names the file exactly (no retention); otherwise it goes to `directory`
     (default: the state directory) and only the newest `keep` snapshots of the same
@@ -161,11 +193,62 @@ def take(
     if conn is None:
         with store.connect() as own:
             return take(
-                store, directory, keep=keep, out=out, reason=reason, conn=own, create=create
+                store,
+                directory,
+                keep=keep,
+                out=out,
+                reason=reason,
+                conn=own,
+                create=create,
+                where=where,
             )
+    store.require_table(conn)
+    source = store.sqlite_path
+    if where is not None:
+        rows = stream_rows(conn, store.table, where)
+        fill = functools.partial(_fill_from_rows, rows, None)
+    elif source is not None:
+        # SQLite: copy inside the database engine (ATTACH + INSERT ... SELECT), several
+        # times faster than rows through Python. The source is read on a second
+        # connection, which sees exactly what `conn` sees as long as `conn` has not
+        # written yet (its BEGIN IMMEDIATE keeps everyone else from writing).
+        fill = functools.partial(_fill_from_sqlite, source, store.table_name)
+    else:
+        fill = functools.partial(_fill_from_rows, stream_rows(conn, store.table), ())
+    scope = TABLE if where is None else ROWS
+    return _take(store, directory, fill, scope, keep=keep, out=out, reason=reason, create=create)
+
+
+def take_rows(
+    store: QueueStore,
+    rows: Iterable[Iterable[object]],
+    keys: Iterable[Iterable[object]],
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    keep: int | None = DEFAULT_KEEP,
+    reason: str = "manual",
+    create: bool | None = None,
+) -> SnapshotInfo:
+    """Write a rows snapshot: `rows` as they are now, covering the jobs `keys` name
+    (a key without a row: the job does not exist). A restore reads the rows it is
+    about to replace this way."""
+    fill = functools.partial(_fill_from_rows, rows, keys)
+    return _take(store, directory, fill, ROWS, keep=keep, reason=reason, create=create)
+
+
+def _take(
+    store: QueueStore,
+    directory: str | os.PathLike[str] | None,
+    fill: Callable[[sqlite3.Connection], tuple[Checksum, int]],
+    scope: str,
+    *,
+    keep: int | None,
+    reason: str,
+    create: bool | None,
+    out: str | os.PathLike[str] | None = None,
+) -> SnapshotInfo:
     if keep is not None and keep < 1:
         raise UsageError(f"[snapshots] keep must be at least 1, not {keep}")
-    store.require_table(conn)
     created = time.time()
     if out is not None:
         target = Path(out)
@@ -184,16 +267,8 @@ def take(
         "version": __version__,
         "reason": reason,
         "checksum_algorithm": ALGORITHM,
+        "scope": scope,
     }
-    source = store.sqlite_path
-    if source is not None:
-        # SQLite: copy inside the database engine (ATTACH + INSERT ... SELECT), several
-        # times faster than rows through Python. The source is read on a second
-        # connection, which sees exactly what `conn` sees as long as `conn` has not
-        # written yet (its BEGIN IMMEDIATE keeps everyone else from writing).
-        fill = functools.partial(_fill_from_sqlite, source, store.table_name)
-    else:
-        fill = functools.partial(_fill_from_rows, stream_rows(conn, store.table))
     _write(target, manifest, fill)
     info = read_manifest(target)
     if out is None and keep is not None:
@@ -202,7 +277,9 @@ def take(
 
 
 def _write(
-    target: Path, manifest: dict[str, str], fill: Callable[[sqlite3.Connection], Checksum]
+    target: Path,
+    manifest: dict[str, str],
+    fill: Callable[[sqlite3.Connection], tuple[Checksum, int]],
 ) -> None:
     """Create the file under a temporary name, let `fill` put the rows in, add the
     manifest, fsync, rename to `target`."""
@@ -220,8 +297,10 @@ def _write(
             db.execute("PRAGMA synchronous=OFF")
             db.execute("PRAGMA page_size=65536")
             db.executescript(_SCHEMA)
-            checksum = fill(db)
+            checksum, keys = fill(db)
             manifest = {**manifest, "rows": str(checksum.rows), "checksum": checksum.hex}
+            if manifest["scope"] == ROWS:
+                manifest["keys"] = str(keys)
             db.executemany("INSERT INTO manifest VALUES (?, ?)", manifest.items())
         finally:
             db.close()
@@ -241,18 +320,29 @@ def _write(
         raise
 
 
-def _fill_from_rows(rows: Iterable[Iterable[object]], db: sqlite3.Connection) -> Checksum:
-    """Insert streamed rows in big batches, hashing them on the way."""
+def _fill_from_rows(
+    rows: Iterable[Iterable[object]],
+    keys: Iterable[Iterable[object]] | None,
+    db: sqlite3.Connection,
+) -> tuple[Checksum, int]:
+    """Insert streamed rows in big batches, hashing them on the way; `keys` are the
+    keys the snapshot covers (None: those of its rows)."""
     checksum = Checksum()
     db.execute("BEGIN")
     for batch in batched(rows, BATCH):
         db.executemany(_INSERT, batch)
+        if keys is None:
+            db.executemany(_INSERT_KEY, ((row[0], row[1]) for row in batch))
         checksum.update(batch)
+    covered = checksum.rows if keys is None else 0
+    for batch in batched(keys or (), BATCH):
+        db.executemany(_INSERT_KEY, batch)
+        covered += len(batch)
     db.execute("COMMIT")
-    return checksum
+    return checksum, covered
 
 
-def _fill_from_sqlite(source: Path, table: str, db: sqlite3.Connection) -> Checksum:
+def _fill_from_sqlite(source: Path, table: str, db: sqlite3.Connection) -> tuple[Checksum, int]:
     """Copy a SQLite queue table in the engine, then hash what the file now holds."""
     db.execute("ATTACH DATABASE ? AS source", (_uri(source, readonly=True),))
     try:
@@ -266,7 +356,7 @@ def _fill_from_sqlite(source: Path, table: str, db: sqlite3.Connection) -> Check
     cursor = db.execute(_SELECT)
     while rows := cursor.fetchmany(BATCH):
         checksum.update(rows)
-    return checksum
+    return checksum, 0
 
 
 def _uri(path: Path, readonly: bool = False) -> str:
@@ -329,6 +419,8 @@ def read_manifest(path: str | os.PathLike[str]) -> SnapshotInfo:
             bytes=path.stat().st_size,
             # Snapshots from before the algorithm was recorded used BLAKE2b.
             algorithm=manifest.get("checksum_algorithm", "blake2b-sum128"),
+            scope=manifest.get("scope", TABLE),
+            keys=int(manifest.get("keys", 0)),
         )
     except (KeyError, ValueError) as exc:
         raise SnapshotError(f"{path}: incomplete manifest ({exc})") from exc
@@ -345,6 +437,17 @@ def snapshot_rows(path: str | os.PathLike[str], batch: int = BATCH) -> Iterator[
             raise SnapshotError(f"cannot read snapshot {path}: {exc}") from exc
 
 
+def snapshot_keys(path: str | os.PathLike[str], batch: int = BATCH) -> Iterator[list[tuple]]:
+    """The (unique_key, function_name) pairs a rows snapshot covers, in batches."""
+    with _open(Path(path)) as db:
+        try:
+            cursor = db.execute("SELECT unique_key, function_name FROM keys")
+            while keys := cursor.fetchmany(batch):
+                yield keys
+        except sqlite3.Error as exc:
+            raise SnapshotError(f"cannot read snapshot {path}: {exc}") from exc
+
+
 def verify(path: str | os.PathLike[str]) -> Verification:
     """Re-read every row and compare count and checksum with the manifest."""
     info = read_manifest(path)
@@ -356,7 +459,8 @@ def verify(path: str | os.PathLike[str]) -> Verification:
     checksum = Checksum()
     for rows in snapshot_rows(path):
         checksum.update(rows)
-    return Verification(info, checksum.rows, checksum.hex)
+    keys = sum(len(k) for k in snapshot_keys(path)) if info.partial else 0
+    return Verification(info, checksum.rows, checksum.hex, keys)
 
 
 def list_snapshots(directory: str | os.PathLike[str] | None = None) -> list[SnapshotInfo]:

@@ -270,6 +270,7 @@ def edit_window(
     edits: Sequence[Edit],
     snapshot_dir: Path | None = None,
     keep: int | None = DEFAULT_KEEP,
+    full_snapshot: bool = False,
     **options: Any,
 ) -> EditWindowResult:
     """Stop the queue's daemon, apply `edits` in one transaction after a snapshot, start
@@ -277,7 +278,8 @@ def edit_window(
 
     A SQLite batch also repairs, without loss, rows gearmand wrote but cannot replay
     (an empty payload stored as NULL), or the daemon would not come back at all.
-    `options` are `window()`'s (address, drain, kill_after, no_restart, ...).
+    `options` are `window()`'s (address, drain, kill_after, no_restart, ...). The
+    undo snapshot holds the rows the batch changes (`full_snapshot`: the whole table).
     """
     preflight(store)
     # Repair first: each later edit then finds rows it can leave replayable.
@@ -285,7 +287,9 @@ def edit_window(
     applied: list[EditResult] = []
 
     def change() -> Change:
-        result = apply_edits(store, batch, snapshot_dir, keep, guard=False)
+        result = apply_edits(
+            store, batch, snapshot_dir, keep, guard=False, full_snapshot=full_snapshot
+        )
         applied.append(result)
         return result.undo(store) if result.snapshot is not None else _NoChange()
 

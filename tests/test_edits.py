@@ -69,10 +69,13 @@ def test_reprioritise_changes_exactly_the_matched_jobs(queue, store, snapdir):
     queue.insert(ROWS)
     result = reprioritise(store, only("fn1"), Priority.HIGH, snapshot_dir=snapdir)
     assert result.changed == 10 and result.matched == 10
-    assert result.rows_before == result.rows_after == 30
     expected = sorted((u, f, 0 if f == "fn1" else p, d, w) for u, f, p, d, w in ROWS)
     assert queue.rows() == expected
     assert result.snapshot is not None and snapshot.verify(result.snapshot.path).ok
+    # The undo snapshot holds the rows the edit changed, as they were, and no others.
+    assert result.snapshot.partial and result.snapshot.rows == result.snapshot.keys == 10
+    held = [r for batch in snapshot.snapshot_rows(result.snapshot.path) for r in batch]
+    assert sorted(held) == sorted(r for r in ROWS if r[1] == "fn1")
     assert result.snapshot.reason == "before-reprioritise"
     assert result.elapsed >= result.change_seconds > 0
     # The result knows how to put the table back.
@@ -87,7 +90,9 @@ def test_undo_for_the_maintenance_window(queue, store, snapdir):
     assert undo.snapshot == result.snapshot.path
     replaced = undo.restore()  # no arguments: what window.Change asks for
     assert queue.rows() == sorted(ROWS)
-    assert replaced is not None and snapshot.read_manifest(replaced).rows == 20
+    # What the restore replaced: the ten purged jobs' keys, none of them there.
+    kept = snapshot.read_manifest(replaced) if replaced is not None else None
+    assert kept is not None and kept.partial and (kept.rows, kept.keys) == (0, 10)
 
 
 def test_reschedule_at_now_and_range(queue, store, snapdir):
@@ -108,7 +113,7 @@ def test_purge_exports_first(queue, store, snapdir, tmp_path):
     queue.insert(ROWS)
     export = tmp_path / "purged.jsonl"
     result = purge(store, only("fn2"), export=export, snapshot_dir=snapdir)
-    assert result.changed == 10 and result.rows_after == 20
+    assert result.changed == 10 and len(queue.rows()) == 20
     assert {f for _, f, *_ in queue.rows()} == {"fn0", "fn1"}
     exported = read_export(export)
     assert sorted(

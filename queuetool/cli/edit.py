@@ -113,6 +113,7 @@ def run_edits(
     force: bool,
     quiet: bool,
     snapshot_dir: Path | None,
+    full_snapshot: bool = False,
     **window: Any,
 ) -> EditResult | None:
     """Plan, confirm, apply and report; None when nothing was applied.
@@ -148,6 +149,7 @@ def run_edits(
             quiet=quiet,
             snapshot_dir=directory,
             keep=keep,
+            full_snapshot=full_snapshot,
             confirm=confirm,
             **window,
         )
@@ -160,7 +162,15 @@ def run_edits(
             "this edit; a running gearmand may overwrite or lose it.",
             err=True,
         )
-    result = apply_edits(store, edits, directory, keep, gearmand=app.gearmand_address, force=force)
+    result = apply_edits(
+        store,
+        edits,
+        directory,
+        keep,
+        gearmand=app.gearmand_address,
+        force=force,
+        full_snapshot=full_snapshot,
+    )
     if result.snapshot is not None:
         click.echo(f"snapshot: {result.snapshot.path}")
     for change in result.changes:
@@ -174,12 +184,22 @@ def run_edits(
     return result
 
 
+full_snapshot_option = click.option(
+    "--full-snapshot",
+    is_flag=True,
+    envvar="QUEUETOOL_FULL_SNAPSHOT",
+    help="Snapshot the whole table before the edit, not only the jobs it changes "
+    "(slower on a big queue; either one undoes the edit).",
+)
+
+
 def edit_command(f: F) -> F:
     """The options every editing command shares, in a fixed order."""
 
     @queue_options
     @filter_options
     @write_options
+    @full_snapshot_option
     @window_options
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -321,6 +341,7 @@ def repair_cmd(app: AppContext, job_filter: JobFilter, **opts: Any) -> None:
 @click.command("window")
 @queue_options
 @write_options
+@full_snapshot_option
 @window_options
 @click.argument("plan_file", metavar="PLAN.toml", type=click.Path(dir_okay=False, path_type=Path))
 def window_cmd(app: AppContext, plan_file: Path, **opts: Any) -> None:
@@ -427,8 +448,10 @@ def restore_cmd(
 ) -> None:
     """Put the queue table back exactly as a snapshot holds it (gearmand must be stopped).
 
-    The snapshot's checksum is checked first, the current table is snapshotted,
-    and the table is replaced in one transaction and checked again.
+    The snapshot's checksum is checked first, the current state is snapshotted,
+    and the table is replaced in one transaction and checked again. The snapshot an
+    edit takes holds only the jobs it changed: restoring it puts those jobs back as
+    they were and leaves every other job as it is now.
 
     \b
     Example:
@@ -437,7 +460,7 @@ def restore_cmd(
     info = read_manifest(path)
     store = app.store
     click.echo(
-        f"snapshot {info.path}: {info.rows} rows of {info.source} table {info.table}, "
+        f"snapshot {info.path}: {info.describe()} of {info.source} table {info.table}, "
         f"taken {info.created_iso}"
     )
     if dry_run:
@@ -446,9 +469,10 @@ def restore_cmd(
         with store.connect() as conn:
             store.require_table(conn)
             current = store.count(conn)
+        replaced = f"its {info.keys} jobs" if info.partial else f"the {current} rows"
         click.echo(
-            f"dry run: would replace the {current} rows of {store.display_url} table "
-            f"{store.table_name} with the snapshot's {info.rows}; nothing changed"
+            f"dry run: would replace {replaced} in {store.display_url} table "
+            f"{store.table_name} with the snapshot's {info.rows} rows; nothing changed"
         )
         return
     directory, keep = _snapshot_settings(app, snapshot_dir)
@@ -467,9 +491,9 @@ def restore_cmd(
             **window,
         )
         return
+    what = f"its {info.keys} jobs" if info.partial else f"table {store.table_name}"
     confirm(
-        f"Replace table {store.table_name} in {store.display_url} with the {info.rows} rows "
-        f"of this snapshot?",
+        f"Replace {what} in {store.display_url} with the {info.rows} rows of this snapshot?",
         yes,
     )
     if force:
@@ -481,9 +505,10 @@ def restore_cmd(
     result = restore(store, path, directory, keep=keep, gearmand=app.gearmand_address, force=force)
     if result.before is not None:
         click.echo(f"snapshot of the replaced state: {result.before.path}")
+    scope = f" of the {info.keys} jobs it covers" if info.partial else ""
     click.echo(
-        f"restored {result.rows} rows (were {result.rows_before}), checksum {result.checksum} "
-        "verified"
+        f"restored {result.rows} rows{scope} (were {result.rows_before}), checksum "
+        f"{result.checksum} verified"
     )
     click.echo(f"elapsed: {result.elapsed:.2f}s")
 

@@ -122,13 +122,16 @@ def run_window(
     quiet: bool,
     snapshot_dir: Path | None,
     keep: int,
+    full_snapshot: bool = False,
     **announced: Any,
 ) -> EditWindowResult:
     """Edits while gearmand runs: confirm once, then stop, edit, start, verify."""
     what = "; ".join(f"{p.edit.describe()}: {p.matched} jobs" for p in plans)
     options = announce(app, what, reasons, **announced)
     try:
-        outcome = edit_window(app.store, edits, snapshot_dir, keep, **options)
+        outcome = edit_window(
+            app.store, edits, snapshot_dir, keep, full_snapshot=full_snapshot, **options
+        )
     except QueuetoolError as exc:
         applied = getattr(exc, "edit_result", None)
         if applied is not None and applied.snapshot is not None:
