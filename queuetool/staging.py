@@ -82,6 +82,22 @@ class StagingWriter:
 
     def write(self, batch: list[Row], statements: list[bytes] | None = None) -> None:
         """Write one batch (as `statements` when given); conflicting rows one by one."""
+        if self._write_batch(batch, statements):
+            return
+        # The batch hit the key and was undone: the connection is back where it was
+        # before it, outside any handler, so the retry starts from a clean state.
+        self._begin()
+        try:
+            for row in batch:
+                self._one(row)
+        except BaseException:
+            self._undo_quietly()
+            raise
+        self._end()
+
+    def _write_batch(self, batch: list[Row], statements: list[bytes] | None) -> bool:
+        """The whole batch in one unit: True when written, False when the key refused
+        a row (the unit is then rolled back: nothing of the batch is left)."""
         self._begin()
         try:
             if statements is None:
@@ -90,14 +106,17 @@ class StagingWriter:
                 for statement in statements:
                     self.cursor.execute(statement)
         except self.integrity_error:
-            self._undo()
-            self._begin()
-            for row in batch:
-                self._one(row)
+            conflict = True
         except BaseException:
-            self._undo()
+            self._undo_quietly()
             raise
+        else:
+            conflict = False
+        if conflict:
+            self._undo()
+            return False
         self._end()
+        return True
 
     def _one(self, row: Row) -> None:
         try:
@@ -139,13 +158,28 @@ class StagingWriter:
             self.raw.commit()
 
     def _undo(self) -> None:
+        """Back to the state before `_begin`."""
         if self.sqlite:
             self.raw.execute("ROLLBACK TO queuetool_batch")
             self.raw.execute("RELEASE queuetool_batch")
         else:
             self.raw.rollback()
 
-    def close(self) -> None:
+    def _undo_quietly(self) -> None:
+        """`_undo` on an error path: failing to undo (a connection already lost) must
+        not hide the error being raised."""
+        with contextlib.suppress(Exception):
+            self._undo()
+
+    def close(self, keep: bool = True) -> None:
+        """Done writing: conflicts found reach the real refusals now. The rows are in
+        staging already: `keep` False changes nothing here, the caller drops staging
+        (MySQL) or rolls the copy back (SQLite)."""
+        self.cursor.close()
+        if isinstance(self.refusals, _Collected):
+            self.refusals.hand_over()
+
+    def abort(self) -> None:
         self.cursor.close()
 
 
@@ -179,11 +213,14 @@ def open_writer(
     """The fastest safe writer for a whole copy into `staging` (see the module doc).
 
     --merge (`on_conflict` given) expects conflicts: rows go straight in, batch by batch.
+    Conflicts are handed to `refusals` only at `close`: until then a conflict does not
+    count as a refusal that stops the writing, so every one of them is found and listed.
     """
     if store.backend == "sqlite":
-        writer = StagingWriter(store, conn, staging, refusals, on_conflict)
-        return writer if on_conflict else SortedLoad(writer)
-    return ThreadedWriter(StagingWriter(store, conn, staging, _Collected(), on_conflict), refusals)
+        if on_conflict:
+            return StagingWriter(store, conn, staging, _Collected(refusals), on_conflict)
+        return SortedLoad(StagingWriter(store, conn, staging, refusals))
+    return ThreadedWriter(StagingWriter(store, conn, staging, _Collected(refusals), on_conflict))
 
 
 class SortedLoad:
@@ -234,10 +271,13 @@ class SortedLoad:
                 f"INSERT INTO main.{self.writer.quoted} ({COLUMNS}) SELECT {COLUMNS} "
                 f"FROM temp.{self.load} ORDER BY unique_key, function_name"
             )
-        except self.writer.integrity_error:  # the statement was undone as a whole
-            self.cursor.execute(f"SELECT {COLUMNS} FROM temp.{self.load} ORDER BY rowid")
-            while batch := self.cursor.fetchmany(REPLAY_BATCH):
-                self.writer.write(batch)
+            return
+        except self.writer.integrity_error:
+            pass  # SQLite undid the statement as a whole; the transaction goes on
+        # Outside the handler: the replay is ordinary work, not error handling.
+        self.cursor.execute(f"SELECT {COLUMNS} FROM temp.{self.load} ORDER BY rowid")
+        while batch := self.cursor.fetchmany(REPLAY_BATCH):
+            self.writer.write(batch)
 
     def abort(self) -> None:
         self.cursor.close()
@@ -246,14 +286,20 @@ class SortedLoad:
 
 
 class _Collected:
-    """Refusals found in the writer's thread, handed to the real ones in the main thread
-    (which also exports them with --skip-invalid)."""
+    """Refusals found by a writer (in its thread, for MySQL), handed to the real ones at
+    its `close`, in the main thread (which also exports them with --skip-invalid)."""
 
-    def __init__(self) -> None:
+    def __init__(self, to: Refusals) -> None:
+        self.to = to
         self.rows: list[tuple[Row, str]] = []
 
     def add(self, row: Row, kind: str) -> None:
         self.rows.append((row, kind))
+
+    def hand_over(self) -> None:
+        for row, kind in self.rows:
+            self.to.add(row, kind)
+        self.rows.clear()
 
 
 class ThreadedWriter:
@@ -265,9 +311,8 @@ class ThreadedWriter:
     `close` or `abort` has joined the thread.
     """
 
-    def __init__(self, writer: StagingWriter, refusals: Refusals) -> None:
+    def __init__(self, writer: StagingWriter) -> None:
         self.writer = writer
-        self.refusals = refusals
         self.batches: queue.Queue[tuple[list[Row], list[bytes] | None] | None] = queue.Queue(
             maxsize=2
         )
@@ -301,19 +346,18 @@ class ThreadedWriter:
         self._join()
         if self.error is not None:
             self._raise()
-        for row, kind in self.writer.refusals.rows:  # type: ignore[attr-defined]
-            self.refusals.add(row, kind)
+        self.writer.close(keep)  # the thread is done: its refusals are handed over here
 
     def abort(self) -> None:
         """Stop writing (what is queued is dropped) and wait for the thread."""
         self.stop = True
         self._join()
+        self.writer.abort()
 
     def _join(self) -> None:
         if self.thread.is_alive():
             self.batches.put(None)
             self.thread.join()
-        self.writer.close()
 
     def _raise(self) -> None:
         error, self.error = self.error, None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import subprocess
@@ -26,7 +27,7 @@ from servers import (
 from queuetool.checksum import Checksum, table_checksum
 from queuetool.errors import QueuetoolError
 from queuetool.migrate import MigrateOptions, migrate
-from queuetool.store import QueueStore
+from queuetool.store import QueueStore, conn_quote
 
 FAR = 2_000_000_000  # a scheduled job that stays queued
 
@@ -427,3 +428,112 @@ def _snapshot_config(tmp_path: Path) -> Path:
     config = tmp_path / "snap.toml"
     config.write_text(f'[snapshots]\ndir = "{snaps}"\n')
     return config
+
+
+def _sides(direction: str, sqlite_queue, mysql_queue):  # type: ignore[no-untyped-def]
+    return (
+        (sqlite_queue, mysql_queue) if direction == "sqlite->mysql" else (mysql_queue, sqlite_queue)
+    )
+
+
+# -- --merge: conflicts found row by row, each batch from a clean state --------------------
+
+MERGE_SOURCE = [(f"k{i}", "fn", i % 3, b"src-%d" % i, 0) for i in range(40)]
+MERGE_TARGET = [(f"k{i}", "fn", 0, b"dst-%d" % i, 9) for i in (3, 15, 27)] + [
+    (f"t{i}", "fn", 1, b"own-%d" % i, 0) for i in range(5)
+]
+
+
+def _tables(q) -> list[str]:  # type: ignore[no-untyped-def]
+    if q.backend == "sqlite":
+        return [r[0] for r in q.sql("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return [r[0] for r in q.sql("SHOW TABLES")]
+
+
+@pytest.mark.parametrize("on_conflict", ["fail", "skip", "replace"])
+@pytest.mark.parametrize("direction", ["sqlite->mysql", "mysql->sqlite"])
+def test_merge_with_duplicates_in_several_batches(
+    direction, on_conflict, sqlite_queue, mysql_queue
+):
+    """Conflicts in three of four batches (10 rows each): every batch is undone and
+    retried row by row from a clean state, and the staging table verifies."""
+    src, dst = _sides(direction, sqlite_queue, mysql_queue)
+    src.insert(MERGE_SOURCE)
+    dst.insert(MERGE_TARGET)
+    source, target = QueueStore(src.url), QueueStore(dst.url)
+    options = MigrateOptions(merge=True, on_conflict=on_conflict, batch=10)
+    try:
+        if on_conflict == "fail":
+            with pytest.raises(QueuetoolError, match="3 of 40 jobs cannot be carried"):
+                migrate(source, target, options)
+            assert dst.rows() == sorted(MERGE_TARGET)
+            assert _tables(dst) == ["gearman_queue"]
+            return
+        result = migrate(source, target, options)
+    finally:
+        source.close()
+        target.close()
+    conflicting = {"k3", "k15", "k27"}
+    if on_conflict == "skip":
+        expected = MERGE_TARGET + [r for r in MERGE_SOURCE if r[0] not in conflicting]
+        assert (result.skipped_conflicts, result.replaced, result.written) == (3, 0, 37)
+    else:
+        expected = [r for r in MERGE_TARGET if r[0] not in conflicting] + MERGE_SOURCE
+        assert (result.skipped_conflicts, result.replaced, result.written) == (0, 3, 40)
+    assert dst.rows() == sorted(expected)
+    assert result.target_checksum == Checksum().update(expected)
+    assert _tables(dst) == ["gearman_queue"]
+
+
+def test_writer_failure_in_the_row_by_row_retry_leaves_no_transaction(queue, monkeypatch):
+    """The retry after a conflict runs in a unit of its own: when it fails, that unit is
+    rolled back too and the connection is clean (no open transaction or savepoint)."""
+    from pymysql.constants import SERVER_STATUS
+
+    from queuetool.carry import Refusals
+    from queuetool.staging import StagingWriter
+
+    store = QueueStore(queue.url)
+    stage = "gearman_queue__writer_test"
+    try:
+        with contextlib.ExitStack() as stack:
+            if store.backend == "sqlite":
+                conn = stack.enter_context(store.begin())  # as a copy into SQLite runs
+            else:
+                conn = stack.enter_context(store.connect())
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            store.create_table(conn, stage)
+            writer = StagingWriter(store, conn, stage, Refusals(), "skip")
+            writer.write([("a", "fn", 1, b"x", 0)])
+            one = writer._one
+            seen: list[tuple] = []
+
+            def fail_second(row: tuple) -> None:
+                seen.append(row)
+                if len(seen) == 2:
+                    raise RuntimeError("lost in the retry")
+                one(row)
+
+            monkeypatch.setattr(writer, "_one", fail_second)
+            with pytest.raises(RuntimeError, match="lost in the retry"):
+                writer.write(
+                    [("b", "fn", 1, b"y", 0), ("a", "fn", 1, b"z", 0), ("c", "fn", 1, b"w", 0)]
+                )
+            raw = writer.raw
+            if store.backend == "sqlite":
+                with pytest.raises(sqlite3.OperationalError, match="no such savepoint"):
+                    raw.execute("RELEASE queuetool_batch")
+            else:
+                assert not raw.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS
+            table = conn_quote(store.engine, stage)
+            rows = conn.exec_driver_sql(f"SELECT unique_key FROM {table}").all()
+            assert [r[0] for r in rows] == ["a"]  # nothing of the failed batch is left
+            monkeypatch.setattr(writer, "_one", one)
+            writer.write([("b", "fn", 1, b"y", 0), ("a", "fn", 1, b"z", 0)])  # usable again
+            assert (writer.skipped, writer.not_written.rows) == (1, 1)
+            rows = conn.exec_driver_sql(f"SELECT unique_key FROM {table} ORDER BY 1").all()
+            assert [r[0] for r in rows] == ["a", "b"]
+            writer.close()
+            store.dialect.drop_table(conn, stage)
+    finally:
+        store.close()
