@@ -32,6 +32,7 @@ from .checksum import Checksum, raw_batches
 from .config import DEFAULT_TABLE, Config
 from .errors import Aborted, ProblemsFound, SchemaError, UsageError, VerifyError
 from .export import check_export_path, job_line
+from .move import empty_source
 from .sourcesum import SourceChecksum
 from .staging import CONFLICT_CHOICES, Writer, combine, open_writer
 from .store import QueueStore, conn_quote, queue_table
@@ -77,6 +78,7 @@ class MigrationResult:
     refusals: Refusals = field(default_factory=Refusals)
     normalised: dict[str, int] = field(default_factory=dict)
     source_checksum: Checksum = field(default_factory=Checksum)
+    source_read: Checksum = field(default_factory=Checksum)  # the rows as read, unchanged
     expected_checksum: Checksum | None = None
     target_checksum: Checksum | None = None
     snapshots: list[str] = field(default_factory=list)
@@ -438,6 +440,7 @@ def _stream(
             _flush(batch, source_sum, writer, result, opts)
     result.source_rows = read
     result.source_checksum = source_sum.finish(read)
+    result.source_read = source_sum.raw()
     result.carried = result.source_checksum.rows
     result.normalised = carrier.normalised
     if progress is not None:
@@ -517,22 +520,14 @@ def _exportable(row: Row) -> tuple:
 def _empty_source(
     source: QueueStore, opts: MigrateOptions, result: MigrationResult, say: Note
 ) -> None:
-    """--move: after the target verified, snapshot the source, then empty it in one
-    transaction, only if it still holds exactly the rows that were read."""
+    """--move: after the target verified, empty the source (snapshot first), only if it
+    still holds exactly the rows that were read (move.py proves it under a lock)."""
     if result.refusals.total or result.skipped_conflicts:
         say(
             "--move: the source was NOT emptied, because some of its jobs were not carried; "
             "it is unchanged"
         )
         return
-    info = snapshot.take(source, opts.snapshot_dir, keep=opts.keep, reason="migrate-move")
-    result.snapshots.append(str(info.path))
-    with source.begin() as conn:
-        now = source.count(conn)
-        if now != result.source_rows:
-            raise VerifyError(
-                f"the source changed during the migration ({result.source_rows} jobs read, "
-                f"{now} now): it was not emptied; the target holds the copy"
-            )
-        conn.execute(sa.delete(source.table))
+    path = empty_source(source, result.source_read, snapshot_dir=opts.snapshot_dir, keep=opts.keep)
+    result.snapshots.append(path)
     result.moved = True

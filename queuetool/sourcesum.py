@@ -22,13 +22,15 @@ from .store import QueueStore
 
 
 class SourceChecksum:
-    """Feed it every row read (`carried`, `changed`); `finish` gives the checksum."""
+    """Feed it every row read (`carried`, `changed`); `finish` gives the checksum of the
+    rows to write, `raw` the one of the table as it was read (what --move checks)."""
 
     def __init__(self, store: QueueStore) -> None:
         self.store = store
         self.on_server = store.dialect.server_checksum is not None
-        self.hashed = Checksum()  # Python: every row to write; server: the changed ones
-        self.taken_out = Checksum()  # server: refused or changed rows, as in the table
+        self.hashed = Checksum()  # Python only: every row to write, as written
+        self.taken_out = Checksum()  # refused or changed rows, as in the table
+        self.put_back = Checksum()  # the changed rows, as they will be written
         self.count = 0
         self.whole: Checksum | None = None
         self.error: BaseException | None = None
@@ -49,11 +51,10 @@ class SourceChecksum:
             self.error = exc
 
     def changed(self, row: Row, carried: Row | None) -> None:
-        """A row carry.py refused (`carried` None) or normalised."""
-        if self.on_server:
-            self.taken_out.add(row)
-            if carried is not None:
-                self.hashed.add(carried)
+        """A row carry.py refused (`carried` None) or normalised (rare: hashed twice)."""
+        self.taken_out.add(row)
+        if carried is not None:
+            self.put_back.add(carried)
 
     def carried(self, batch: list[Row]) -> None:
         """A batch of rows to write."""
@@ -75,5 +76,12 @@ class SourceChecksum:
                 f"the source changed during the migration: {read} jobs read, the server "
                 f"counted {self.whole.rows}; the target was left as it was"
             )
-        total = combine([self.whole, self.hashed], [self.taken_out])
+        total = combine([self.whole, self.put_back], [self.taken_out])
         return Checksum(self.count, total.total)
+
+    def raw(self) -> Checksum:
+        """The checksum of every row read, as it is in the source (after `finish`)."""
+        if self.on_server:
+            assert self.whole is not None, "finish() was not called"
+            return self.whole
+        return combine([self.hashed, self.taken_out], [self.put_back])

@@ -430,10 +430,127 @@ def _snapshot_config(tmp_path: Path) -> Path:
     return config
 
 
+# -- --move: the source is emptied only while it provably holds what was copied ---------
+
+
 def _sides(direction: str, sqlite_queue, mysql_queue):  # type: ignore[no-untyped-def]
     return (
         (sqlite_queue, mysql_queue) if direction == "sqlite->mysql" else (mysql_queue, sqlite_queue)
     )
+
+
+MOVE_ROWS = [(f"m{i}", f"fn{i % 3}", i % 3, bytes([i, 0, 255]), 0) for i in range(30)] + [
+    ("nullwhen", "fn0", 1, b"n", None)  # normalised on the way: the raw sum still proves it
+]
+
+
+@pytest.mark.parametrize("direction", ["sqlite->mysql", "mysql->sqlite"])
+def test_move_empties_the_source_after_a_snapshot(
+    direction, tmp_path, sqlite_queue, mysql_queue, cli
+):
+    src, dst = _sides(direction, sqlite_queue, mysql_queue)
+    src.insert(MOVE_ROWS)
+    config = _snapshot_config(tmp_path)
+    out = run_ok(cli, src.url, dst.url, "--move", "--config", str(config)).stdout
+    assert "source emptied (--move)" in out
+    assert src.rows() == []
+    assert len(dst.rows()) == len(MOVE_ROWS)
+    (snap,) = (tmp_path / "snaps").iterdir()
+    assert f"snapshot: {snap}" in out
+
+
+CHANGES = {
+    # one more job: the count differs
+    "insert": "INSERT INTO gearman_queue VALUES ('late', 'fn0', 1, ?, 0)",
+    # one job swapped for another: the count is the same, only the checksum differs
+    "swap": "UPDATE gearman_queue SET data = ? WHERE unique_key = 'm7'",
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+@pytest.mark.parametrize("direction", ["sqlite->mysql", "mysql->sqlite"])
+def test_move_refused_when_the_source_changed_after_the_copy(
+    direction, change, tmp_path, sqlite_queue, mysql_queue, cli, monkeypatch
+):
+    import queuetool.migrate as migrate_module
+
+    src, dst = _sides(direction, sqlite_queue, mysql_queue)
+    src.insert(MOVE_ROWS)
+    copy = migrate_module._copy
+
+    def copy_then_change(*args, **kwargs):  # type: ignore[no-untyped-def]
+        copy(*args, **kwargs)
+        src.sql(CHANGES[change], (b"changed meanwhile",))
+
+    monkeypatch.setattr(migrate_module, "_copy", copy_then_change)
+    before = src.rows()
+    config = _snapshot_config(tmp_path)
+    result = cli("migrate", src.url, dst.url, "--move", "--yes", "--quiet", "--config", str(config))
+    assert result.exit_code == 5, result.output + result.stderr
+    (error,) = result.stderr.strip().splitlines()
+    assert error.startswith("Error: --move: the source changed after it was copied (31 jobs")
+    assert "it was NOT emptied" in error
+    after = src.rows()
+    assert len(after) == len(MOVE_ROWS) + (change == "insert")
+    assert set(before) - set(after) == (
+        {("m7", "fn1", 1, bytes([7, 0, 255]), 0)} if change == "swap" else set()
+    )
+    assert len(dst.rows()) == len(MOVE_ROWS)  # the target holds the verified copy
+    assert list((tmp_path / "snaps").iterdir()) == []  # no snapshot of a move that did not happen
+
+
+@pytest.mark.parametrize("direction", ["sqlite->mysql", "mysql->sqlite"])
+def test_move_locks_the_source_while_it_proves_and_empties_it(
+    direction, tmp_path, sqlite_queue, mysql_queue, mysql_server, monkeypatch
+):
+    """While the emptying transaction checks the source, no other writer gets in."""
+    import pymysql
+
+    import queuetool.move as move_module
+
+    src, dst = _sides(direction, sqlite_queue, mysql_queue)
+    src.insert(MOVE_ROWS)
+    take = move_module.snapshot.take
+    refused: list[str] = []
+
+    def writers_wait(*args, **kwargs):  # type: ignore[no-untyped-def]
+        attempts = [
+            "INSERT INTO gearman_queue VALUES ('late', 'fn0', 1, 'x', 0)",
+            "UPDATE gearman_queue SET data = 'y' WHERE unique_key = 'm7'",
+            "DELETE FROM gearman_queue WHERE unique_key = 'm8'",
+        ]
+        for statement in attempts:
+            if src.backend == "sqlite":
+                other = sqlite3.connect(src.sqlite_path, timeout=0.2)
+                try:
+                    other.execute(statement)
+                    other.commit()
+                except sqlite3.OperationalError as exc:
+                    refused.append(str(exc))
+                finally:
+                    other.close()
+            else:
+                with mysql_server.connect(src.database) as other, other.cursor() as cur:
+                    cur.execute("SET SESSION innodb_lock_wait_timeout = 1")
+                    try:
+                        cur.execute(statement)
+                        other.commit()
+                    except pymysql.err.OperationalError as exc:
+                        refused.append(str(exc.args[1]))
+        return take(*args, **kwargs)
+
+    monkeypatch.setattr(move_module.snapshot, "take", writers_wait)
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    source, target = QueueStore(src.url), QueueStore(dst.url)
+    try:
+        result = migrate(source, target, MigrateOptions(move=True, snapshot_dir=str(snaps)))
+    finally:
+        source.close()
+        target.close()
+    assert result.moved and src.rows() == []
+    assert len(refused) == 3, refused
+    assert all(("locked" in r) or ("Lock wait timeout" in r) for r in refused), refused
 
 
 # -- --merge: conflicts found row by row, each batch from a clean state --------------------
