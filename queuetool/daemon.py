@@ -231,6 +231,7 @@ class StopResult:
     state_file: Path | None = None
     store_queue_on_shutdown: bool = False
     already_stopped: bool = False
+    recorded: bool = False  # status and workers were read before the stop
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -342,6 +343,7 @@ def _record(addr: Address, result: StopResult, drain: float | None) -> None:
             result.status = client.status()
             result.workers = client.workers()
             result.running = {s.function: s.running for s in result.status if s.running}
+            result.recorded = True
             if drain:
                 began = time.monotonic()
                 still = dict(result.running)

@@ -136,10 +136,15 @@ def _render_stop(result: StopResult, quiet: bool) -> None:
     if result.already_stopped:
         click.echo("gearmand is not running on this queue: nothing to stop")
         return
-    click.echo(
-        f"gearmand pid {result.pid} stopped in {result.stop_seconds:.2f}s ({result.method}); "
+    how = "KILLED with SIGKILL (--kill-after)" if result.killed else "stopped"
+    held = (
         f"it held {result.queued} jobs, {sum(result.running.values())} running, "
         f"{len(result.workers)} connections"
+        if result.recorded
+        else "what it held is unknown (it did not answer before the stop)"
+    )
+    click.echo(
+        f"gearmand pid {result.pid} {how} in {result.stop_seconds:.2f}s ({result.method}); {held}"
     )
     for text in result.notes:
         note(f"note: {text}")
