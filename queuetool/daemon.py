@@ -405,7 +405,13 @@ def _wait_stopped(
         if elapsed > limit:
             what = f"pid {pid} still runs" if not gone else f"port {addr} still open"
             message = f"gearmand did not stop within {limit:g}s ({what})"
-            if result.killed:
+            if gone and pid is not None:
+                # A SIGKILL to the old pid cannot help: another process has the port.
+                message += (
+                    f"; gearmand pid {pid} is gone but something listens at {addr} "
+                    "(restarted by a service manager's Restart=?); look at what listens there"
+                )
+            elif result.killed:
                 message += ", even after SIGKILL: look at the process"
             elif kill_after is None and pid is not None:
                 message += (

@@ -15,10 +15,13 @@ that the fixture never signals a pid that may have been reused.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shlex
 import signal
 import socket
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -375,3 +378,41 @@ def test_cli_systemd_restart_warning_and_none_with_a_stop_command(
     assert "Warning" not in result.stderr
     assert not pid_alive(daemon.pid)
     daemon.pid = None
+
+
+# -- gone, but the port is not free ---------------------------------------------------------
+
+RESTARTER = """\
+import os, signal, socket, subprocess, sys, time
+pid, port, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+os.kill(pid, signal.SIGTERM)
+while os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split(") ")[1][0] != "Z":
+    time.sleep(0.02)
+subprocess.run(argv, check=True)
+while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+    time.sleep(0.02)
+"""
+
+
+def test_cli_a_daemon_back_on_the_port_is_reported_not_killed(sqlite_queue, cli, tmp_path):
+    """A stop command that stops gearmand and lets it come straight back (as a service
+    manager's Restart= does): the old pid is gone, the port is not free. A SIGKILL to
+    the old pid cannot help, so the error does not advise --kill-after."""
+    daemon = sqlite_queue.gearmand()
+    old = daemon.pid
+    script = tmp_path / "restarter.py"
+    script.write_text(RESTARTER)
+    command = shlex.join([sys.executable, str(script), str(old), str(daemon.port), *daemon.argv])
+    config = tmp_path / "queuetool.toml"
+    config.write_text(f"[gearmand]\nstop = {json.dumps(command)}\n")
+    result = cli("stop", *sqlite_queue.cli_args(), "--timeout", "1", env=env(tmp_path, config))
+    new = int(daemon.pidfile.read_text())
+    daemon.pid = new if pid_alive(new) else None  # the fixture stops the new one
+    assert new != old and not pid_alive(old)
+    assert result.exit_code == 6
+    assert result.stderr.splitlines() == [
+        f"Error: gearmand did not stop within 1s (port {daemon.address} still open); gearmand "
+        f"pid {old} is gone but something listens at {daemon.address} (restarted by a service "
+        "manager's Restart=?); look at what listens there"
+    ]
+    assert pid_alive(new)  # the newcomer was not signalled
