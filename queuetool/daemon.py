@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .admin import Address, AdminClient, FunctionStatus, WorkerInfo, open_socket
-from .check import CheckResult, check
+from .check import CheckResult
 from .config import default_snapshot_dir
 from .discover import (
     PROC,
@@ -49,16 +49,17 @@ from .errors import (
 )
 from .guard import running_daemons
 from .reload import (
+    Cell,
     ReplayPrediction,
     Verification,
     compare,
+    count_cells,
     daemon_cells,
+    examine,
     predict_replay,
     ready_timeout,
     recommended_buckets,
-    table_cells,
 )
-from .report import report
 from .store import QueueStore
 
 POLL = 0.05
@@ -511,6 +512,7 @@ def start(
     timeout: float | None = None,
     stopped_at: float | None = None,
     checked: CheckResult | None = None,
+    expected: dict[Cell, int] | None = None,
 ) -> StartResult:
     """Start the queue's gearmand and verify it reloaded exactly the table.
 
@@ -518,23 +520,21 @@ def start(
     signal way starts the command line saved by `stop` (`hashtable_buckets` N or
     "auto" rewrites it); `start_command` runs that instead. Raises DaemonError when
     the daemon does not come up or dies, VerifyError (with `.result`) when its counts
-    differ from the table's. `checked` is a `check` of the table as it is now (the
-    window has just run one with the daemon stopped): it is used instead of a second
-    full scan.
+    differ from the table's. `checked` and `expected` are a `check` of the table as it
+    is now and its counts per cell (`reload.examine`; the window has just read them
+    with the daemon stopped): given, they save two full scans.
     """
     path = state_path(store, state_dir)
     state = DaemonState.load(path)
     if find_daemon(store) is not None:
         raise DaemonError("gearmand already runs on this queue: `queuetool status` shows it")
-    if checked is None:
-        checked = check(store)
+    if checked is None or expected is None:
+        checked, expected = examine(store)
     if check_first and not checked.ok:
         raise ProblemsFound(
             f"not starting gearmand: {checked.summary()} (gearmand would fail or crash "
             "replaying them); see `queuetool check`, or restore the last snapshot"
         )
-    rep = report(store)
-    expected = table_cells(rep)
     jobs = sum(expected.values())
     argv: list[str] = list(state.argv) if state else []
     buckets = options_from_argv(argv).hashtable_buckets if argv else 991
@@ -577,7 +577,7 @@ def start(
     if not result.verification.ok and not sos:
         # Only a mismatch needs the table re-read (workers may have taken jobs since
         # the start); a match is proof already, and the re-read is a full scan.
-        result.verification = compare(expected, cells, running, table_cells(report(store)))
+        result.verification = compare(expected, cells, running, count_cells(store))
     stopped = stopped_at if stopped_at is not None else (state.stopped_at if state else None)
     if stopped is not None:
         result.downtime = time.time() - stopped

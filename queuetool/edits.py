@@ -67,8 +67,9 @@ class Edit(ABC):
     #: what it can and leaves the rest to `check`).
     checked: ClassVar[bool] = True
 
-    def where(self, store: QueueStore) -> sa.ColumnElement[bool]:
-        return self.job_filter.where(store.table, store.dialect)
+    def where(self, store: QueueStore, table: sa.Table | None = None) -> sa.ColumnElement[bool]:
+        """The rows the edit changes, in the queue table (or `table`, the same layout)."""
+        return self.job_filter.where(store.table if table is None else table, store.dialect)
 
     def frozen(self, now: int) -> Edit:
         """The same edit with the filter's notion of "now" fixed, so that counting,
@@ -214,8 +215,9 @@ class Repair(Edit):
         scope = "" if self.job_filter.is_empty else f" ({self.job_filter.describe()})"
         return f"repair rows gearmand cannot replay{scope}"
 
-    def where(self, store: QueueStore) -> sa.ColumnElement[bool]:
-        return sa.and_(super().where(store), store.dialect.repairable(store.table))
+    def where(self, store: QueueStore, table: sa.Table | None = None) -> sa.ColumnElement[bool]:
+        t = store.table if table is None else table
+        return sa.and_(super().where(store, t), store.dialect.repairable(t))
 
     def run(self, store: QueueStore, conn: Connection, matched: int, now: int) -> int:
         values = store.dialect.repaired_values(store.table)
@@ -388,7 +390,10 @@ def apply_edits(
             if snapshot:
                 mark = time.monotonic()
                 reason = _reason(edits)
-                touched = None if full_snapshot else sa.or_(*(e.where(store) for e in frozen))
+
+                def touched(table: sa.Table) -> sa.ColumnElement[bool]:
+                    return sa.or_(*(e.where(store, table) for e in frozen))
+
                 result.snapshot = take(
                     store,
                     snapshot_dir,
@@ -396,7 +401,7 @@ def apply_edits(
                     reason=reason,
                     conn=conn,
                     create=create_dir,
-                    where=touched,
+                    scope=None if full_snapshot else touched,
                 )
                 result.snapshot_seconds = time.monotonic() - mark
                 result.snapshot_dir = result.snapshot.path.parent

@@ -11,10 +11,15 @@ side for a timeout and for what an operator is told to expect.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+
 from .admin import AdminClient
+from .check import CheckResult, check
 from .report import Report
+from .store import QueueStore
 
 DEFAULT_BUCKETS = 991
 LINEAR_S_PER_JOB = 2.5e-6
@@ -134,6 +139,30 @@ class Verification:
 
 def table_cells(rep: Report) -> dict[Cell, int]:
     return {(g.function or "", g.priority or 0): g.count for g in rep.groups if g.count}
+
+
+def count_cells(store: QueueStore) -> dict[Cell, int]:
+    """The table's jobs per (function, priority): what `prioritystatus` must show."""
+    t = store.table
+    query = sa.select(t.c.function_name, t.c.priority, sa.func.count()).group_by(
+        t.c.function_name, t.c.priority
+    )
+    with store.connect() as conn:
+        store.require_table(conn)
+        return {(f or "", p or 0): int(n) for f, p, n in conn.execute(query)}
+
+
+def examine(store: QueueStore, count: bool = True) -> tuple[CheckResult, dict[Cell, int] | None]:
+    """`check` the whole table and (with `count`) count it per cell, for a start.
+
+    Two full scans of a table nobody writes to (the daemon is stopped): they run at
+    the same time on two connections, so the downtime pays for the longer one only.
+    """
+    if not count:
+        return check(store), None
+    with ThreadPoolExecutor(2, thread_name_prefix="queuetool-examine") as pool:
+        counted = pool.submit(count_cells, store)
+        return check(store), counted.result()
 
 
 def daemon_cells(client: AdminClient) -> tuple[dict[Cell, int], dict[str, int]]:

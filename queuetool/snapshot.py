@@ -44,7 +44,7 @@ from . import __version__
 from .checksum import ALGORITHM, Checksum, stream_rows
 from .config import DEFAULT_KEEP, default_snapshot_dir
 from .errors import SnapshotError, UsageError
-from .store import COLUMNS, QueueStore
+from .store import COLUMNS, QueueStore, queue_table
 
 FORMAT = "queuetool-snapshot/1"
 SUFFIX = ".qtsnap"
@@ -56,6 +56,8 @@ _SCHEMA = (
     "CREATE TABLE keys (unique_key, function_name);"
 )
 TABLE, ROWS = "table", "rows"  # the scopes
+# Which rows a rows snapshot holds: a WHERE clause on a table of the queue's layout.
+Scope = Callable[[sa.Table], sa.ColumnElement[bool]]
 _INSERT = "INSERT INTO rows VALUES (?, ?, ?, ?, ?)"
 _INSERT_KEY = "INSERT INTO keys VALUES (?, ?)"
 _SELECT = "SELECT " + ", ".join(COLUMNS) + " FROM rows"
@@ -180,10 +182,10 @@ def take(
     reason: str = "manual",
     conn: Connection | None = None,
     create: bool | None = None,
-    where: sa.ColumnElement[bool] | None = None,
+    scope: Scope | None = None,
 ) -> SnapshotInfo:
-    """Write a snapshot of the whole table (or of the rows `where` selects) and return
-    its manifest.
+    """Write a snapshot of the whole table (or of the rows `scope(table)` selects) and
+    return its manifest.
 
     `out` names the file exactly (no retention); otherwise it goes to `directory`
     (default: the state directory) and only the newest `keep` snapshots of the same
@@ -200,23 +202,23 @@ def take(
                 reason=reason,
                 conn=own,
                 create=create,
-                where=where,
+                scope=scope,
             )
     store.require_table(conn)
     source = store.sqlite_path
-    if where is not None:
-        rows = stream_rows(conn, store.table, where)
-        fill = functools.partial(_fill_from_rows, rows, None)
-    elif source is not None:
+    if source is not None:
         # SQLite: copy inside the database engine (ATTACH + INSERT ... SELECT), several
         # times faster than rows through Python. The source is read on a second
         # connection, which sees exactly what `conn` sees as long as `conn` has not
         # written yet (its BEGIN IMMEDIATE keeps everyone else from writing).
-        fill = functools.partial(_fill_from_sqlite, source, store.table_name)
+        fill = functools.partial(_fill_from_sqlite, store, source, scope)
+    elif scope is not None:
+        rows = stream_rows(conn, store.table, scope(store.table))
+        fill = functools.partial(_fill_from_rows, rows, None)
     else:
         fill = functools.partial(_fill_from_rows, stream_rows(conn, store.table), ())
-    scope = TABLE if where is None else ROWS
-    return _take(store, directory, fill, scope, keep=keep, out=out, reason=reason, create=create)
+    kind = TABLE if scope is None else ROWS
+    return _take(store, directory, fill, kind, keep=keep, out=out, reason=reason, create=create)
 
 
 def take_rows(
@@ -342,13 +344,25 @@ def _fill_from_rows(
     return checksum, covered
 
 
-def _fill_from_sqlite(source: Path, table: str, db: sqlite3.Connection) -> tuple[Checksum, int]:
-    """Copy a SQLite queue table in the engine, then hash what the file now holds."""
+def _fill_from_sqlite(
+    store: QueueStore, source: Path, scope: Scope | None, db: sqlite3.Connection
+) -> tuple[Checksum, int]:
+    """Copy a SQLite queue table (or the rows `scope` selects, and their keys) in the
+    engine, then hash what the file now holds."""
+    table = queue_table(store.table_name, schema="source")
+    query = sa.select(*table.c)
+    if scope is not None:
+        query = query.where(scope(table))
+    compiled = query.compile(
+        dialect=store.engine.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    params = [compiled.params[name] for name in compiled.positiontup or ()]
     db.execute("ATTACH DATABASE ? AS source", (_uri(source, readonly=True),))
     try:
-        quoted = '"' + table.replace('"', '""') + '"'
         db.execute("BEGIN")
-        db.execute(f"INSERT INTO rows SELECT {', '.join(COLUMNS)} FROM source.{quoted}")
+        db.execute(f"INSERT INTO rows {compiled}", params)
+        if scope is not None:
+            db.execute("INSERT INTO keys SELECT unique_key, function_name FROM rows")
         db.execute("COMMIT")
     finally:
         db.execute("DETACH DATABASE source")
@@ -356,7 +370,7 @@ def _fill_from_sqlite(source: Path, table: str, db: sqlite3.Connection) -> tuple
     cursor = db.execute(_SELECT)
     while rows := cursor.fetchmany(BATCH):
         checksum.update(rows)
-    return checksum, 0
+    return checksum, checksum.rows if scope is not None else 0
 
 
 def _uri(path: Path, readonly: bool = False) -> str:

@@ -31,7 +31,7 @@ _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$")
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 
-def queue_table(name: str = DEFAULT_TABLE) -> sa.Table:
+def queue_table(name: str = DEFAULT_TABLE, schema: str | None = None) -> sa.Table:
     """A Core `Table` for gearmand's queue layout (not reflected: the layout is fixed)."""
     return sa.Table(
         name,
@@ -41,6 +41,7 @@ def queue_table(name: str = DEFAULT_TABLE) -> sa.Table:
         sa.Column("priority", sa.Integer),
         sa.Column("data", sa.LargeBinary),
         sa.Column("when_to_run", sa.Integer),
+        schema=schema,
     )
 
 

@@ -29,6 +29,7 @@ from .config import DEFAULT_KEEP
 from .daemon import StartResult, StopResult, start, stop
 from .edits import Edit, EditResult, Repair, Undo, apply_edits
 from .errors import Aborted, DaemonError, ProblemsFound, QueuetoolError, VerifyError
+from .reload import examine
 from .restore import RestoreResult, restore
 from .snapshot import verify
 from .store import QueueStore
@@ -145,7 +146,7 @@ def window(
                 + _kept(failed)
                 + _tail(result)
             )
-        checked = check(store)
+        checked, expected = examine(store, count=restart)
         if check_before_start and not checked.ok:
             failed = _roll_back(store, result)
             _restart(store, result, restart, starter)
@@ -160,7 +161,8 @@ def window(
                 store,
                 hashtable_buckets=hashtable_buckets,
                 check_first=check_before_start,
-                checked=checked,  # the table is as just checked: no second full scan
+                checked=checked,  # the table is as just read: no second pair of scans
+                expected=expected,
                 **starter,  # type: ignore[arg-type]
             )
         except (DaemonError, VerifyError) as exc:

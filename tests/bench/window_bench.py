@@ -6,8 +6,9 @@ the same gearmand command line for both measurements:
   same driver (sqlite3 / pymysql), the same gearmand command line started again
   until `gearadmin --status` shows every job;
 - the window (`queuetool.window.window`): stop (record, SIGTERM, wait, at rest) ->
-  `apply_edits` (undo snapshot, UPDATE, touched-row check, counts) -> `check` ->
-  start (check, counts, spawn, ready, `prioritystatus` against the table).
+  `apply_edits` (touched-row check, undo snapshot of those rows, UPDATE) -> `check`
+  and the per-cell counts (read at once) -> start (spawn, ready, `prioritystatus`
+  against the counts).
 The edit is the same in both: one function of ten (10% of the jobs, all NORMAL)
 goes to HIGH, or back to NORMAL, so every run changes every row it touches.
 Target (issue 4): window downtime <= 1.2 x floor + 1 s.
@@ -39,7 +40,6 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 from data import build_mysql, build_sqlite
@@ -54,8 +54,6 @@ from servers import (
 
 import queuetool.daemon
 import queuetool.window
-from queuetool import snapshot
-from queuetool.checksum import stream_rows
 from queuetool.daemon import with_buckets
 from queuetool.edits import EditResult, Reprioritise, apply_edits
 from queuetool.filters import JobFilter
@@ -68,11 +66,9 @@ SMALL = 100_000
 FUNCTION = "function_3"  # data.py: i % 10 == 3 -> all NORMAL (i % 5 == 3), 10% of the jobs
 TARGET_FACTOR, TARGET_PLUS = 1.2, 1.0
 STEPS = (  # (module, function name, label) timed inside the window
-    (queuetool.window, "check", "check"),
+    (queuetool.window, "examine", "check_and_count"),
     (queuetool.daemon, "_wait_stopped", "stop_wait"),
     (queuetool.daemon, "_confirm_at_rest", "at_rest"),
-    (queuetool.daemon, "check", "start_check"),
-    (queuetool.daemon, "report", "start_report"),
     (queuetool.daemon, "_spawn", "spawn"),
     (queuetool.daemon, "_wait_ready", "replay_ready"),
 )
@@ -281,26 +277,8 @@ def measure_window(queue: Queue, work: Path, buckets: int | str | None) -> dict[
     assert result.downtime is not None
     figures = {"downtime_s": result.downtime, "wall_s": wall, **edit_times, **timers.seconds}
     figures["stop_s"] = result.stopped.stop_seconds
-    figures["touched_snapshot_s"] = touched_snapshot(store, work)
     store.close()
     return figures
-
-
-def touched_snapshot(store: QueueStore, work: Path) -> float:
-    """What-if, outside the downtime: the same snapshot writer fed only the rows the edit
-    touches (what an undo snapshot needs), to weigh against the whole-table snapshot."""
-    target = work / "window-touched.qtsnap"
-    target.unlink(missing_ok=True)
-    began = time.perf_counter()
-    with store.connect() as conn:
-        where = store.table.c.function_name == FUNCTION
-        rows = stream_rows(conn, store.table, where)
-        snapshot._write(
-            target, {"format": snapshot.FORMAT}, partial(snapshot._fill_from_rows, rows)
-        )
-    seconds = time.perf_counter() - began
-    target.unlink()
-    return seconds
 
 
 # -- cases ----------------------------------------------------------------------------
@@ -335,11 +313,8 @@ def record(
         for k in (
             "stop_s",
             "snapshot_s",
-            "touched_snapshot_s",
             "update_verify_s",
-            "check",
-            "start_check",
-            "start_report",
+            "check_and_count",
             "replay_ready",
         )
         if k in win
