@@ -35,7 +35,8 @@ from .export import check_export_path, job_line
 from .move import empty_source
 from .sourcesum import SourceChecksum
 from .staging import CONFLICT_CHOICES, Writer, combine, open_writer
-from .store import QueueStore, conn_quote, queue_table
+from .store import QueueStore, conn_quote
+from .targetsum import staging_checksum
 
 BATCH_ROWS = 5000
 BATCH_BYTES = 8 * 1024 * 1024  # a batch of big payloads is cut early: memory stays flat
@@ -349,7 +350,7 @@ def _copy(
                 result.written = result.carried - writer.not_written.rows
                 # The staging table's own rows, not what we sent: on MySQL the server
                 # computes it, so nothing is read back through the driver.
-                found = target.dialect.stored_checksum(tconn, queue_table(staging))
+                found = staging_checksum(target, tconn, staging)
                 result.target_checksum = found
                 if (found.rows, found.total) != (expected.rows, expected.total):
                     raise VerifyError(
@@ -390,7 +391,7 @@ def _copy_target_rows(target: QueueStore, conn: Connection, staging: str) -> Che
     src = conn_quote(target.engine, target.table_name)
     dst = conn_quote(target.engine, staging)
     conn.exec_driver_sql(f"INSERT INTO {dst} ({cols}) SELECT {cols} FROM {src}")
-    return target.dialect.stored_checksum(conn, queue_table(staging))
+    return staging_checksum(target, conn, staging)
 
 
 def _stream(

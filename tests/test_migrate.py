@@ -654,3 +654,21 @@ def test_writer_failure_in_the_row_by_row_retry_leaves_no_transaction(queue, mon
             store.dialect.drop_table(conn, stage)
     finally:
         store.close()
+
+
+def test_target_checksum_in_two_halves_equals_the_whole(mysql_queue):
+    """The staging table's checksum, summed by two connections over two halves of the
+    rows, is exactly the one of every row read through the driver (NULLs included)."""
+    from queuetool.targetsum import staging_checksum
+
+    rows = [(f"k{i}", "fñ", i % 3, bytes([i, 0]), i) for i in range(50)]
+    rows += [(None, "fn", 1, b"x", 0), ("nulldata", "fn", None, None, None)]
+    mysql_queue.insert(rows)
+    store = QueueStore(mysql_queue.url)
+    try:
+        with store.connect() as conn:
+            whole = table_checksum(conn, store.table)
+            assert staging_checksum(store, conn, "gearman_queue") == whole
+        assert whole.rows == len(rows)
+    finally:
+        store.close()
