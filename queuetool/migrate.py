@@ -184,7 +184,9 @@ def migrate(
     result = MigrationResult(source.display_url, target.display_url, opts.dry_run)
     with source.connect() as sconn:
         source.require_table(sconn)
-        total = source.count(sconn)
+        # Only for the operator's eyes (the plan, the progress bar): at 1M rows a COUNT
+        # costs up to 0.6 s, and the copy counts what it reads anyway.
+        total = source.count(sconn) if confirm is not None or progress is not None else 0
     created_file = _sqlite_target_file(target, opts.dry_run)
     try:
         plan = _inspect_target(target, opts, result, say)

@@ -178,8 +178,6 @@ def migrate_cmd(
     def confirm(plan: str) -> bool:
         if bar is not None:
             bar.started = time.monotonic()
-        if yes:
-            return True
         if not sys.stdin.isatty():
             raise Aborted(f"not confirmed: {plan}; no terminal to ask on, add --yes")
         return click.confirm(f"About to {plan}. Go on?", err=True)
@@ -214,7 +212,9 @@ def migrate_cmd(
             )
             yes = True  # confirmed once, for the whole window
         try:
-            result = migrate(src, dst, options, confirm=confirm, progress=bar, note=note)
+            # With --yes the plan is never shown: not asking spares counting the source.
+            ask = None if yes else confirm
+            result = migrate(src, dst, options, confirm=ask, progress=bar, note=note)
         finally:
             if bar is not None:
                 bar.end()
