@@ -6,17 +6,16 @@ cursor, checks every row against what gearmand can replay on the target
 multi-row INSERTs (staging.py), takes the source checksum while streaming (a MySQL
 source's own server computes it meanwhile: sourcesum.py), then the staging table's
 checksum from the rows as they are in it (computed by a MySQL server, read back
-from SQLite), and only when both agree puts the staging table in the target's
-place: MySQL with one RENAME TABLE, SQLite inside the one transaction that did the
-whole copy. The source is never written, except that
-`--move` empties it after the target verified (a snapshot is taken first).
-"""
+from SQLite: targetsum.py), and only when both agree puts the staging table in the
+target's place: MySQL with one RENAME TABLE, SQLite inside the one transaction that
+did the whole copy. The source is never written, except that `--move` empties it
+after the target verified, under a lock and only while it provably still holds the
+rows that were read (move.py; a snapshot is taken first). sides.py names the two
+sides; skipped.py exports the rows --skip-invalid leaves behind."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -29,10 +28,10 @@ from sqlalchemy.engine import Connection
 from . import guard, snapshot
 from .carry import Carrier, Refusals, Row
 from .checksum import Checksum, raw_batches
-from .config import DEFAULT_TABLE, Config
 from .errors import Aborted, ProblemsFound, SchemaError, UsageError, VerifyError
-from .export import check_export_path, job_line
+from .export import check_export_path
 from .move import empty_source
+from .skipped import skipped_sink
 from .sourcesum import SourceChecksum
 from .staging import CONFLICT_CHOICES, Writer, combine, open_writer
 from .store import QueueStore, conn_quote
@@ -111,50 +110,6 @@ class MigrationResult:
             "moved": self.moved,
             "seconds": round(self.seconds, 3),
         }
-
-
-# -- naming the two sides -----------------------------------------------------------------
-
-
-def resolve_side(
-    text: str,
-    config: Config,
-    *,
-    sqlite_db: str | None = None,
-    mysql_url: str | None = None,
-    table: str | None = None,
-) -> QueueStore:
-    """A side given as a URL, a `[queues.NAME]` from the config, or `sqlite` / `mysql`."""
-    entry: dict | None = None
-    if text in ("sqlite", "mysql"):
-        explicit = sqlite_db if text == "sqlite" else mysql_url
-        if explicit:
-            url = f"sqlite:///{Path(explicit).resolve()}" if text == "sqlite" else explicit
-            return QueueStore(url, table or DEFAULT_TABLE)
-        matches = {
-            name: q
-            for name, q in config.queues().items()
-            if isinstance(q, dict) and str(q.get("url", "")).startswith(text)
-        }
-        option = "--sqlite-db PATH" if text == "sqlite" else "--mysql-url URL"
-        if not matches:
-            raise UsageError(
-                f"no {text} queue named: give {option} or a [queues.NAME] in the config"
-            )
-        if len(matches) > 1:
-            raise UsageError(
-                f"several {text} queues in the config ({', '.join(sorted(matches))}): name one"
-            )
-        entry = next(iter(matches.values()))
-    else:
-        entry = config.queue(text)
-    if entry is not None:
-        if not entry.get("url"):
-            raise UsageError(f"[queues.{text}] in {config.path} has no url")
-        return QueueStore(str(entry["url"]), table or entry.get("table") or DEFAULT_TABLE)
-    if "://" in text:
-        return QueueStore(text, table or DEFAULT_TABLE)
-    raise UsageError(f"{text!r} is not a queue URL, a [queues.NAME] in the config, or sqlite/mysql")
 
 
 # -- the migration -------------------------------------------------------------------------
@@ -479,45 +434,13 @@ def _swap(target: QueueStore, conn: Connection, staging: str, exists: bool) -> N
 def _skipped_sink(
     opts: MigrateOptions, result: MigrationResult
 ) -> Iterator[Callable[[Row, str], None] | None]:
-    """--skip-invalid: refused rows go to a JSON Lines file (mode 0600), one per line."""
+    """--skip-invalid: refused rows go to a JSON Lines file (skipped.py)."""
     if not opts.skip_invalid or opts.dry_run:
         yield None
         return
     path = opts.skipped_file or Path(f"queuetool-skipped-{int(time.time())}.jsonl")
-    out = None
-
-    def sink(row: Row, kind: str) -> None:
-        nonlocal out
-        if out is None:
-            check_export_path(path)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            out = open(fd, "w", encoding="utf-8")  # noqa: SIM115 (closed in finally)
-            result.skipped_file = path
-        record = json.loads(job_line(_exportable(row)))
-        record["reason"] = kind
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-    try:
+    with skipped_sink(path, lambda p: setattr(result, "skipped_file", p)) as sink:
         yield sink
-    finally:
-        if out is not None:
-            out.flush()
-            os.fsync(out.fileno())
-            out.close()
-
-
-def _exportable(row: Row) -> tuple:
-    """Text that was not UTF-8 is shown with backslash escapes; odd payloads as their repr."""
-
-    def text(v: object) -> object:
-        if isinstance(v, str):
-            return v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        return v
-
-    unique, function, priority, data, when = row
-    if not isinstance(data, bytes | bytearray | memoryview | str | type(None)):
-        data = repr(data).encode()
-    return (text(unique), text(function), priority, data, when)
 
 
 def _empty_source(

@@ -14,7 +14,8 @@ from ..errors import Aborted
 from ..guard import live_reasons
 from ..handover import command_line, gearmand_options, source_stopped
 from ..handover import start_with as start_daemon_on
-from ..migrate import MigrateOptions, MigrationResult, migrate, resolve_side
+from ..migrate import MigrateOptions, MigrationResult, migrate
+from ..sides import resolve_side
 from ..snapshot import DEFAULT_KEEP
 from ..staging import CONFLICT_CHOICES
 from ..store import QueueStore
