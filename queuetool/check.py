@@ -114,7 +114,7 @@ def check(
 ) -> CheckResult:
     """Check the whole table, or just the rows `where` selects (inside `conn`'s transaction)."""
     if conn is None:
-        with store.connect() as own:
+        with store.connect(read_only=True) as own:
             return check(store, own, where)
     result = CheckResult(schema=store.schema_problems(conn))
     if not store.exists(conn):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
@@ -28,7 +29,7 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .check import check
+from .check import CheckResult, check
 from .config import DEFAULT_KEEP
 from .errors import UsageError, VerifyError
 from .export import check_export_path, export_jobs
@@ -300,6 +301,7 @@ class EditResult:
     snapshot_seconds: float = 0.0
     change_seconds: float = 0.0
     snapshot_dir: Path | None = None
+    checked: CheckResult | None = None  # a clean check of the whole table before the batch
 
     @property
     def changed(self) -> int:
@@ -321,7 +323,7 @@ class EditResult:
         (`window.Change`) wants them; the window owns the daemon, so no guard by default."""
         if self.snapshot is None:
             raise UsageError("this edit took no snapshot, so it cannot be undone")
-        return Undo(store, self.snapshot.path, self.snapshot_dir, guard)
+        return Undo(store, self.snapshot.path, self.snapshot_dir, guard, self.checked)
 
 
 @dataclass
@@ -332,6 +334,7 @@ class Undo:
     snapshot: Path
     snapshot_dir: Path | None = None
     guard: bool = False
+    checked: CheckResult | None = None  # vouches for the table the edit left (window.Change)
 
     def restore(self) -> Path | None:
         """Restore the snapshot; returns the snapshot of the replaced (edited) rows."""
@@ -351,6 +354,7 @@ def apply_edits(
     snapshot: bool = True,
     create_dir: bool | None = None,
     full_snapshot: bool = False,
+    prechecked: Future[CheckResult] | None = None,
 ) -> EditResult:
     """Apply `edits` in order, in ONE transaction, after a snapshot; all or nothing.
 
@@ -365,6 +369,12 @@ def apply_edits(
     changed by an earlier one (so it is in) or is as it was (so that edit's filter
     matched it before). An edit never adds a row nor changes a key, and each changes
     exactly the rows it matched (checked), so the other rows are not touched.
+
+    `prechecked` is a `check` of the whole table the caller runs meanwhile with the
+    daemon stopped (the maintenance window): it is waited for before the first write.
+    When it is clean the rows an edit touches are only counted, not checked again (an
+    edit sets valid values only), and `EditResult.checked` vouches for the table the
+    batch leaves; otherwise each edit's rows are checked as usual.
     """
     started = time.monotonic()
     for edit in edits:
@@ -382,14 +392,11 @@ def apply_edits(
         store.dialect.prepare_writer(conn.connection.driver_connection)
         with conn.begin():
             store.require_table(conn)
-            first = _examine(store, conn, frozen[0]) if frozen else 0
-            if not first and not any(_count(conn, store, e.where(store)) for e in frozen[1:]):
-                result.changes = [Change(e, 0, 0) for e in edits]
-                result.elapsed = time.monotonic() - started
-                return result  # nothing written: the transaction just ends
+            by_rows = snapshot and not full_snapshot
+            if not by_rows and not any(_count(conn, store, e.where(store)) for e in frozen):
+                return _unchanged(result, edits, started)  # the transaction just ends
             if snapshot:
                 mark = time.monotonic()
-                reason = _reason(edits)
 
                 def touched(table: sa.Table) -> sa.ColumnElement[bool]:
                     return sa.or_(*(e.where(store, table) for e in frozen))
@@ -398,31 +405,72 @@ def apply_edits(
                     store,
                     snapshot_dir,
                     keep=keep,
-                    reason=reason,
+                    reason=_reason(edits),
                     conn=conn,
                     create=create_dir,
-                    scope=None if full_snapshot else touched,
+                    scope=touched if by_rows else None,
                 )
                 result.snapshot_seconds = time.monotonic() - mark
                 result.snapshot_dir = result.snapshot.path.parent
-            mark = time.monotonic()
-            for i, (edit, live) in enumerate(zip(edits, frozen, strict=True)):
-                # The first edit was examined above (only reads came between); later edits
-                # see the table as the earlier ones left it.
-                matched = first if i == 0 else _examine(store, conn, live)
-                changed = live.run(store, conn, matched, now) if matched else 0
-                if changed != matched:
-                    raise VerifyError(
-                        f"{live.describe()}: {matched} jobs matched but {changed} changed; "
-                        "rolled back, nothing changed"
-                    )
-                result.changes.append(Change(edit, matched, changed))
+                if by_rows and not result.snapshot.rows:
+                    # No edit matches a row before the first runs, so none ever does.
+                    _discard(result)
+                    return _unchanged(result, edits, started)
+            try:
+                mark = time.monotonic()
+                checked = prechecked.result() if prechecked is not None else None
+                if checked is not None and checked.ok:
+                    result.checked = checked
+                alone = _alone(frozen, result) if result.checked else None
+                for edit, live in zip(edits, frozen, strict=True):
+                    # Each edit sees the table as the earlier ones left it.
+                    if result.checked is None:
+                        matched = _examine(store, conn, live)
+                    elif isinstance(live, Repair):
+                        matched = 0  # the whole table checked clean: nothing to repair
+                    elif alone is not None:
+                        matched = alone
+                    else:
+                        matched = _count(conn, store, live.where(store))
+                    changed = live.run(store, conn, matched, now) if matched else 0
+                    if changed != matched:
+                        raise VerifyError(
+                            f"{live.describe()}: {matched} jobs matched but {changed} changed; "
+                            "rolled back, nothing changed"
+                        )
+                    result.changes.append(Change(edit, matched, changed))
+            except BaseException:
+                _discard(result)  # rolled back: there is nothing to undo
+                raise
             # Each statement changed exactly the rows counted (and checked) just before it,
             # in this transaction. No recount: on InnoDB a COUNT after a big DELETE or
             # UPDATE in the same transaction walks the undo log (seconds at 1M rows).
         result.change_seconds = time.monotonic() - mark  # the commit included
     result.elapsed = time.monotonic() - started
     return result
+
+
+def _unchanged(result: EditResult, edits: Sequence[Edit], started: float) -> EditResult:
+    result.changes = [Change(e, 0, 0) for e in edits]
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def _discard(result: EditResult) -> None:
+    """Remove the snapshot of a batch that changed nothing."""
+    if result.snapshot is not None:
+        result.snapshot.path.unlink(missing_ok=True)
+        result.snapshot = None
+
+
+def _alone(frozen: Sequence[Edit], result: EditResult) -> int | None:
+    """How many rows the batch's one real edit matches, when the rows snapshot says so:
+    with the table checked clean its repairs match nothing, so the snapshot's rows are
+    exactly that edit's."""
+    real = [e for e in frozen if not isinstance(e, Repair)]
+    if len(real) != 1 or result.snapshot is None or not result.snapshot.partial:
+        return None
+    return result.snapshot.rows
 
 
 def _examine(store: QueueStore, conn: Connection, edit: Edit) -> int:

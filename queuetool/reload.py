@@ -147,19 +147,22 @@ def count_cells(store: QueueStore) -> dict[Cell, int]:
     query = sa.select(t.c.function_name, t.c.priority, sa.func.count()).group_by(
         t.c.function_name, t.c.priority
     )
-    with store.connect() as conn:
+    with store.connect(read_only=True) as conn:
         store.require_table(conn)
         return {(f or "", p or 0): int(n) for f, p, n in conn.execute(query)}
 
 
-def examine(store: QueueStore, count: bool = True) -> tuple[CheckResult, dict[Cell, int] | None]:
-    """`check` the whole table and (with `count`) count it per cell, for a start.
+def examine(
+    store: QueueStore, count: bool = True, checked: CheckResult | None = None
+) -> tuple[CheckResult, dict[Cell, int] | None]:
+    """`check` the whole table (unless `checked` already vouches for it) and, with
+    `count`, count it per cell, for a start.
 
     Two full scans of a table nobody writes to (the daemon is stopped): they run at
     the same time on two connections, so the downtime pays for the longer one only.
     """
-    if not count:
-        return check(store), None
+    if checked is not None or not count:
+        return checked or check(store), count_cells(store) if count else None
     with ThreadPoolExecutor(2, thread_name_prefix="queuetool-examine") as pool:
         counted = pool.submit(count_cells, store)
         return check(store), counted.result()

@@ -110,7 +110,7 @@ def report(
         .where(where)
         .group_by(function, priority)
     )
-    with store.connect() as conn:
+    with store.connect(read_only=True) as conn:
         store.require_table(conn)
         rows = conn.execute(query).all()
     groups = [Group(f, p, int(c), int(s), int(b)) for f, p, c, s, b in rows]

@@ -115,13 +115,18 @@ class QueueStore:
         return self._engine
 
     @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        """A connection; a failure to connect becomes a one-line ConnectError."""
+    def connect(self, read_only: bool = False) -> Iterator[Connection]:
+        """A connection; a failure to connect becomes a one-line ConnectError.
+
+        `read_only` promises that it will not write: on SQLite its transactions then
+        take no write lock (see the dialect), so several can read side by side."""
         try:
             conn = self.engine.connect()
         except DBAPIError as exc:
             raise ConnectError(f"cannot open {self.display_url}: {db_message(exc)}") from exc
         with conn:
+            if read_only:
+                conn.execution_options(queuetool_read_only=True)
             yield conn
 
     @contextmanager

@@ -171,3 +171,54 @@ def test_cli_lists_scopes_and_restores_a_rows_snapshot(sqlite_queue, cli, tmp_pa
     assert "restored 10 rows of the 10 jobs it covers (were 0)" in back.stdout
     # fn0 is back, fn1 (purged after, and outside that snapshot) stays purged.
     assert sorted({r[1] for r in queue.rows()}) == ["fn0", "fn2", "fn3"]
+
+
+def test_a_refused_edit_leaves_no_snapshot(queue, store, tmp_path):
+    """The rows are snapshotted before they are checked: a refusal removes the file."""
+    queue.insert(ROWS)
+    queue.sql(f"UPDATE {queue.table} SET priority = 7 WHERE unique_key = 'job-01'")
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    with pytest.raises(VerifyError, match="could not replay"):
+        apply_edits(
+            store, [Reschedule(JobFilter(functions=("fn1",)), at=0)], snapshots, guard=False
+        )
+    assert list(snapshots.iterdir()) == []
+
+
+def test_a_clean_precheck_vouches_and_a_dirty_one_does_not(queue, store, tmp_path):
+    from concurrent.futures import Future
+
+    from queuetool.check import check
+
+    def done(result):
+        future = Future()
+        future.set_result(result)
+        return future
+
+    queue.insert(ROWS)
+    edit = [Reprioritise(JobFilter(functions=("fn1",)), Priority.LOW)]
+    clean = check(store)
+    result = apply_edits(store, edit, tmp_path, guard=False, prechecked=done(clean))
+    assert result.checked is clean and result.changed == 10
+    # A check that found something vouches for nothing: the touched rows are checked,
+    # and a bad one among them refuses the edit.
+    queue.sql(f"UPDATE {queue.table} SET priority = 7 WHERE unique_key = 'job-05'")
+    dirty = check(store)
+    assert not dirty.ok
+    with pytest.raises(VerifyError, match="could not replay"):
+        apply_edits(
+            store,
+            [Reschedule(JobFilter(functions=("fn1",)), at=0)],
+            tmp_path,
+            guard=False,
+            prechecked=done(dirty),
+        )
+    other = apply_edits(
+        store,
+        [Reschedule(JobFilter(functions=("fn2",)), at=0)],
+        tmp_path,
+        guard=False,
+        prechecked=done(dirty),
+    )
+    assert other.checked is None and other.changed == 10

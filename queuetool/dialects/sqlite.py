@@ -35,7 +35,10 @@ def create_engine(url: URL) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A transaction that may write takes the write lock at once, so what it read
+        # is still true when it writes; a reader takes a shared lock when it reads.
+        read_only = conn.get_execution_options().get("queuetool_read_only")
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -6,9 +6,9 @@ the same gearmand command line for both measurements:
   same driver (sqlite3 / pymysql), the same gearmand command line started again
   until `gearadmin --status` shows every job;
 - the window (`queuetool.window.window`): stop (record, SIGTERM, wait, at rest) ->
-  `apply_edits` (touched-row check, undo snapshot of those rows, UPDATE) -> `check`
-  and the per-cell counts (read at once) -> start (spawn, ready, `prioritystatus`
-  against the counts).
+  `edit_window`: the whole-table check alongside `apply_edits` (undo snapshot of the
+  rows the edit touches, UPDATE) -> the per-cell counts -> start (spawn, ready,
+  `prioritystatus` against the counts).
 The edit is the same in both: one function of ten (10% of the jobs, all NORMAL)
 goes to HIGH, or back to NORMAL, so every run changes every row it touches.
 Target (issue 4): window downtime <= 1.2 x floor + 1 s.
@@ -55,17 +55,18 @@ from servers import (
 import queuetool.daemon
 import queuetool.window
 from queuetool.daemon import with_buckets
-from queuetool.edits import EditResult, Reprioritise, apply_edits
+from queuetool.edits import Reprioritise
 from queuetool.filters import JobFilter
 from queuetool.priority import Priority
 from queuetool.reload import DEFAULT_BUCKETS, recommended_buckets
 from queuetool.store import QueueStore
-from queuetool.window import window
+from queuetool.window import edit_window
 
 SMALL = 100_000
 FUNCTION = "function_3"  # data.py: i % 10 == 3 -> all NORMAL (i % 5 == 3), 10% of the jobs
 TARGET_FACTOR, TARGET_PLUS = 1.2, 1.0
 STEPS = (  # (module, function name, label) timed inside the window
+    (queuetool.window, "apply_edits", "edit"),
     (queuetool.window, "examine", "check_and_count"),
     (queuetool.daemon, "_wait_stopped", "stop_wait"),
     (queuetool.daemon, "_confirm_at_rest", "at_rest"),
@@ -192,23 +193,6 @@ def measure_floor(queue: Queue) -> dict[str, float]:
 
 
 @dataclass
-class Undo:
-    """What the window needs from a change: the snapshot, and how to put it back."""
-
-    store: QueueStore
-    result: EditResult
-
-    @property
-    def snapshot(self) -> Path:
-        assert self.result.snapshot is not None
-        return self.result.snapshot.path
-
-    def restore(self) -> Path | None:
-        self.result.restore(self.store)
-        return None
-
-
-@dataclass
 class Timers:
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -244,25 +228,15 @@ def measure_window(queue: Queue, work: Path, buckets: int | str | None) -> dict[
     edit = Reprioritise(JobFilter(functions=(FUNCTION,)), queue.next_priority())
     snapshots = work / "window-snapshots"
     snapshots.mkdir(exist_ok=True)
-    edit_times: dict[str, float] = {}
-
-    def change() -> Undo:
-        began = time.perf_counter()
-        result = apply_edits(store, [edit], snapshots, keep=1)
-        edit_times.update(
-            edit_s=time.perf_counter() - began,
-            snapshot_s=result.snapshot_seconds,
-            update_verify_s=result.change_seconds,
-        )
-        return Undo(store, result)
-
     timers = Timers()
     began = time.perf_counter()
     try:
         with timers.installed():
-            result = window(
+            outcome = edit_window(
                 store,
-                change,
+                [edit],
+                snapshots,
+                keep=1,
                 address=daemon.address,
                 hashtable_buckets=buckets,
                 state_dir=work / "window-state",
@@ -271,6 +245,12 @@ def measure_window(queue: Queue, work: Path, buckets: int | str | None) -> dict[
         with contextlib.suppress(OSError, ValueError):
             daemon.pid = int(admin(daemon.port, "getpid").split()[1])
         store.close()
+    result = outcome.window
+    assert outcome.edits is not None
+    edit_times = {
+        "snapshot_s": outcome.edits.snapshot_seconds,
+        "update_verify_s": outcome.edits.change_seconds,
+    }
     wall = time.perf_counter() - began
     assert result.started is not None and result.started.verification is not None
     assert result.started.verification.ok, result.started.verification.summary()
@@ -312,6 +292,7 @@ def record(
         f"{k.removesuffix('_s')} {win[k]:.2f}"
         for k in (
             "stop_s",
+            "edit",
             "snapshot_s",
             "update_verify_s",
             "check_and_count",
