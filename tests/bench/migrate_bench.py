@@ -4,16 +4,20 @@
 (data.build_sqlite), then times, in this one run:
   1. `queuetool migrate` SQLite -> MySQL and MySQL -> SQLite (a child process each,
      verification included; peak RSS from wait4),
-  2. the fastest bare copy with the same drivers: a streamed read (sqlite3 cursor /
-     PyMySQL SSCursor) and multi-row batched INSERTs (PyMySQL executemany with 16 MB
-     statements, autocommit per batch / sqlite3 executemany in one transaction), no
-     checks, no checksum,
+  2. the fastest bare copy with the same drivers (bare_copy.py): a streamed read
+     (sqlite3 cursor / PyMySQL SSCursor) and multi-row batched INSERTs (PyMySQL
+     executemany with 16 MB statements, autocommit per batch / sqlite3 executemany in
+     one transaction), no checks, no checksum; timed inside this process (the ratio
+     the target is about) and also as a script of its own (`bare_script_*`: then it
+     pays, as our command does, for starting Python and importing its driver),
   3. `sqlite3 .dump | sed ... | mariadb`, the pipeline a person might try, and what it
      does to the data (GEARMAND.md: it fails as is; with sed it corrupts backslashes).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -21,19 +25,16 @@ import sys
 import time
 from pathlib import Path
 
-import pymysql
-import pymysql.cursors
-
 if __name__ == "__main__":  # run as a script: tests/ holds conftest.py and servers.py
     sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
+import bare_copy
 from data import build_sqlite
 from measure import run_measured
 from servers import MySQLServer
 
 QUEUETOOL = str(Path(sys.executable).parent / "queuetool")
-COLS = "unique_key, function_name, priority, data, when_to_run"
-BATCH = 5000
+BARE_SCRIPT = str(Path(bare_copy.__file__).resolve())
 
 
 def bench_migrate(
@@ -48,8 +49,9 @@ def bench_migrate(
 ) -> dict:
     """rows/s of ours, bare and dump-and-load in both directions, and our peak RSS (MB).
 
-    Ours and bare run `repeat` times, alternating which goes first, and the best
-    time of each counts (the machine is shared). Also a section of run.py
+    Ours, bare and the bare script run `repeat` times, taking turns at going first,
+    and the best time of each counts (the machine is shared). BENCH_MIGRATE_DUMP=0
+    leaves out the dump-and-load pipeline (minutes at 1M rows). Also a section of run.py
     (`work`, `sqlite_db`, `results`): then it reuses run.py's SQLite queue when it
     has `rows` jobs and records its figures under results["migrate"].
     """
@@ -68,9 +70,12 @@ def bench_migrate(
 
     db, bare_db = "qt_bench_migrate", "qt_bench_bare"
     back, bare_back = workdir / "migrate-back.db", workdir / "migrate-bare-back.db"
+    params = {"host": mysql.host, "port": mysql.port, "user": mysql.user}
+    params |= {"password": mysql.password, "database": bare_db}
+    turns = ["ours", "bare", "script"]
     try:
         for attempt in range(repeat):
-            for who in ("ours", "bare") if attempt % 2 == 0 else ("bare", "ours"):
+            for who in turns[attempt % 3 :] + turns[: attempt % 3]:
                 if who == "ours":
                     mysql.create_database(db)
                     m = run_measured(
@@ -98,29 +103,48 @@ def bench_migrate(
                     )
                     _ok(m, "ours mysql->sqlite")
                     keep("ours_mysql_to_sqlite", m.seconds, m.peak_mb)
+                elif who == "bare":
+                    mysql.create_database(bare_db)
+                    seconds = _timed(bare_copy.sqlite_to_mysql, str(src), params)
+                    keep("bare_sqlite_to_mysql", seconds)
+                    bare_back.unlink(missing_ok=True)
+                    seconds = _timed(bare_copy.mysql_to_sqlite, params, str(bare_back))
+                    keep("bare_mysql_to_sqlite", seconds)
                 else:
                     mysql.create_database(bare_db)
-                    keep("bare_sqlite_to_mysql", _timed(bare_sqlite_to_mysql, src, mysql, bare_db))
+                    m = run_measured(
+                        [sys.executable, BARE_SCRIPT, "s2m", str(src), json.dumps(params)]
+                    )
+                    _ok(m, "bare script sqlite->mysql")
+                    keep("bare_script_sqlite_to_mysql", m.seconds, m.peak_mb)
                     bare_back.unlink(missing_ok=True)
-                    seconds = _timed(bare_mysql_to_sqlite, mysql, bare_db, bare_back)
-                    keep("bare_mysql_to_sqlite", seconds)
+                    m = run_measured(
+                        [sys.executable, BARE_SCRIPT, "m2s", json.dumps(params), str(bare_back)]
+                    )
+                    _ok(m, "bare script mysql->sqlite")
+                    keep("bare_script_mysql_to_sqlite", m.seconds, m.peak_mb)
         for name, (seconds, peak_mb) in best.items():
             out[name] = _figures(rows, seconds, peak_mb)
-        out["dump_and_load"] = dump_and_load(src, mysql, workdir)
+        if os.environ.get("BENCH_MIGRATE_DUMP", "1") != "0":
+            out["dump_and_load"] = dump_and_load(src, mysql, workdir)
     finally:
         mysql.drop_database(db)
         mysql.drop_database(bare_db)
     for way in ("sqlite_to_mysql", "mysql_to_sqlite"):
         ours, bare = out[f"ours_{way}"], out[f"bare_{way}"]
+        script = out[f"bare_script_{way}"]
         out[f"ratio_{way}"] = round(ours["rows_per_s"] / bare["rows_per_s"], 3)  # type: ignore[index]
+        out[f"ratio_{way}_vs_script"] = round(ours["rows_per_s"] / script["rows_per_s"], 3)  # type: ignore[index]
     if results is not None:
         results["migrate"] = out
         for way in ("sqlite_to_mysql", "mysql_to_sqlite"):
             ours, bare = out[f"ours_{way}"], out[f"bare_{way}"]
+            script = out[f"bare_script_{way}"]
             print(
                 f"migrate {way}: ours {ours['rows_per_s']:,} rows/s (peak "  # type: ignore[index]
                 f"{ours['peak_rss_mb']} MB) vs bare {bare['rows_per_s']:,} rows/s "  # type: ignore[index]
-                f"= {out[f'ratio_{way}']}x",
+                f"= {out[f'ratio_{way}']}x (vs the bare copy as a script "
+                f"{script['rows_per_s']:,} rows/s = {out[f'ratio_{way}_vs_script']}x)",  # type: ignore[index]
                 flush=True,
             )
     return out
@@ -152,38 +176,6 @@ def _timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     fn(*args)
     return time.perf_counter() - start
-
-
-def bare_sqlite_to_mysql(src: Path, mysql: MySQLServer, db: str) -> None:
-    """Streamed sqlite3 read, PyMySQL multi-row INSERTs of 5000 rows, autocommit."""
-    with mysql.connect(db) as conn, conn.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS gearman_queue")
-        cur.execute(
-            "CREATE TABLE gearman_queue (unique_key VARCHAR(64), function_name VARCHAR(255), "
-            "priority INT, data LONGBLOB, when_to_run INT, unique key (unique_key, function_name))"
-        )
-        cur.max_stmt_length = 16 * 1024 * 1024
-        lite = sqlite3.connect(src)
-        reader = lite.execute(f"SELECT {COLS} FROM gearman_queue")
-        sql = f"INSERT INTO gearman_queue ({COLS}) VALUES (%s, %s, %s, %s, %s)"
-        while batch := reader.fetchmany(BATCH):
-            cur.executemany(sql, batch)
-        lite.close()
-
-
-def bare_mysql_to_sqlite(mysql: MySQLServer, db: str, dst: Path) -> None:
-    """PyMySQL server-side cursor, sqlite3 executemany in one transaction."""
-    lite = sqlite3.connect(dst)
-    lite.execute(
-        "CREATE TABLE gearman_queue ( unique_key TEXT, function_name TEXT, priority INTEGER, "
-        "data BLOB, when_to_run INTEGER, PRIMARY KEY (unique_key, function_name))"
-    )
-    with mysql.connect(db) as conn, conn.cursor(pymysql.cursors.SSCursor) as cur:
-        cur.execute(f"SELECT {COLS} FROM gearman_queue")
-        while batch := cur.fetchmany(BATCH):
-            lite.executemany("INSERT INTO gearman_queue VALUES (?, ?, ?, ?, ?)", batch)
-    lite.commit()
-    lite.close()
 
 
 def dump_and_load(src: Path, mysql: MySQLServer, workdir: Path) -> dict[str, object]:
@@ -262,7 +254,6 @@ def _backslash_probe(mysql: MySQLServer, db: str, client: str, workdir: Path) ->
 
 
 if __name__ == "__main__":  # python tests/bench/migrate_bench.py ROWS [REPEAT]
-    import json
     import tempfile
 
     from servers import start_mariadb
