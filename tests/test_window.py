@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from servers import JobSpec, admin, pid_alive, priority_status, submit, work
 
-from queuetool.errors import Aborted, VerifyError
+from queuetool.errors import Aborted, UsageError, VerifyError
 from queuetool.store import QueueStore
 from queuetool.window import window
 
@@ -93,6 +93,18 @@ def test_window_store_queue_on_shutdown(sqlite_queue, tmp_path):
     result = run_window(sqlite_queue, daemon, tmp_path, change)
     assert result.started.verification.ok
     assert priority_status(daemon.port) == {"fn1": (0, 6, 0)}
+
+
+def test_kill_after_is_refused_when_a_kill_would_lose_the_queue(sqlite_queue, tmp_path):
+    """With --store-queue-on-shutdown the queue lives in the daemon: never SIGKILL it."""
+    daemon = sqlite_queue.gearmand("--store-queue-on-shutdown")
+    submit(daemon.port, JOBS)
+    pid = daemon.pid
+    change = edit(sqlite_queue, tmp_path, "DELETE FROM gearman_queue")
+    with pytest.raises(UsageError, match="lose its whole queue"):
+        run_window(sqlite_queue, daemon, tmp_path, change, kill_after=5)
+    assert daemon.pid == pid and pid_alive(pid)
+    assert priority_status(daemon.port) == {"fn0": (0, 6, 0), "fn1": (0, 6, 0)}
 
 
 def test_window_command_way(sqlite_queue, tmp_path):
