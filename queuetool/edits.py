@@ -37,7 +37,7 @@ from .filters import JobFilter
 from .jobs import Job, select_jobs
 from .priority import Priority
 from .restore import RestoreResult, restore
-from .snapshot import SnapshotInfo, take
+from .snapshot import SnapshotInfo, prune, take
 from .store import INT32_MAX, QueueStore
 from .timeparse import format_epoch
 
@@ -377,6 +377,8 @@ def apply_edits(
     batch leaves; otherwise each edit's rows are checked as usual.
     """
     started = time.monotonic()
+    if keep is not None and keep < 1:
+        raise UsageError(f"[snapshots] keep must be at least 1, not {keep}")
     for edit in edits:
         edit.validate(store)
     if guard:
@@ -404,7 +406,7 @@ def apply_edits(
                 result.snapshot = take(
                     store,
                     snapshot_dir,
-                    keep=keep,
+                    keep=None,  # older snapshots are pruned once this one is kept
                     reason=_reason(edits),
                     conn=conn,
                     create=create_dir,
@@ -446,6 +448,8 @@ def apply_edits(
             # in this transaction. No recount: on InnoDB a COUNT after a big DELETE or
             # UPDATE in the same transaction walks the undo log (seconds at 1M rows).
         result.change_seconds = time.monotonic() - mark  # the commit included
+    if result.snapshot is not None and keep is not None:
+        prune(result.snapshot.path.parent, keep, result.snapshot)
     result.elapsed = time.monotonic() - started
     return result
 
