@@ -161,11 +161,16 @@ def migrate(
             try:
                 _copy(source, target, opts, result, total, progress, say, lenient=attempt)
                 break
-            except sa.exc.OperationalError as exc:
-                if attempt or "decode" not in str(exc.orig) or source.backend != "sqlite":
+            # The rows are read through the raw sqlite3 cursor: its error comes unwrapped.
+            except (sa.exc.OperationalError, sqlite3.OperationalError) as exc:
+                message = str(getattr(exc, "orig", exc))
+                if attempt or "decode" not in message or source.backend != "sqlite":
                     raise
                 say("the source has text that is not UTF-8: reading it again byte-exact")
                 result.refusals.kinds.clear()
+                if result.skipped_file is not None:  # the first pass's export: written anew
+                    result.skipped_file.unlink(missing_ok=True)
+                    result.skipped_file = None
     except BaseException:
         if created_file is not None and not opts.dry_run:
             target.close()

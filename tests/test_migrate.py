@@ -672,3 +672,34 @@ def test_target_checksum_in_two_halves_equals_the_whole(mysql_queue):
         assert whole.rows == len(rows)
     finally:
         store.close()
+
+
+def test_skip_invalid_with_non_utf8_text_exports_each_refused_row_once(tmp_path, mysql_queue):
+    """A first pass that exported refused rows and then met text that is not UTF-8 is
+    read again byte-exact: the export is written anew, not refused as existing."""
+    (tmp_path / "s").mkdir()
+    src = make_sqlite_queue(tmp_path / "s")
+    # The refused row comes in the first read batch, the undecodable one in a later one.
+    good = [(f"ok{i}", "fn", 1, b"y", 0) for i in range(1500)]
+    src.insert([("p7", "fn", 7, b"x", 0), *good])
+    with sqlite3.connect(src.sqlite_path) as conn:
+        conn.execute("INSERT INTO gearman_queue VALUES (CAST(x'ff61' AS TEXT), 'fn', 1, x'00', 0)")
+    conn.close()
+    export = tmp_path / "skipped.jsonl"
+    source, target = QueueStore(src.url), QueueStore(mysql_queue.url)
+    notes: list[str] = []
+    try:
+        result = migrate(
+            source,
+            target,
+            MigrateOptions(skip_invalid=True, skipped_file=export),
+            note=notes.append,
+        )
+    finally:
+        source.close()
+        target.close()
+    assert any("not UTF-8" in n for n in notes)
+    assert result.skipped_file == export
+    reasons = sorted(json.loads(x)["reason"] for x in export.read_text().splitlines())
+    assert reasons == ["priority_range", "unique_key_utf8"]
+    assert len(mysql_queue.rows()) == len(good)
