@@ -392,7 +392,7 @@ def _wait_stopped(
                 warnings.warn(
                     f"SIGKILL to gearmand pid {pid}, which runs with --store-queue-on-shutdown: "
                     "it writes its queue only at a clean shutdown, so the WHOLE QUEUE IS LOST "
-                    "(restore it from a snapshot)",
+                    "(its table stayed empty while it ran: no snapshot taken since holds it)",
                     DaemonWarning,
                     stacklevel=3,
                 )

@@ -145,8 +145,8 @@ def test_kill_after_sigkills_a_daemon_stuck_in_its_shutdown(sqlite_queue, tmp_pa
         releaser.join(10)
     assert [str(w.message) for w in caught] == [
         f"SIGKILL to gearmand pid {pid}, which runs with --store-queue-on-shutdown: it "
-        "writes its queue only at a clean shutdown, so the WHOLE QUEUE IS LOST (restore it "
-        "from a snapshot)"
+        "writes its queue only at a clean shutdown, so the WHOLE QUEUE IS LOST (its table "
+        "stayed empty while it ran: no snapshot taken since holds it)"
     ]
     assert caught[0].filename == __file__  # pointed at the caller of stop()
     assert result.killed and result.pid == pid and result.store_queue_on_shutdown
@@ -423,3 +423,10 @@ def test_cli_a_daemon_back_on_the_port_is_reported_not_killed(sqlite_queue, cli,
         "manager's Restart=?); look at what listens there"
     ]
     assert pid_alive(new)  # the newcomer was not signalled
+
+
+@pytest.mark.parametrize("command", [("stop",), ("reprioritise", "--to", "high", "-f", "x")])
+def test_negative_seconds_are_refused(sqlite_queue, cli, command):
+    """A negative --kill-after would mean "kill at once": a typo must not do that."""
+    result = cli(*command, *sqlite_queue.cli_args(), "--kill-after", "-1", "--yes")
+    assert result.exit_code == 2 and "not in the range x>=0" in result.output

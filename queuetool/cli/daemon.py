@@ -170,16 +170,25 @@ def _render_start(result: StartResult, quiet: bool) -> None:
 @click.command("stop")
 @queue_options
 @click.option(
-    "--drain", type=float, metavar="SECONDS", help="Wait up to this long for running jobs."
+    "--drain",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Wait up to this long for running jobs.",
 )
 @click.option(
     "--kill-after",
-    type=float,
+    type=click.FloatRange(min=0),
     metavar="SECONDS",
     help="SIGKILL if still alive this long after SIGTERM (with --store-queue-on-shutdown "
     "that loses the whole queue).",
 )
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Give up after.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Give up after.",
+)
 @click.option("--quiet", is_flag=True, help="No notes on stderr.")
 def stop_cmd(
     app: AppContext, drain: float | None, kill_after: float | None, timeout: float, quiet: bool
@@ -231,7 +240,9 @@ def buckets_type(text: str) -> int | str:
     "signal way only.",
 )
 @click.option(
-    "--timeout", type=float, help="Wait this long for the daemon [default: grows with the queue]."
+    "--timeout",
+    type=click.FloatRange(min=0),
+    help="Wait this long for the daemon [default: grows with the queue].",
 )
 @click.option("--quiet", is_flag=True, help="No notes on stderr.")
 def start_cmd(

@@ -42,13 +42,13 @@ def window_options(f: F) -> F:
             ),
             click.option(
                 "--drain",
-                type=float,
+                type=click.FloatRange(min=0),
                 metavar="SECONDS",
                 help="Before stopping, wait up to this long for running jobs to finish.",
             ),
             click.option(
                 "--kill-after",
-                type=float,
+                type=click.FloatRange(min=0),
                 metavar="SECONDS",
                 help="SIGKILL gearmand if still alive this long after SIGTERM.",
             ),
