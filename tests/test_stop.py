@@ -425,8 +425,10 @@ def test_cli_a_daemon_back_on_the_port_is_reported_not_killed(sqlite_queue, cli,
     assert pid_alive(new)  # the newcomer was not signalled
 
 
-@pytest.mark.parametrize("command", [("stop",), ("reprioritise", "--to", "high", "-f", "x")])
+@pytest.mark.parametrize(
+    "command", [("stop",), ("reprioritise", "--to", "high", "-f", "x", "--yes")]
+)
 def test_negative_seconds_are_refused(sqlite_queue, cli, command):
     """A negative --kill-after would mean "kill at once": a typo must not do that."""
-    result = cli(*command, *sqlite_queue.cli_args(), "--kill-after", "-1", "--yes")
+    result = cli(*command, *sqlite_queue.cli_args(), "--kill-after", "-1")
     assert result.exit_code == 2 and "not in the range x>=0" in result.output
