@@ -14,7 +14,6 @@ window ends with the daemon running on a queue it can replay (unless `no_restart
 from __future__ import annotations
 
 import contextlib
-import shutil
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -205,19 +204,12 @@ def window(
 
 
 def _roll_back(store: QueueStore, result: WindowResult) -> Path | None:
-    """Restore the snapshot; returns where the failed edit's rows were kept, if anywhere."""
+    """Restore the snapshot; returns where the failed edit's rows were kept, if anywhere
+    (an edit's undo keeps them as a snapshot of what it replaces)."""
     assert result.change is not None
-    kept = None
-    path = store.sqlite_path
-    saved = result.change.snapshot.with_name(result.change.snapshot.name + ".failed-edit.db")
-    if path is not None and path.exists():
-        # The daemon is stopped, so a plain copy of the file is consistent.
-        store.close()
-        shutil.copy2(path, saved)
-        kept = saved
-    returned = result.change.restore()
+    kept = result.change.restore()
     result.rolled_back = True
-    return returned or kept
+    return kept
 
 
 def _restart(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pickle
 import signal
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +29,12 @@ class RowsSnapshot:
     rows: list
 
     def restore(self) -> Path | None:
+        """Put the rows back; the replaced ones are kept beside the snapshot."""
+        kept = self.snapshot.with_name(self.snapshot.name + ".failed-edit")
+        kept.write_bytes(pickle.dumps(self.queue.sql(f"SELECT * FROM {self.queue.table}")))
         self.queue.sql(f"DELETE FROM {self.queue.table}")
         self.queue.insert(self.rows)
-        return None
+        return kept
 
 
 def edit(queue, tmp_path: Path, sql: str, args: tuple = (), before=None):
@@ -140,13 +142,9 @@ def test_unreplayable_edit_is_rolled_back_before_start(queue, tmp_path):
     assert "rolled back to" in message and "gearmand restarted" in message
     assert queue.rows() == original
     assert priority_status(daemon.port) == queue.counts() == {"fn0": (0, 6, 0), "fn1": (0, 6, 0)}
-    if queue.backend == "sqlite":
-        kept = tmp_path / "snapshot.pickle.failed-edit.db"
-        assert f"failed edit's rows are in {kept}" in message
-        conn = sqlite3.connect(kept)
-        bad = conn.execute("SELECT priority FROM gearman_queue WHERE unique_key = 'u3'").fetchall()
-        conn.close()
-        assert bad == [(7,)]
+    kept = tmp_path / "snapshot.pickle.failed-edit"
+    assert f"failed edit's rows are in {kept}" in message
+    assert [r[2] for r in pickle.loads(kept.read_bytes()) if r[0] == "u3"] == [7]
 
 
 def test_daemon_crash_on_replay_rolls_back(sqlite_queue, tmp_path):
@@ -203,3 +201,52 @@ def test_no_restart_leaves_it_stopped_then_cli_start(mysql_queue, tmp_path, cli)
     adopt(daemon)
     assert res.verification.ok and res.downtime is not None
     assert priority_status(daemon.port) == {"fn0": (0, 6, 0)}
+
+
+def test_a_real_edit_is_undone_by_its_rows_snapshot_when_the_start_fails(queue, tmp_path):
+    """edit_window end to end: the start fails once, the undo (only the purged jobs) is
+    put back, the daemon comes back on the original queue and a worker gets every job."""
+    import shlex
+
+    from queuetool import snapshot
+    from queuetool.edits import Purge
+    from queuetool.filters import JobFilter
+    from queuetool.window import edit_window
+
+    daemon = queue.gearmand()
+    submit(daemon.port, JOBS)
+    original = queue.rows()
+    marker = tmp_path / "failed-once"
+    script = tmp_path / "start"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"if [ ! -e {marker} ]; then touch {marker}; echo 'unit busy' >&2; exit 1; fi\n"
+        f"exec {' '.join(shlex.quote(a) for a in daemon.argv)}\n"
+    )
+    script.chmod(0o755)
+    (tmp_path / "snaps").mkdir()
+    store = QueueStore(queue.url, queue.table)
+    try:
+        with pytest.raises(VerifyError, match="after the edit gearmand failed") as err:
+            edit_window(
+                store,
+                [Purge(JobFilter(functions=("fn0",)))],
+                tmp_path / "snaps",
+                address=daemon.address,
+                start_command=str(script),
+                state_dir=tmp_path / "state",
+            )
+    finally:
+        with_retry_adopt(daemon)
+        store.close()
+    message = str(err.value)
+    assert "rolled back to" in message and "gearmand restarted" in message
+    assert queue.rows() == original
+    assert priority_status(daemon.port) == {"fn0": (0, 6, 0), "fn1": (0, 6, 0)}
+    got = work(daemon.port, ["fn0", "fn1"], 12, timeout=20)
+    assert sorted(r.data for r in got) == sorted(j.data for j in JOBS)
+    # The undo held the six purged jobs only; what it replaced is kept the same way.
+    replaced, undo = snapshot.list_snapshots(tmp_path / "snaps")  # newest first
+    assert undo.reason.endswith("purge") and (undo.scope, undo.rows) == ("rows", 6)
+    assert replaced.reason == "before-restore" and (replaced.rows, replaced.keys) == (0, 6)
+    assert f"failed edit's rows are in {replaced.path}" in message
