@@ -3,13 +3,15 @@
 Every figure is measured in this one run on this machine: a ratio compares
 queuetool with the bare statement through the same driver, best of 3 runs.
 Peak memory is the child process's max RSS. BENCH_ROWS sets the size
-(default 1,000,000); BENCH_ONLY=report,edits,... picks sections.
+(default 1,000,000); BENCH_ONLY=report,edits,... picks sections; the queues are
+removed afterwards, only results.json stays in the work dir (BENCH_KEEP=1 keeps all).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -115,11 +117,23 @@ def main() -> int:
                 section(rows=rows, work=work, mysql=mysql, sqlite_db=db, results=RESULTS)
     finally:
         mysql.stop()
+        if not os.environ.get("BENCH_KEEP"):
+            _remove_data(work)
     out = work / "results.json"
     out.write_text(json.dumps(RESULTS, indent=2))
     line(json.dumps(RESULTS, indent=2))
     line(f"results written to {out}")
     return 0
+
+
+def _remove_data(work: Path) -> None:
+    """The queues and the MariaDB data directory are gigabytes at 1M rows: only the
+    results stay (BENCH_KEEP=1 keeps everything)."""
+    for child in work.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 SECTIONS: list = []  # further sections (edits, window, migrate) register here
