@@ -397,33 +397,22 @@ def apply_edits(
             by_rows = snapshot and not full_snapshot
             if not by_rows and not any(_count(conn, store, e.where(store)) for e in frozen):
                 return _unchanged(result, edits, started)  # the transaction just ends
-            if snapshot:
-                mark = time.monotonic()
+            mark = time.monotonic()
 
-                def touched(table: sa.Table) -> sa.ColumnElement[bool]:
-                    return sa.or_(*(e.where(store, table) for e in frozen))
-
-                result.snapshot = take(
-                    store,
-                    snapshot_dir,
-                    keep=None,  # older snapshots are pruned once this one is kept
-                    reason=_reason(edits),
-                    conn=conn,
-                    create=create_dir,
-                    scope=touched if by_rows else None,
-                )
+            def run_batch(snapshot_rows: int | None = None) -> None:
+                """Every edit's statement; with a snapshot, while its rows are hashed."""
+                nonlocal mark
                 result.snapshot_seconds = time.monotonic() - mark
-                result.snapshot_dir = result.snapshot.path.parent
-                if by_rows and not result.snapshot.rows:
-                    # No edit matches a row before the first runs, so none ever does.
-                    _discard(result)
-                    return _unchanged(result, edits, started)
-            try:
                 mark = time.monotonic()
+                if by_rows and not snapshot_rows:
+                    return  # no edit matches a row before the first runs, so none ever does
                 checked = prechecked.result() if prechecked is not None else None
                 if checked is not None and checked.ok:
                     result.checked = checked
-                alone = _alone(frozen, result) if result.checked else None
+                real = [e for e in frozen if not isinstance(e, Repair)]
+                # With the table checked clean its repairs match nothing, so a rows
+                # snapshot holds exactly the rows of the batch's one real edit.
+                alone = snapshot_rows if by_rows and result.checked and len(real) == 1 else None
                 for edit, live in zip(edits, frozen, strict=True):
                     # Each edit sees the table as the earlier ones left it.
                     if result.checked is None:
@@ -441,9 +430,28 @@ def apply_edits(
                             "rolled back, nothing changed"
                         )
                     result.changes.append(Change(edit, matched, changed))
-            except BaseException:
-                _discard(result)  # rolled back: there is nothing to undo
-                raise
+
+            if not snapshot:
+                run_batch()
+            else:
+
+                def touched(table: sa.Table) -> sa.ColumnElement[bool]:
+                    return sa.or_(*(e.where(store, table) for e in frozen))
+
+                result.snapshot = take(
+                    store,
+                    snapshot_dir,
+                    keep=None,  # older snapshots are pruned once this one is kept
+                    reason=_reason(edits),
+                    conn=conn,
+                    create=create_dir,
+                    scope=touched if by_rows else None,
+                    during=run_batch,
+                )
+                result.snapshot_dir = result.snapshot.path.parent
+                if not result.changes:
+                    _discard(result)
+                    return _unchanged(result, edits, started)
             # Each statement changed exactly the rows counted (and checked) just before it,
             # in this transaction. No recount: on InnoDB a COUNT after a big DELETE or
             # UPDATE in the same transaction walks the undo log (seconds at 1M rows).
@@ -465,16 +473,6 @@ def _discard(result: EditResult) -> None:
     if result.snapshot is not None:
         result.snapshot.path.unlink(missing_ok=True)
         result.snapshot = None
-
-
-def _alone(frozen: Sequence[Edit], result: EditResult) -> int | None:
-    """How many rows the batch's one real edit matches, when the rows snapshot says so:
-    with the table checked clean its repairs match nothing, so the snapshot's rows are
-    exactly that edit's."""
-    real = [e for e in frozen if not isinstance(e, Repair)]
-    if len(real) != 1 or result.snapshot is None or not result.snapshot.partial:
-        return None
-    return result.snapshot.rows
 
 
 def _examine(store: QueueStore, conn: Connection, edit: Edit) -> int:

@@ -32,6 +32,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -58,6 +59,8 @@ _SCHEMA = (
 TABLE, ROWS = "table", "rows"  # the scopes
 # Which rows a rows snapshot holds: a WHERE clause on a table of the queue's layout.
 Scope = Callable[[sa.Table], sa.ColumnElement[bool]]
+# Puts the rows (and keys) into the new file; returns how many of each.
+Fill = Callable[[sqlite3.Connection], tuple[int, int]]
 _INSERT = "INSERT INTO rows VALUES (?, ?, ?, ?, ?)"
 _INSERT_KEY = "INSERT INTO keys VALUES (?, ?)"
 _SELECT = "SELECT " + ", ".join(COLUMNS) + " FROM rows"
@@ -183,6 +186,7 @@ def take(
     conn: Connection | None = None,
     create: bool | None = None,
     scope: Scope | None = None,
+    during: Callable[[int], None] | None = None,
 ) -> SnapshotInfo:
     """Write a snapshot of the whole table (or of the rows `scope(table)` selects) and
     return its manifest.
@@ -191,6 +195,8 @@ def take(
     (default: the state directory) and only the newest `keep` snapshots of the same
     source and table are kept there (None keeps all). Pass `conn` to read inside an
     open transaction, so the snapshot is exactly what that transaction then changes.
+    `during(rows)` runs once the rows are in the file, while they are hashed: an edit
+    makes its change meanwhile and commits it after `take` returns.
     """
     if conn is None:
         with store.connect() as own:
@@ -203,6 +209,7 @@ def take(
                 conn=own,
                 create=create,
                 scope=scope,
+                during=during,
             )
     store.require_table(conn)
     source = store.sqlite_path
@@ -218,7 +225,17 @@ def take(
     else:
         fill = functools.partial(_fill_from_rows, stream_rows(conn, store.table), ())
     kind = TABLE if scope is None else ROWS
-    return _take(store, directory, fill, kind, keep=keep, out=out, reason=reason, create=create)
+    return _take(
+        store,
+        directory,
+        fill,
+        kind,
+        keep=keep,
+        out=out,
+        reason=reason,
+        create=create,
+        during=during,
+    )
 
 
 def take_rows(
@@ -241,13 +258,14 @@ def take_rows(
 def _take(
     store: QueueStore,
     directory: str | os.PathLike[str] | None,
-    fill: Callable[[sqlite3.Connection], tuple[Checksum, int]],
+    fill: Fill,
     scope: str,
     *,
     keep: int | None,
     reason: str,
     create: bool | None,
     out: str | os.PathLike[str] | None = None,
+    during: Callable[[int], None] | None = None,
 ) -> SnapshotInfo:
     if keep is not None and keep < 1:
         raise UsageError(f"[snapshots] keep must be at least 1, not {keep}")
@@ -271,7 +289,7 @@ def _take(
         "checksum_algorithm": ALGORITHM,
         "scope": scope,
     }
-    _write(target, manifest, fill)
+    _write(target, manifest, fill, during)
     info = read_manifest(target)
     if out is None and keep is not None:
         prune(target.parent, keep, info)
@@ -281,10 +299,12 @@ def _take(
 def _write(
     target: Path,
     manifest: dict[str, str],
-    fill: Callable[[sqlite3.Connection], tuple[Checksum, int]],
+    fill: Fill,
+    during: Callable[[int], None] | None = None,
 ) -> None:
-    """Create the file under a temporary name, let `fill` put the rows in, add the
-    manifest, fsync, rename to `target`."""
+    """Create the file under a temporary name, let `fill` put the rows in, hash them as
+    they are in the file (while `during` runs), add the manifest, fsync, rename to
+    `target`."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -299,7 +319,10 @@ def _write(
             db.execute("PRAGMA synchronous=OFF")
             db.execute("PRAGMA page_size=65536")
             db.executescript(_SCHEMA)
-            checksum, keys = fill(db)
+            rows, keys = fill(db)
+            checksum = _hashed_while(tmp, during, rows)
+            if checksum.rows != rows:
+                raise SnapshotError(f"{target}: {rows} rows written, {checksum.rows} read back")
             manifest = {**manifest, "rows": str(checksum.rows), "checksum": checksum.hex}
             if manifest["scope"] == ROWS:
                 manifest["keys"] = str(keys)
@@ -322,33 +345,57 @@ def _write(
         raise
 
 
+def _hashed_while(path: Path, during: Callable[[int], None] | None, rows: int) -> Checksum:
+    """The checksum of the rows in the file, read back on a second connection while
+    `during(rows)` runs: the caller's statements run in the database (the GIL is free),
+    so the hashing costs them no time."""
+    if during is None:
+        return _hash_rows(path)
+    with ThreadPoolExecutor(1, thread_name_prefix="queuetool-snapshot-sum") as pool:
+        hashing = pool.submit(_hash_rows, path)
+        during(rows)  # raising, it still waits for the thread (the file is then removed)
+        return hashing.result()
+
+
+def _hash_rows(path: Path) -> Checksum:
+    checksum = Checksum()
+    db = sqlite3.connect(_uri(path, readonly=True), uri=True)
+    try:
+        cursor = db.execute(_SELECT)
+        while rows := cursor.fetchmany(BATCH):
+            checksum.update(rows)
+    finally:
+        db.close()
+    return checksum
+
+
 def _fill_from_rows(
     rows: Iterable[Iterable[object]],
     keys: Iterable[Iterable[object]] | None,
     db: sqlite3.Connection,
-) -> tuple[Checksum, int]:
-    """Insert streamed rows in big batches, hashing them on the way; `keys` are the
-    keys the snapshot covers (None: those of its rows)."""
-    checksum = Checksum()
+) -> tuple[int, int]:
+    """Insert streamed rows in big batches; `keys` are the keys the snapshot covers
+    (None: those of its rows). Returns how many rows and keys went in."""
+    count = 0
     db.execute("BEGIN")
     for batch in batched(rows, BATCH):
         db.executemany(_INSERT, batch)
         if keys is None:
             db.executemany(_INSERT_KEY, ((row[0], row[1]) for row in batch))
-        checksum.update(batch)
-    covered = checksum.rows if keys is None else 0
+        count += len(batch)
+    covered = count if keys is None else 0
     for batch in batched(keys or (), BATCH):
         db.executemany(_INSERT_KEY, batch)
         covered += len(batch)
     db.execute("COMMIT")
-    return checksum, covered
+    return count, covered
 
 
 def _fill_from_sqlite(
     store: QueueStore, source: Path, scope: Scope | None, db: sqlite3.Connection
-) -> tuple[Checksum, int]:
+) -> tuple[int, int]:
     """Copy a SQLite queue table (or the rows `scope` selects, and their keys) in the
-    engine, then hash what the file now holds."""
+    engine; returns how many rows and keys went in."""
     table = queue_table(store.table_name, schema="source")
     query = sa.select(*table.c)
     if scope is not None:
@@ -360,17 +407,13 @@ def _fill_from_sqlite(
     db.execute("ATTACH DATABASE ? AS source", (_uri(source, readonly=True),))
     try:
         db.execute("BEGIN")
-        db.execute(f"INSERT INTO rows {compiled}", params)
+        count = db.execute(f"INSERT INTO rows {compiled}", params).rowcount
         if scope is not None:
             db.execute("INSERT INTO keys SELECT unique_key, function_name FROM rows")
         db.execute("COMMIT")
     finally:
         db.execute("DETACH DATABASE source")
-    checksum = Checksum()
-    cursor = db.execute(_SELECT)
-    while rows := cursor.fetchmany(BATCH):
-        checksum.update(rows)
-    return checksum, checksum.rows if scope is not None else 0
+    return count, count if scope is not None else 0
 
 
 def _uri(path: Path, readonly: bool = False) -> str:
