@@ -159,7 +159,8 @@ def examine(
     `count`, count it per cell, for a start.
 
     Two full scans of a table nobody writes to (the daemon is stopped): they run at
-    the same time on two connections, so the downtime pays for the longer one only.
+    the same time on two connections, so with a core to spare the downtime pays for
+    the longer one only.
     """
     if checked is not None or not count:
         return checked or check(store), count_cells(store) if count else None
