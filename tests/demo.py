@@ -6,6 +6,7 @@ python tests/demo.py stop    # SIGTERM the demo daemon by its pid and wait for i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -24,10 +25,24 @@ FUNCTIONS = ("copyFilesForPROAccounts", "copyFilesForTrialAccounts", "convert", 
 
 
 def load_state() -> dict | None:
+    """The demo daemon, if it runs. queuetool's window restarts it under a new pid with
+    the same command line, which rewrites its pid file: that file has the live pid."""
     if not STATE.exists():
         return None
     state = json.loads(STATE.read_text())
-    return state if pid_alive(state["pid"]) else None
+    pidfile = DEMO / f"gearmand-{state['port']}.pid"
+    with contextlib.suppress(OSError, ValueError):
+        state["pid"] = int(pidfile.read_text().strip())
+    return state if pid_alive(state["pid"]) and _is_demo_gearmand(state) else None
+
+
+def _is_demo_gearmand(state: dict) -> bool:
+    """Never signal a reused pid: it must be gearmand on the demo's port."""
+    try:
+        argv = Path(f"/proc/{state['pid']}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(argv) and argv[0].endswith(b"gearmand") and str(state["port"]).encode() in argv
 
 
 def sample_jobs(n: int = 300) -> list[JobSpec]:
