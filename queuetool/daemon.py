@@ -45,6 +45,7 @@ from .errors import (
     ProblemsFound,
     QueuetoolError,
     QueuetoolWarning,
+    UsageError,
     VerifyError,
 )
 from .guard import running_daemons
@@ -263,15 +264,30 @@ def stop(
     timeout: float = 60.0,
     stop_command: str | None = None,
     state_dir: Path | None = None,
+    may_lose_queue: bool = True,
 ) -> StopResult:
     """Stop the queue's gearmand safely; returns what was recorded and how long it took.
 
     Records status, workers and running jobs; with `drain`, waits up to that many
     seconds for running jobs to finish; stops (SIGTERM, or `stop_command`); waits
     until the process is gone and the port closed, up to `timeout`; SIGKILLs only
-    after `kill_after` seconds; then confirms the queue is at rest.
+    after `kill_after` seconds; then confirms the queue is at rest. A kill loses the
+    whole queue of a --store-queue-on-shutdown daemon: it warns, or with
+    `may_lose_queue` False (the maintenance window) refuses before anything is done.
     """
     info = find_daemon(store, address)
+    if (
+        kill_after is not None
+        and not may_lose_queue
+        and info is not None
+        and info.options.store_queue_on_shutdown
+    ):
+        raise UsageError(
+            "--kill-after: this gearmand runs with --store-queue-on-shutdown, so killing "
+            "it would lose its whole queue; a maintenance window never does that. "
+            "Nothing was stopped (`queuetool stop --kill-after` does it if you accept "
+            "the loss)"
+        )
     method = f"command: {stop_command}" if stop_command else "signal"
     addr = Address.parse(address) if address else (info.options.address if info else None)
     result = StopResult(info.pid if info else None, str(addr) if addr else None, method)

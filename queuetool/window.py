@@ -26,16 +26,9 @@ import sqlalchemy as sa
 
 from .check import CheckResult, check
 from .config import DEFAULT_KEEP
-from .daemon import StartResult, StopResult, find_daemon, start, stop
+from .daemon import StartResult, StopResult, start, stop
 from .edits import Edit, EditResult, Repair, Undo, apply_edits
-from .errors import (
-    Aborted,
-    DaemonError,
-    ProblemsFound,
-    QueuetoolError,
-    UsageError,
-    VerifyError,
-)
+from .errors import Aborted, DaemonError, ProblemsFound, QueuetoolError, VerifyError
 from .reload import examine
 from .restore import RestoreResult, restore
 from .snapshot import verify
@@ -114,15 +107,6 @@ def window(
     `check_before_start=False` skips the refusal of unreplayable rows (so that the
     crash-and-roll-back path can be exercised); the rollback still happens.
     """
-    if kill_after is not None:
-        running = find_daemon(store, address)
-        if running is not None and running.options.store_queue_on_shutdown:
-            raise UsageError(
-                "--kill-after: this gearmand runs with --store-queue-on-shutdown, so killing "
-                "it would lose its whole queue; a maintenance window never does that. "
-                "Nothing was stopped (`queuetool stop --kill-after` does it if you accept "
-                "the loss)"
-            )
     deferred = _Deferred()
     with deferred.installed():
         result = WindowResult(
@@ -134,6 +118,7 @@ def window(
                 timeout=stop_timeout,
                 stop_command=stop_command,
                 state_dir=state_dir,
+                may_lose_queue=False,
             )
         )
         restart = not no_restart and not result.stopped.already_stopped
