@@ -37,7 +37,7 @@ from .filters import JobFilter
 from .jobs import Job, select_jobs
 from .priority import Priority
 from .restore import RestoreResult, restore
-from .snapshot import SnapshotInfo, prune, take
+from .snapshot import SnapshotInfo, check_keep, prune, take
 from .store import INT32_MAX, QueueStore
 from .timeparse import format_epoch
 
@@ -377,8 +377,7 @@ def apply_edits(
     batch leaves; otherwise each edit's rows are checked as usual.
     """
     started = time.monotonic()
-    if keep is not None and keep < 1:
-        raise UsageError(f"[snapshots] keep must be at least 1, not {keep}")
+    check_keep(keep)  # before anything: the snapshot is pruned only after the commit
     for edit in edits:
         edit.validate(store)
     if guard:
@@ -395,8 +394,6 @@ def apply_edits(
         with conn.begin():
             store.require_table(conn)
             by_rows = snapshot and not full_snapshot
-            if not by_rows and not any(_count(conn, store, e.where(store)) for e in frozen):
-                return _unchanged(result, edits, started)  # the transaction just ends
             mark = time.monotonic()
 
             def run_batch(snapshot_rows: int | None = None) -> None:
@@ -449,7 +446,7 @@ def apply_edits(
                     during=run_batch,
                 )
                 result.snapshot_dir = result.snapshot.path.parent
-                if not result.changes:
+                if not result.changed:  # nothing matched: nothing to undo
                     _discard(result)
                     return _unchanged(result, edits, started)
             # Each statement changed exactly the rows counted (and checked) just before it,

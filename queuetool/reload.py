@@ -18,7 +18,6 @@ import sqlalchemy as sa
 
 from .admin import AdminClient
 from .check import CheckResult, check
-from .report import Report
 from .store import QueueStore
 
 DEFAULT_BUCKETS = 991
@@ -135,10 +134,6 @@ class Verification:
             f"reload NOT verified: the table holds {self.total_table:,} jobs, the daemon "
             f"{self.total_daemon:,} ({shown})"
         )
-
-
-def table_cells(rep: Report) -> dict[Cell, int]:
-    return {(g.function or "", g.priority or 0): g.count for g in rep.groups if g.count}
 
 
 def count_cells(store: QueueStore) -> dict[Cell, int]:

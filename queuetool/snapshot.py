@@ -267,8 +267,7 @@ def _take(
     out: str | os.PathLike[str] | None = None,
     during: Callable[[int], None] | None = None,
 ) -> SnapshotInfo:
-    if keep is not None and keep < 1:
-        raise UsageError(f"[snapshots] keep must be at least 1, not {keep}")
+    check_keep(keep)
     created = time.time()
     if out is not None:
         target = Path(out)
@@ -294,6 +293,12 @@ def _take(
     if out is None and keep is not None:
         prune(target.parent, keep, info)
     return info
+
+
+def check_keep(keep: int | None) -> None:
+    """Retention keeps at least the newest snapshot (None: keep all)."""
+    if keep is not None and keep < 1:
+        raise UsageError(f"[snapshots] keep must be at least 1, not {keep}")
 
 
 def _write(
