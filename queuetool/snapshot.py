@@ -362,18 +362,6 @@ def _hashed_while(path: Path, during: Callable[[int], None] | None, rows: int) -
         return hashing.result()
 
 
-def _hash_rows(path: Path) -> Checksum:
-    checksum = Checksum()
-    db = sqlite3.connect(_uri(path, readonly=True), uri=True)
-    try:
-        cursor = db.execute(_SELECT)
-        while rows := cursor.fetchmany(BATCH):
-            checksum.update(rows)
-    finally:
-        db.close()
-    return checksum
-
-
 def _fill_from_rows(
     rows: Iterable[Iterable[object]],
     keys: Iterable[Iterable[object]] | None,
@@ -490,24 +478,30 @@ def read_manifest(path: str | os.PathLike[str]) -> SnapshotInfo:
 
 def snapshot_rows(path: str | os.PathLike[str], batch: int = BATCH) -> Iterator[list[tuple]]:
     """The snapshot's rows in batches, streamed (values exactly as stored)."""
-    with _open(Path(path)) as db:
+    return _batches(Path(path), _SELECT, batch)
+
+
+def snapshot_keys(path: str | os.PathLike[str], batch: int = BATCH) -> Iterator[list[tuple]]:
+    """The (unique_key, function_name) pairs a rows snapshot covers, in batches."""
+    return _batches(Path(path), "SELECT unique_key, function_name FROM keys", batch)
+
+
+def _batches(path: Path, query: str, batch: int) -> Iterator[list[tuple]]:
+    with _open(path) as db:
         try:
-            cursor = db.execute(_SELECT)
+            cursor = db.execute(query)
             while rows := cursor.fetchmany(batch):
                 yield rows
         except sqlite3.Error as exc:
             raise SnapshotError(f"cannot read snapshot {path}: {exc}") from exc
 
 
-def snapshot_keys(path: str | os.PathLike[str], batch: int = BATCH) -> Iterator[list[tuple]]:
-    """The (unique_key, function_name) pairs a rows snapshot covers, in batches."""
-    with _open(Path(path)) as db:
-        try:
-            cursor = db.execute("SELECT unique_key, function_name FROM keys")
-            while keys := cursor.fetchmany(batch):
-                yield keys
-        except sqlite3.Error as exc:
-            raise SnapshotError(f"cannot read snapshot {path}: {exc}") from exc
+def _hash_rows(path: Path) -> Checksum:
+    """The checksum of the rows in the file, as they are there."""
+    checksum = Checksum()
+    for rows in snapshot_rows(path):
+        checksum.update(rows)
+    return checksum
 
 
 def verify(path: str | os.PathLike[str]) -> Verification:
@@ -518,9 +512,7 @@ def verify(path: str | os.PathLike[str]) -> Verification:
             f"{info.path} was checksummed with {info.algorithm}, this queuetool uses "
             f"{ALGORITHM}: it cannot verify it (use the queuetool {info.version} that took it)"
         )
-    checksum = Checksum()
-    for rows in snapshot_rows(path):
-        checksum.update(rows)
+    checksum = _hash_rows(info.path)
     keys = sum(len(k) for k in snapshot_keys(path)) if info.partial else 0
     return Verification(info, checksum.rows, checksum.hex, keys)
 
