@@ -325,17 +325,31 @@ def start_mariadb(workdir: Path, timeout: float = 60.0) -> MySQLServer:
         timeout=120,
     )
     port = free_port()
+    proc = launch_mariadbd(workdir, port)
+    server = MySQLServer("127.0.0.1", port, "queuetool", "t3st:p@ss/word", workdir, proc.pid)
+    try:
+        _create_user(server, socket_path, proc, timeout)
+    except BaseException:
+        server.stop()  # a half-started server must not outlive the test run
+        raise
+    # Popen's child is reaped by us; remember the Popen so it is not a zombie.
+    server._proc = proc  # type: ignore[attr-defined]
+    return server
+
+
+def launch_mariadbd(workdir: Path, port: int) -> subprocess.Popen:
+    """mariadbd on the data directory in `workdir` (made by start_mariadb), on `port`."""
     # A temp dir of its own: with /tmp shared by several servers, a query's on-disk
     # temporary table vanished mid-query ("Error on delete of '/tmp/#sql-temptable-...'").
     tmpdir = workdir / "tmp"
     tmpdir.mkdir(exist_ok=True)
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [
             MARIADBD,
             "--no-defaults",
-            f"--datadir={data}",
+            f"--datadir={workdir / 'data'}",
             f"--tmpdir={tmpdir}",
-            f"--socket={socket_path}",
+            f"--socket={workdir / 'mysqld.sock'}",
             f"--port={port}",
             "--bind-address=127.0.0.1",
             "--user=root",
@@ -350,15 +364,6 @@ def start_mariadb(workdir: Path, timeout: float = 60.0) -> MySQLServer:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    server = MySQLServer("127.0.0.1", port, "queuetool", "t3st:p@ss/word", workdir, proc.pid)
-    try:
-        _create_user(server, socket_path, proc, timeout)
-    except BaseException:
-        server.stop()  # a half-started server must not outlive the test run
-        raise
-    # Popen's child is reaped by us; remember the Popen so it is not a zombie.
-    server._proc = proc  # type: ignore[attr-defined]
-    return server
 
 
 def _create_user(

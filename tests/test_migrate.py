@@ -5,18 +5,17 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from conftest import make_mysql_queue, make_sqlite_queue, mysql_ddl
 from servers import (
-    MARIADBD,
     Gearmand,
     JobSpec,
     MySQLServer,
     free_port,
+    launch_mariadbd,
     priority_status,
     sqlite_queue_args,
     start_mariadb,
@@ -342,26 +341,7 @@ def test_config_names_and_backend_words(tmp_path, sqlite_queue, mysql_queue, cli
 def restart_mariadb(server: MySQLServer) -> None:
     """Start a killed throwaway mariadbd again on its own datadir and port."""
     assert server.workdir is not None
-    workdir = server.workdir
-    proc = subprocess.Popen(
-        [
-            MARIADBD,
-            "--no-defaults",
-            f"--datadir={workdir / 'data'}",
-            f"--socket={workdir / 'mysqld.sock'}",
-            f"--port={server.port}",
-            "--bind-address=127.0.0.1",
-            "--user=root",
-            f"--pid-file={workdir / 'mysqld.pid'}",
-            f"--log-error={workdir / 'error.log'}",
-            "--skip-log-bin",
-            "--innodb-buffer-pool-size=256M",
-            "--max-allowed-packet=64M",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = launch_mariadbd(server.workdir, server.port)
     server.pid = proc.pid
     server._proc = proc  # type: ignore[attr-defined]
     deadline = time.monotonic() + 60
