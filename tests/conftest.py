@@ -7,6 +7,7 @@ started here. No test that needs a server is skipped: a missing server fails.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import sqlite3
@@ -236,3 +237,15 @@ class CliRunnerHelper:
     def __call__(self, *args: str, input: str | None = None, env: dict | None = None) -> Result:
         env = {"QUEUETOOL_CONFIG": None, "QUEUETOOL_QUEUE": None, **(env or {})}
         return self.runner.invoke(main, list(args), input=input, env=env, catch_exceptions=False)
+
+    def report_counts(self, *args: str, env: dict | None = None) -> dict[str, tuple[int, int, int]]:
+        """`queuetool report --format json` as {function: (high, normal, low)}, the shape
+        of `gearadmin --priority-status` (servers.priority_status)."""
+        result = self("report", *args, "--format", "json", env=env)
+        assert result.exit_code == 0, result.output
+        got: dict[str, list[int]] = {}
+        for cell in json.loads(result.stdout):
+            got.setdefault(cell["function"], [0, 0, 0])[
+                ["high", "normal", "low"].index(cell["priority"])
+            ] += cell["count"]
+        return {f: (c[0], c[1], c[2]) for f, c in got.items()}

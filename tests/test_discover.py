@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -131,23 +130,12 @@ def test_fake_proc_one_several_none(tmp_path):
     assert discover(proc=empty, defaults=tmp_path / "x", conf=tmp_path / "y") is None
 
 
-def _report(cli, *args: str, env: dict | None = None) -> dict[str, tuple[int, int, int]]:
-    result = cli("report", *args, "--format", "json", env=env)
-    assert result.exit_code == 0, result.output
-    got: dict[str, list[int]] = {}
-    for cell in json.loads(result.stdout):
-        got.setdefault(cell["function"], [0, 0, 0])[
-            ["high", "normal", "low"].index(cell["priority"])
-        ] += cell["count"]
-    return {f: tuple(c) for f, c in got.items()}
-
-
 def test_report_finds_queue_from_admin_address(queue, cli):
     """No --queue, no --table: the daemon at the address says where its queue is."""
     daemon = queue.gearmand()
     submit(daemon.port, [JobSpec("fa", f"u{i}", priority=i % 3) for i in range(7)])
-    assert _report(cli, "--gearmand", daemon.address) == queue.counts() == {"fa": (3, 2, 2)}
-    assert _report(cli, env={"QUEUETOOL_GEARMAND": daemon.address}) == {"fa": (3, 2, 2)}
+    assert cli.report_counts("--gearmand", daemon.address) == queue.counts() == {"fa": (3, 2, 2)}
+    assert cli.report_counts(env={"QUEUETOOL_GEARMAND": daemon.address}) == {"fa": (3, 2, 2)}
     info = discover(daemon.address)
     assert info is not None and info.pid == daemon.pid
     assert info.options.queue_url is not None
@@ -163,7 +151,7 @@ def test_daemon_reading_its_config_file(sqlite_queue, cli, tmp_path):
     daemon.start()
     submit(daemon.port, [JobSpec("viaconf", "k1")])
     assert sqlite_queue.counts() == {"viaconf": (0, 1, 0)}  # the daemon really used it
-    assert _report(cli, "--gearmand", daemon.address) == {"viaconf": (0, 1, 0)}
+    assert cli.report_counts("--gearmand", daemon.address) == {"viaconf": (0, 1, 0)}
 
 
 def test_several_local_daemons_ask_which(tmp_path, cli):
