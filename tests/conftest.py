@@ -224,6 +224,14 @@ def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Queue]:
 
 
 @pytest.fixture
+def snapdir(tmp_path: Path) -> Path:
+    """An empty snapshot directory of the test's own."""
+    path = tmp_path / "snapshots"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
 def cli() -> CliRunnerHelper:
     return CliRunnerHelper()
 

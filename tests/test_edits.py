@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -45,13 +44,6 @@ ROWS = [
     )
     for i in range(30)
 ]
-
-
-@pytest.fixture
-def snapdir(tmp_path: Path) -> Path:
-    path = tmp_path / "snapshots"
-    path.mkdir()
-    return path
 
 
 @pytest.fixture

@@ -5,21 +5,12 @@ worker showing the effect. Restoring each edit's snapshot gives back the origina
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-import pytest
 from servers import JobSpec, submit, work
 
 from queuetool.checksum import table_checksum
 from queuetool.export import read_export
 from queuetool.store import QueueStore
-
-
-@pytest.fixture
-def snapdir(tmp_path: Path) -> Path:
-    path = tmp_path / "snapshots"
-    path.mkdir()
-    return path
 
 
 def checksum_of(queue) -> str:

@@ -27,13 +27,6 @@ ODD_ROWS = [
 ]
 
 
-@pytest.fixture
-def snapdir(tmp_path: Path) -> Path:
-    path = tmp_path / "snapshots"
-    path.mkdir()
-    return path
-
-
 def store_of(queue) -> QueueStore:
     return QueueStore(queue.url, queue.table)
 
