@@ -8,13 +8,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .check import CheckResult, check
 from .errors import QueuetoolError
-from .filters import JobFilter
-from .jobs import list_jobs
 from .priority import Priority
-from .report import Report, report
-from .store import QueueStore
+from .table.check import CheckResult, check
+from .table.filters import JobFilter
+from .table.jobs import list_jobs
+from .table.report import Report, report
+from .table.store import QueueStore
 
 __all__ = [
     "CheckResult",

@@ -27,7 +27,7 @@ from servers import (
 )
 
 from queuetool.cli import main
-from queuetool.store import SQL_DIR
+from queuetool.table.store import SQL_DIR
 
 TABLE = "gearman_queue"
 _names = itertools.count(1)

@@ -9,7 +9,7 @@ import time
 import pytest
 from servers import JobSpec, free_port, gearadmin, holding_worker, submit, work
 
-from queuetool.admin import Address, AdminClient, answers, version_tuple, wake_workers
+from queuetool.daemon.admin import Address, AdminClient, answers, version_tuple, wake_workers
 from queuetool.errors import AdminCommandError, DaemonRefused, DaemonTimeout, NotGearmand
 
 

@@ -12,8 +12,8 @@ import time
 import pytest
 from servers import Gearmand, JobSpec, priority_status, submit, wait_gone, work
 
-from queuetool.check import DESCRIPTIONS, Problem, check
-from queuetool.store import QueueStore
+from queuetool.table.check import DESCRIPTIONS, Problem, check
+from queuetool.table.store import QueueStore
 
 GOOD = ("good", "fn", 1, b"payload", 0)
 

@@ -14,10 +14,10 @@ from conftest import mysql_ddl
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from queuetool.carry import fits_charset
-from queuetool.checksum import Checksum, row_hash, table_checksum
-from queuetool.dialects.mysql import server_checksum
-from queuetool.store import QueueStore, queue_table
+from queuetool.migrate.carry import fits_charset
+from queuetool.table.checksum import Checksum, row_hash, table_checksum
+from queuetool.table.dialects.mysql import server_checksum
+from queuetool.table.store import QueueStore, queue_table
 
 INT32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
 # Any character MySQL's utf8mb4 stores, astral planes included (no lone surrogates).

@@ -14,7 +14,7 @@ import pytest
 from conftest import make_sqlite_queue, sqlite_ddl
 
 from queuetool.cli import main
-from queuetool.store import QueueStore
+from queuetool.table.store import QueueStore
 
 # Unset everything that could point a command at another queue than the test's.
 CLEAN_ENV = {

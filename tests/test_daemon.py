@@ -21,7 +21,7 @@ from servers import (
     work,
 )
 
-from queuetool.discover import read_cmdline
+from queuetool.daemon.discover import read_cmdline
 
 JOBS = [JobSpec(f"fn{i % 2}", f"u{i}", bytes([i]), priority=i % 3) for i in range(30)]
 

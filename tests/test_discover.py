@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from servers import Gearmand, JobSpec, submit
 
-from queuetool.discover import (
+from queuetool.daemon.discover import (
     configured_daemon,
     debian_params,
     discover,
@@ -17,7 +17,7 @@ from queuetool.discover import (
     parse_args,
 )
 from queuetool.errors import UsageError
-from queuetool.store import QueueStore
+from queuetool.table.store import QueueStore
 
 
 def test_parse_args_both_spellings_and_short_forms():

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from queuetool import snapshot
-from queuetool.edits import (
+from queuetool.changes import snapshot
+from queuetool.changes.edits import (
     Purge,
     Reprioritise,
     Reschedule,
@@ -26,12 +26,12 @@ from queuetool.edits import (
     reschedule,
     spread_times,
 )
+from queuetool.changes.restore import restore
 from queuetool.errors import UsageError, VerifyError
-from queuetool.export import read_export
-from queuetool.filters import JobFilter
 from queuetool.priority import Priority
-from queuetool.restore import restore
-from queuetool.store import INT32_MAX, QueueStore
+from queuetool.table.export import read_export
+from queuetool.table.filters import JobFilter
+from queuetool.table.store import INT32_MAX, QueueStore
 from queuetool.timeparse import parse_duration
 
 ROWS = [

@@ -8,9 +8,9 @@ import time
 
 from servers import JobSpec, submit, work
 
-from queuetool.checksum import table_checksum
-from queuetool.export import read_export
-from queuetool.store import QueueStore
+from queuetool.table.checksum import table_checksum
+from queuetool.table.export import read_export
+from queuetool.table.store import QueueStore
 
 
 def checksum_of(queue) -> str:

@@ -15,13 +15,13 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from queuetool.dialects import mysql as mysql_dialect
-from queuetool.dialects import sqlite as sqlite_dialect
 from queuetool.errors import UsageError
-from queuetool.filters import JobFilter
-from queuetool.jobs import list_jobs
 from queuetool.priority import Priority
-from queuetool.store import QueueStore, queue_table
+from queuetool.table.dialects import mysql as mysql_dialect
+from queuetool.table.dialects import sqlite as sqlite_dialect
+from queuetool.table.filters import JobFilter
+from queuetool.table.jobs import list_jobs
+from queuetool.table.store import QueueStore, queue_table
 
 # Characters that mean something to fnmatch, SQLite's GLOB, LIKE or a regex, letters
 # in both cases, and non-ASCII ones (all in latin1, so a latin1 MySQL table holds them).

@@ -8,9 +8,9 @@ import warnings
 import pytest
 from servers import free_port
 
+from queuetool.daemon.guard import ForcedWhileRunning, ensure_stopped, running_daemons
 from queuetool.errors import DaemonRunning
-from queuetool.guard import ForcedWhileRunning, ensure_stopped, running_daemons
-from queuetool.store import QueueStore
+from queuetool.table.store import QueueStore
 
 
 def test_refuses_while_daemon_runs_and_allows_after_stop(queue):

@@ -23,10 +23,10 @@ from servers import (
     work,
 )
 
-from queuetool.checksum import Checksum, table_checksum
 from queuetool.errors import QueuetoolError
-from queuetool.migrate import MigrateOptions, migrate
-from queuetool.store import QueueStore, conn_quote
+from queuetool.migrate.copy import MigrateOptions, migrate
+from queuetool.table.checksum import Checksum, table_checksum
+from queuetool.table.store import QueueStore, conn_quote
 
 FAR = 2_000_000_000  # a scheduled job that stays queued
 
@@ -452,7 +452,7 @@ CHANGES = {
 def test_move_refused_when_the_source_changed_after_the_copy(
     direction, change, tmp_path, sqlite_queue, mysql_queue, cli, monkeypatch
 ):
-    import queuetool.migrate as migrate_module
+    import queuetool.migrate.copy as migrate_module
 
     src, dst = _sides(direction, sqlite_queue, mysql_queue)
     src.insert(MOVE_ROWS)
@@ -486,7 +486,7 @@ def test_move_locks_the_source_while_it_proves_and_empties_it(
     """While the emptying transaction checks the source, no other writer gets in."""
     import pymysql
 
-    import queuetool.move as move_module
+    import queuetool.migrate.move as move_module
 
     src, dst = _sides(direction, sqlite_queue, mysql_queue)
     src.insert(MOVE_ROWS)
@@ -587,8 +587,8 @@ def test_writer_failure_in_the_row_by_row_retry_leaves_no_transaction(queue, mon
     rolled back too and the connection is clean (no open transaction or savepoint)."""
     from pymysql.constants import SERVER_STATUS
 
-    from queuetool.carry import Refusals
-    from queuetool.staging import StagingWriter
+    from queuetool.migrate.carry import Refusals
+    from queuetool.migrate.staging import StagingWriter
 
     store = QueueStore(queue.url)
     stage = "gearman_queue__writer_test"
@@ -639,7 +639,7 @@ def test_writer_failure_in_the_row_by_row_retry_leaves_no_transaction(queue, mon
 def test_target_checksum_in_two_halves_equals_the_whole(mysql_queue):
     """The staging table's checksum, summed by two connections over two halves of the
     rows, is exactly the one of every row read through the driver (NULLs included)."""
-    from queuetool.targetsum import staging_checksum
+    from queuetool.migrate.targetsum import staging_checksum
 
     rows = [(f"k{i}", "fñ", i % 3, bytes([i, 0]), i) for i in range(50)]
     rows += [(None, "fn", 1, b"x", 0), ("nulldata", "fn", None, None, None)]

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymysql.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
 
-from queuetool.dialects.mysql import COLUMNS, insert_statements
+from queuetool.table.dialects.mysql import COLUMNS, insert_statements
 
 TABLE = "`gearman_queue__qt_staging`"
 PREFIX = f"INSERT INTO {TABLE} ({COLUMNS}) VALUES "

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from queuetool import snapshot
-from queuetool.checksum import table_checksum
+from queuetool.changes import snapshot
+from queuetool.changes.restore import restore
 from queuetool.errors import SnapshotError, UsageError, VerifyError
-from queuetool.restore import restore
-from queuetool.store import QueueStore
+from queuetool.table.checksum import table_checksum
+from queuetool.table.store import QueueStore
 
 ODD_ROWS = [
     ("plain", "fn", 1, b"payload", 0),

@@ -31,11 +31,11 @@ from pathlib import Path
 import pytest
 from servers import Gearmand, JobSpec, pid_alive, priority_status, submit, wait_gone
 
-from queuetool import daemon as daemon_mod
-from queuetool.daemon import DaemonWarning, _service_unit, stop
-from queuetool.discover import read_cmdline
+from queuetool.daemon import control as daemon_mod
+from queuetool.daemon.control import DaemonWarning, _service_unit, stop
+from queuetool.daemon.discover import read_cmdline
 from queuetool.errors import DaemonError
-from queuetool.store import QueueStore
+from queuetool.table.store import QueueStore
 
 JOBS = [JobSpec(f"fn{i % 2}", f"u{i}", bytes([i]), priority=i % 3) for i in range(30)]
 SOS = "--store-queue-on-shutdown"

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from queuetool import snapshot
-from queuetool.edits import Purge, Repair, Reprioritise, Reschedule, apply_edits
+from queuetool.changes import snapshot
+from queuetool.changes.edits import Purge, Repair, Reprioritise, Reschedule, apply_edits
+from queuetool.changes.restore import restore
 from queuetool.errors import VerifyError
-from queuetool.filters import JobFilter
 from queuetool.priority import Priority
-from queuetool.restore import restore
-from queuetool.store import QueueStore
+from queuetool.table.filters import JobFilter
+from queuetool.table.store import QueueStore
 
 ROWS = [
     (f"job-{i:02d}", f"fn{i % 4}", i % 3, bytes([i, 0]) * (i % 3), 1000 * (i % 2))
@@ -189,7 +189,7 @@ def test_a_refused_edit_leaves_no_snapshot(queue, store, tmp_path):
 def test_a_clean_precheck_vouches_and_a_dirty_one_does_not(queue, store, tmp_path):
     from concurrent.futures import Future
 
-    from queuetool.check import check
+    from queuetool.table.check import check
 
     def done(result):
         future = Future()

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from .. import __version__
 from ..errors import QueuetoolError, QueuetoolWarning
-from ..store import db_message, mask_url
+from ..table.store import db_message, mask_url
 from .options import env_flag
 
 

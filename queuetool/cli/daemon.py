@@ -9,13 +9,13 @@ from typing import Any
 
 import click
 
-from ..admin import AdminClient
 from ..config import Setting
-from ..daemon import StartResult, StopResult, find_daemon, start, state_path, stop, uptime
+from ..daemon.admin import AdminClient
+from ..daemon.control import StartResult, StopResult, find_daemon, start, state_path, stop, uptime
+from ..daemon.reload import predict_replay
 from ..errors import DaemonUnreachable
-from ..reload import predict_replay
 from ..render import render
-from ..report import report
+from ..table.report import report
 from .options import AppContext, discovered, format_option, queue_options
 
 

@@ -16,9 +16,7 @@ from typing import Any
 
 import click
 
-from ..admin import version_tuple
-from ..config import DEFAULT_KEEP
-from ..edits import (
+from ..changes.edits import (
     Edit,
     EditResult,
     Purge,
@@ -28,13 +26,15 @@ from ..edits import (
     apply_edits,
     plan,
 )
+from ..changes.restore import restore
+from ..changes.snapshot import list_snapshots, read_manifest, take, verify
+from ..config import DEFAULT_KEEP
+from ..daemon.admin import version_tuple
 from ..errors import Aborted, UsageError
-from ..filters import JobFilter
-from ..jobs import job_record
 from ..priority import Priority
 from ..render import render
-from ..restore import restore
-from ..snapshot import list_snapshots, read_manifest, take, verify
+from ..table.filters import JobFilter
+from ..table.jobs import job_record
 from ..timeparse import parse_duration, parse_time
 from .maintenance import is_live, load_plan, run_restore_window, run_window, window_options
 from .options import AppContext, filter_options, format_option, queue_options, quiet_option

@@ -11,15 +11,15 @@ from typing import Any
 
 import click
 
-from ..discover import local_daemons
-from ..edits import Edit, Plan, Purge, Repair, Reprioritise, Reschedule
+from ..changes.edits import Edit, Plan, Purge, Repair, Reprioritise, Reschedule
+from ..changes.window import EditWindowResult, WindowResult, edit_window, restore_window
+from ..daemon.discover import local_daemons
+from ..daemon.guard import live_reasons, uses_queue
+from ..daemon.reload import DEFAULT_BUCKETS, predict_replay
 from ..errors import DaemonRunning, QueuetoolError, UsageError
-from ..filters import JobFilter
-from ..guard import live_reasons, uses_queue
 from ..priority import Priority
-from ..reload import DEFAULT_BUCKETS, predict_replay
+from ..table.filters import JobFilter
 from ..timeparse import parse_duration, parse_time
-from ..window import EditWindowResult, WindowResult, edit_window, restore_window
 from .daemon import _render_start, _render_stop, buckets_type, ways
 from .options import AppContext
 

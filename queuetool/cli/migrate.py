@@ -10,15 +10,15 @@ from pathlib import Path
 
 import click
 
+from ..changes.snapshot import DEFAULT_KEEP
+from ..daemon.guard import live_reasons
 from ..errors import Aborted
-from ..guard import live_reasons
-from ..handover import command_line, gearmand_options, source_stopped
-from ..handover import start_with as start_daemon_on
-from ..migrate import MigrateOptions, MigrationResult, migrate
-from ..sides import resolve_side
-from ..snapshot import DEFAULT_KEEP
-from ..staging import CONFLICT_CHOICES
-from ..store import QueueStore
+from ..migrate.copy import MigrateOptions, MigrationResult, migrate
+from ..migrate.handover import command_line, gearmand_options, source_stopped
+from ..migrate.handover import start_with as start_daemon_on
+from ..migrate.sides import resolve_side
+from ..migrate.staging import CONFLICT_CHOICES
+from ..table.store import QueueStore
 from .daemon import ways
 from .edit import confirm as ask_once
 from .options import AppContext, quiet_option

@@ -10,10 +10,10 @@ from typing import Any
 import click
 
 from ..config import DEFAULT_TABLE, Config, Setting, load_config
-from ..discover import DaemonInfo, discover
-from ..filters import JobFilter
+from ..daemon.discover import DaemonInfo, discover
 from ..priority import Priority
-from ..store import QueueStore, open_store
+from ..table.filters import JobFilter
+from ..table.store import QueueStore, open_store
 from ..timeparse import parse_time
 
 F = Callable[..., Any]

@@ -7,11 +7,18 @@ import sys
 
 import click
 
-from ..check import check
-from ..filters import JobFilter
-from ..jobs import JOB_COLUMNS, job_record, list_jobs
 from ..render import render
-from ..report import COUNT_COLUMNS, GROUPINGS, function_table, group_record, prometheus, report
+from ..table.check import check
+from ..table.filters import JobFilter
+from ..table.jobs import JOB_COLUMNS, job_record, list_jobs
+from ..table.report import (
+    COUNT_COLUMNS,
+    GROUPINGS,
+    function_table,
+    group_record,
+    prometheus,
+    report,
+)
 from .options import AppContext, filter_options, format_option, queue_options
 
 

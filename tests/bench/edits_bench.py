@@ -44,12 +44,12 @@ from conftest import sqlite_ddl
 from measure import Measured, run_measured
 from servers import MySQLServer
 
-from queuetool.edits import Edit, EditResult, Purge, Reprioritise, Reschedule, apply_edits
-from queuetool.filters import JobFilter
+from queuetool.changes.edits import Edit, EditResult, Purge, Reprioritise, Reschedule, apply_edits
+from queuetool.changes.restore import restore
+from queuetool.changes.snapshot import take
 from queuetool.priority import Priority
-from queuetool.restore import restore
-from queuetool.snapshot import take
-from queuetool.store import QueueStore
+from queuetool.table.filters import JobFilter
+from queuetool.table.store import QueueStore
 
 QUEUETOOL = str(Path(sys.executable).parent / "queuetool")
 TABLE = "gearman_queue"

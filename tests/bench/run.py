@@ -27,9 +27,9 @@ from migrate_bench import bench_migrate  # noqa: E402
 from servers import MySQLServer, start_mariadb  # noqa: E402
 from window_bench import bench_window  # noqa: E402
 
-from queuetool.check import check  # noqa: E402
-from queuetool.report import report  # noqa: E402
-from queuetool.store import QueueStore  # noqa: E402
+from queuetool.table.check import check  # noqa: E402
+from queuetool.table.report import report  # noqa: E402
+from queuetool.table.store import QueueStore  # noqa: E402
 
 QUEUETOOL = str(Path(sys.executable).parent / "queuetool")
 BARE_GROUP_BY = "SELECT function_name, priority, COUNT(*) FROM gearman_queue GROUP BY 1, 2"

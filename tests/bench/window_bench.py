@@ -5,7 +5,7 @@ the same gearmand command line for both measurements:
 - the floor: SIGTERM and wait until the pid is gone, the bare UPDATE through the
   same driver (sqlite3 / pymysql), the same gearmand command line started again
   until `gearadmin --status` shows every job;
-- the window (`queuetool.window.window`): stop (record, SIGTERM, wait, at rest) ->
+- the window (`queuetool.changes.window.window`): stop (record, SIGTERM, wait, at rest) ->
   `edit_window`: the whole-table check alongside `apply_edits` (undo snapshot of the
   rows the edit touches, UPDATE) -> the per-cell counts -> start (spawn, ready,
   `prioritystatus` against the counts).
@@ -52,26 +52,26 @@ from servers import (
     sqlite_queue_args,
 )
 
-import queuetool.daemon
-import queuetool.window
-from queuetool.daemon import with_buckets
-from queuetool.edits import Reprioritise
-from queuetool.filters import JobFilter
+import queuetool.changes.window
+import queuetool.daemon.control
+from queuetool.changes.edits import Reprioritise
+from queuetool.changes.window import edit_window
+from queuetool.daemon.control import with_buckets
+from queuetool.daemon.reload import DEFAULT_BUCKETS, recommended_buckets
 from queuetool.priority import Priority
-from queuetool.reload import DEFAULT_BUCKETS, recommended_buckets
-from queuetool.store import QueueStore
-from queuetool.window import edit_window
+from queuetool.table.filters import JobFilter
+from queuetool.table.store import QueueStore
 
 SMALL = 100_000
 FUNCTION = "function_3"  # data.py: i % 10 == 3 -> all NORMAL (i % 5 == 3), 10% of the jobs
 TARGET_FACTOR, TARGET_PLUS = 1.2, 1.0
 STEPS = (  # (module, function name, label) timed inside the window
-    (queuetool.window, "apply_edits", "edit"),
-    (queuetool.window, "examine", "check_and_count"),
-    (queuetool.daemon, "_wait_stopped", "stop_wait"),
-    (queuetool.daemon, "_confirm_at_rest", "at_rest"),
-    (queuetool.daemon, "_spawn", "spawn"),
-    (queuetool.daemon, "_wait_ready", "replay_ready"),
+    (queuetool.changes.window, "apply_edits", "edit"),
+    (queuetool.changes.window, "examine", "check_and_count"),
+    (queuetool.daemon.control, "_wait_stopped", "stop_wait"),
+    (queuetool.daemon.control, "_confirm_at_rest", "at_rest"),
+    (queuetool.daemon.control, "_spawn", "spawn"),
+    (queuetool.daemon.control, "_wait_ready", "replay_ready"),
 )
 
 

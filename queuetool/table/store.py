@@ -18,17 +18,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from .config import DEFAULT_TABLE
+from ..config import DEFAULT_TABLE
+from ..errors import ConnectError, SchemaError, UsageError
 from .dialects import mysql as mysql_dialect
 from .dialects import sqlite as sqlite_dialect
-from .errors import ConnectError, SchemaError, UsageError
 
 COLUMNS = ("unique_key", "function_name", "priority", "data", "when_to_run")
 MAX_UNIQUE_BYTES = 64  # GEARMAN_MAX_UNIQUE_SIZE; also MySQL's VARCHAR(64)
 MAX_FUNCTION_BYTES = 255  # MySQL's VARCHAR(255)
 INT32_MAX = 2**31 - 1  # MySQL's when_to_run is a signed 32-bit INT
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$")
-SQL_DIR = Path(__file__).resolve().parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 
 
 def queue_table(name: str = DEFAULT_TABLE, schema: str | None = None) -> sa.Table:

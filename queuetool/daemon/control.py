@@ -27,18 +27,8 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .admin import Address, AdminClient, FunctionStatus, WorkerInfo, open_socket
-from .check import CheckResult
-from .config import default_snapshot_dir
-from .discover import (
-    PROC,
-    DaemonInfo,
-    is_gearmand,
-    options_from_argv,
-    process_info,
-    read_cmdline,
-)
-from .errors import (
+from ..config import default_snapshot_dir
+from ..errors import (
     DaemonError,
     DaemonRefused,
     DaemonUnreachable,
@@ -47,6 +37,17 @@ from .errors import (
     QueuetoolWarning,
     UsageError,
     VerifyError,
+)
+from ..table.check import CheckResult
+from ..table.store import QueueStore
+from .admin import Address, AdminClient, FunctionStatus, WorkerInfo, open_socket
+from .discover import (
+    PROC,
+    DaemonInfo,
+    is_gearmand,
+    options_from_argv,
+    process_info,
+    read_cmdline,
 )
 from .guard import running_daemons
 from .reload import (
@@ -61,7 +62,6 @@ from .reload import (
     ready_timeout,
     recommended_buckets,
 )
-from .store import QueueStore
 
 POLL = 0.05
 COMMAND_TIMEOUT = 120.0

@@ -14,9 +14,7 @@ import socket
 import warnings
 from pathlib import Path
 
-from .admin import Address, AdminClient
-from .discover import PROC, DaemonInfo, local_daemons
-from .errors import (
+from ..errors import (
     DaemonRefused,
     DaemonRunning,
     DaemonTimeout,
@@ -24,7 +22,9 @@ from .errors import (
     QueuetoolError,
     QueuetoolWarning,
 )
-from .store import QueueStore
+from ..table.store import QueueStore
+from .admin import Address, AdminClient
+from .discover import PROC, DaemonInfo, local_daemons
 
 ADMIN_TIMEOUT = 2.0
 

@@ -12,7 +12,7 @@ import codecs
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .store import INT32_MAX, MAX_FUNCTION_BYTES, MAX_UNIQUE_BYTES
+from ..table.store import INT32_MAX, MAX_FUNCTION_BYTES, MAX_UNIQUE_BYTES
 
 EXAMPLES = 5
 Row = tuple  # (unique_key, function_name, priority, data, when_to_run)

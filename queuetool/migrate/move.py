@@ -20,10 +20,10 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import snapshot
-from .checksum import Checksum
-from .errors import VerifyError
-from .store import QueueStore, conn_quote
+from ..changes import snapshot
+from ..errors import VerifyError
+from ..table.checksum import Checksum
+from ..table.store import QueueStore, conn_quote
 
 
 def empty_source(

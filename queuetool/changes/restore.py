@@ -33,9 +33,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import Connection, CursorResult
 
-from .checksum import Checksum, stream_rows
-from .config import DEFAULT_KEEP
-from .errors import UsageError, VerifyError
+from ..config import DEFAULT_KEEP
+from ..errors import UsageError, VerifyError
+from ..table.checksum import Checksum, stream_rows
+from ..table.store import COLUMNS, QueueStore, conn_quote, queue_table
 from .snapshot import (
     SnapshotInfo,
     prune,
@@ -45,7 +46,6 @@ from .snapshot import (
     take_rows,
     verify,
 )
-from .store import COLUMNS, QueueStore, conn_quote, queue_table
 
 STAGING_SUFFIX = "__qt_restore"
 OLD_SUFFIX = "__qt_replaced"
@@ -95,7 +95,7 @@ def restore(
             f"{store.backend} (restore into a {info.backend} queue, or use migrate)"
         )
     if guard:
-        from .guard import ensure_stopped
+        from ..daemon.guard import ensure_stopped
 
         ensure_stopped(store, gearmand, force)
 

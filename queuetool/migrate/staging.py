@@ -24,10 +24,10 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection
 
+from ..table.checksum import MOD as CHECKSUM_MOD
+from ..table.checksum import Checksum
+from ..table.store import QueueStore, conn_quote
 from .carry import Refusals, Row
-from .checksum import MOD as CHECKSUM_MOD
-from .checksum import Checksum
-from .store import QueueStore, conn_quote
 
 CONFLICT_CHOICES = ("fail", "skip", "replace")
 COLUMNS = "unique_key, function_name, priority, data, when_to_run"

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import threading
 
+from ..errors import VerifyError
+from ..table.checksum import Checksum
+from ..table.store import QueueStore
 from .carry import Row
-from .checksum import Checksum
-from .errors import VerifyError
 from .staging import combine
-from .store import QueueStore
 
 
 class SourceChecksum:

@@ -16,9 +16,9 @@ import threading
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .checksum import Checksum
+from ..table.checksum import Checksum
+from ..table.store import QueueStore, queue_table
 from .staging import combine
-from .store import QueueStore, queue_table
 
 
 def staging_checksum(store: QueueStore, conn: Connection, staging: str) -> Checksum:

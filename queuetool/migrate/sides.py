@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import DEFAULT_TABLE, Config
-from .errors import UsageError
-from .store import QueueStore
+from ..config import DEFAULT_TABLE, Config
+from ..errors import UsageError
+from ..table.store import QueueStore
 
 
 def resolve_side(

@@ -16,8 +16,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..errors import UsageError
 from .checksum import stream_rows
-from .errors import UsageError
 from .store import QueueStore
 
 

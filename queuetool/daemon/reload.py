@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from ..table.check import CheckResult, check
+from ..table.store import QueueStore
 from .admin import AdminClient
-from .check import CheckResult, check
-from .store import QueueStore
 
 DEFAULT_BUCKETS = 991
 LINEAR_S_PER_JOB = 2.5e-6

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from ..config import DEFAULT_TABLE
+from ..errors import UsageError
 from .admin import DEFAULT_PORT, Address, answers
-from .config import DEFAULT_TABLE
-from .errors import UsageError
 
 PROC = Path("/proc")
 GEARMAND_CONF = Path("/etc/gearmand.conf")

@@ -24,15 +24,15 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from .check import CheckResult, check
-from .config import DEFAULT_KEEP
-from .daemon import StartResult, StopResult, start, stop
+from ..config import DEFAULT_KEEP
+from ..daemon.control import StartResult, StopResult, start, stop
+from ..daemon.reload import examine
+from ..errors import Aborted, DaemonError, ProblemsFound, QueuetoolError, VerifyError
+from ..table.check import CheckResult, check
+from ..table.store import QueueStore
 from .edits import Edit, EditResult, Repair, Undo, apply_edits
-from .errors import Aborted, DaemonError, ProblemsFound, QueuetoolError, VerifyError
-from .reload import examine
 from .restore import RestoreResult, restore
 from .snapshot import verify
-from .store import QueueStore
 
 
 class Change(Protocol):

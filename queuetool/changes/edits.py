@@ -29,17 +29,17 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .check import CheckResult, check
-from .config import DEFAULT_KEEP
-from .errors import UsageError, VerifyError
-from .export import check_export_path, export_jobs
-from .filters import JobFilter
-from .jobs import Job, select_jobs
-from .priority import Priority
+from ..config import DEFAULT_KEEP
+from ..errors import UsageError, VerifyError
+from ..priority import Priority
+from ..table.check import CheckResult, check
+from ..table.export import check_export_path, export_jobs
+from ..table.filters import JobFilter
+from ..table.jobs import Job, select_jobs
+from ..table.store import INT32_MAX, QueueStore
+from ..timeparse import format_epoch
 from .restore import RestoreResult, restore
 from .snapshot import SnapshotInfo, check_keep, prune, take
-from .store import INT32_MAX, QueueStore
-from .timeparse import format_epoch
 
 SAMPLE = 10
 
@@ -381,7 +381,7 @@ def apply_edits(
     for edit in edits:
         edit.validate(store)
     if guard:
-        from .guard import ensure_stopped
+        from ..daemon.guard import ensure_stopped
 
         ensure_stopped(store, gearmand, force)
     now = int(time.time())

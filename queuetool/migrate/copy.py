@@ -25,16 +25,17 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import guard, snapshot
+from ..changes import snapshot
+from ..daemon import guard
+from ..errors import Aborted, ProblemsFound, SchemaError, UsageError, VerifyError
+from ..table.checksum import Checksum, raw_batches
+from ..table.export import check_export_path
+from ..table.store import QueueStore, conn_quote
 from .carry import Carrier, Refusals, Row
-from .checksum import Checksum, raw_batches
-from .errors import Aborted, ProblemsFound, SchemaError, UsageError, VerifyError
-from .export import check_export_path
 from .move import empty_source
 from .skipped import skipped_sink
 from .sourcesum import SourceChecksum
 from .staging import CONFLICT_CHOICES, Writer, combine, open_writer
-from .store import QueueStore, conn_quote
 from .targetsum import staging_checksum
 
 BATCH_ROWS = 5000

@@ -13,8 +13,8 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..table.export import check_export_path, job_line
 from .carry import Row
-from .export import check_export_path, job_line
 
 
 @contextlib.contextmanager

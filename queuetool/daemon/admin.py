@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from types import TracebackType
 
-from .errors import (
+from ..errors import (
     AdminCommandError,
     DaemonRefused,
     DaemonTimeout,

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from ..priority import label
+from ..timeparse import format_epoch
 from .filters import JobFilter
-from .priority import label
 from .store import QueueStore
-from .timeparse import format_epoch
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from types import ModuleType
 
 import sqlalchemy as sa
 
-from .errors import UsageError
-from .priority import Priority
+from ..errors import UsageError
+from ..priority import Priority
 
 GLOB_CHARS = frozenset("*?[")
 

@@ -41,11 +41,11 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import __version__
-from .checksum import ALGORITHM, Checksum, stream_rows
-from .config import DEFAULT_KEEP, default_snapshot_dir
-from .errors import SnapshotError, UsageError
-from .store import COLUMNS, QueueStore, queue_table
+from .. import __version__
+from ..config import DEFAULT_KEEP, default_snapshot_dir
+from ..errors import SnapshotError, UsageError
+from ..table.checksum import ALGORITHM, Checksum, stream_rows
+from ..table.store import COLUMNS, QueueStore, queue_table
 
 FORMAT = "queuetool-snapshot/1"
 SUFFIX = ".qtsnap"

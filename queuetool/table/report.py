@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from ..priority import Priority, label
 from .filters import JobFilter
-from .priority import Priority, label
 from .store import QueueStore
 
 GROUPINGS = {

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .daemon import StartResult, StopResult, start, stop
-from .discover import options_from_argv
-from .errors import UsageError
-from .store import QueueStore
+from ..daemon.control import StartResult, StopResult, start, stop
+from ..daemon.discover import options_from_argv
+from ..errors import UsageError
+from ..table.store import QueueStore
 
 MASK = "*****"
 

@@ -1,0 +1,2 @@
+"""Changes with undo: the edit kinds and how they are applied, snapshots, restore,
+and the maintenance window around them."""

@@ -1,0 +1,1 @@
+"""Carrying a queue to another table or backend: streamed, verified, swapped in."""
