@@ -319,7 +319,7 @@ def test_traceback_shows_the_stack(tmp_path, how):
         ran = python_m("report", "-q", f"sqlite:///{path}", env={"QUEUETOOL_TRACEBACK": "1"})
     assert ran.returncode == 1
     assert ran.stderr.startswith("Traceback (most recent call last):\n")
-    assert 'queuetool/store.py", line' in ran.stderr
+    assert 'queuetool/table/store.py", line' in ran.stderr
     assert ran.stderr.endswith(
         f"queuetool.errors.ConnectError: SQLite queue file not found: {path}\n"
     )
