@@ -5,9 +5,10 @@ Exit codes (documented in the README):
   1  `check` found problems / a verification found a difference
   2  bad input, configuration, connection or schema error
   3  aborted: the change was not confirmed
-  4  refused: the queue's gearmand is running
+  4  refused: the queue's gearmand is running, or `start` on a queue migrated away from
   5  the change failed verification or the daemon did not reload it (rolled back)
   6  gearmand could not be stopped or started (stop/start command failed, timed out)
+  130  interrupted (Ctrl-C), in the CLI only
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ class Aborted(QueuetoolError):
 
 class DaemonRunning(QueuetoolError):
     """A gearmand that owns this queue is running: writing now would be lost or clobbered."""
+
+    exit_code = 4
+
+
+class MigratedAway(QueuetoolError):
+    """`start` on a queue whose jobs were migrated to another: they would run twice."""
 
     exit_code = 4
 

@@ -8,16 +8,24 @@ result. Errors are turned into `Error: ...` and an exit code in exactly one plac
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import warnings
 
 import click
+import pymysql
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from .. import __version__
 from ..errors import QueuetoolError, QueuetoolWarning
 from ..table.store import db_message, mask_url
 from .options import env_flag
+
+# Errors of the drivers themselves: where queuetool uses a DB-API cursor directly (bulk
+# copies, checksums, snapshots) SQLAlchemy does not wrap them. A server that dies
+# mid-command ends here too, as one line.
+DRIVER_ERRORS: tuple[type[Exception], ...] = (pymysql.err.Error, sqlite3.Error)
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 
 class CommandError(click.ClickException):
@@ -34,10 +42,15 @@ class QueuetoolGroup(click.Group):
             # The reader (`| head`) went away: stop quietly, as Unix tools do.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(1)
-        except (QueuetoolError, SQLAlchemyError, OSError) as exc:
+        except (QueuetoolError, SQLAlchemyError, OSError, *DRIVER_ERRORS) as exc:
             if ctx.meta.get("traceback") or env_flag("QUEUETOOL_TRACEBACK"):
                 raise
             raise CommandError(one_line(exc), exit_code_of(exc)) from exc
+        except KeyboardInterrupt as exc:
+            if ctx.meta.get("traceback") or env_flag("QUEUETOOL_TRACEBACK"):
+                raise
+            click.echo("Aborted: interrupted", err=True)
+            raise click.exceptions.Exit(INTERRUPTED) from exc
 
 
 def one_line(exc: BaseException) -> str:
@@ -45,6 +58,12 @@ def one_line(exc: BaseException) -> str:
         return f"database error: {mask_url(db_message(exc))}"
     if isinstance(exc, SQLAlchemyError):
         return f"database error: {str(exc).splitlines()[0]}"
+    if isinstance(exc, DRIVER_ERRORS):
+        # PyMySQL: (code, message); sqlite3: (message,). A closed connection: (0, "").
+        args = exc.args
+        text = args[1] if len(args) > 1 and isinstance(args[0], int) else args[0] if args else ""
+        lines = str(text).strip().splitlines()
+        return f"database error: {mask_url(lines[0]) if lines else type(exc).__name__}"
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}"

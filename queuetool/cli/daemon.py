@@ -11,7 +11,16 @@ import click
 
 from ..config import Setting
 from ..daemon.admin import AdminClient
-from ..daemon.control import StartResult, StopResult, find_daemon, start, state_path, stop, uptime
+from ..daemon.control import (
+    StartResult,
+    StopResult,
+    ensure_not_migrated,
+    find_daemon,
+    start,
+    state_path,
+    stop,
+    uptime,
+)
 from ..daemon.reload import predict_replay
 from ..errors import DaemonUnreachable
 from ..render import render
@@ -244,15 +253,25 @@ def buckets_type(text: str) -> int | str:
     type=click.FloatRange(min=0),
     help="Wait this long for the daemon [default: grows with the queue].",
 )
+@click.option(
+    "--after-migration",
+    is_flag=True,
+    help="Start even though this queue was migrated away from (its jobs may run twice).",
+)
 @click.option("--quiet", is_flag=True, help="No notes on stderr.")
 def start_cmd(
-    app: AppContext, buckets: int | str | None, timeout: float | None, quiet: bool
+    app: AppContext,
+    buckets: int | str | None,
+    timeout: float | None,
+    after_migration: bool,
+    quiet: bool,
 ) -> None:
     """Check the queue, start its gearmand and verify it reloaded exactly the table.
 
     Uses [gearmand] start from the config, or the command line `queuetool stop`
-    captured. Refuses to start on rows gearmand cannot replay (see `check`). Exit 5
-    when the daemon's counts differ from the table's.
+    captured. Refuses to start on rows gearmand cannot replay (see `check`), and
+    (exit 4) on a queue `migrate` moved the jobs away from, unless --after-migration.
+    Exit 5 when the daemon's counts differ from the table's.
 
     \b
     Example:
@@ -260,6 +279,8 @@ def start_cmd(
     """
     store = app.store
     _, start_cmd_, state_dir = ways(app)
+    if not after_migration:
+        ensure_not_migrated(store, state_dir)  # before the notes: a refusal is one line
     if not quiet:
         with store.connect() as conn:
             rows = store.count(conn)  # a count, not a whole GROUP BY report
@@ -272,6 +293,7 @@ def start_cmd(
             hashtable_buckets=buckets,
             state_dir=state_dir,
             timeout=timeout,
+            after_migration=after_migration,
         )
     except Exception as exc:
         partial = getattr(exc, "result", None)

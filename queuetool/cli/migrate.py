@@ -161,6 +161,7 @@ def migrate_cmd(
     )
     ctx.call_on_close(dst.close)
     keep = app.setting("keep", "snapshots", "keep", DEFAULT_KEEP).value
+    stop_command, start_command, state_dir = ways(app)
     options = MigrateOptions(
         merge=merge,
         on_conflict=on_conflict,
@@ -173,6 +174,7 @@ def migrate_cmd(
         force=force,
         snapshot_dir=app.setting("snapshot_dir", "snapshots", "dir").value,
         keep=keep,
+        state_dir=state_dir,
     )
     bar = None if quiet else ProgressLine()
 
@@ -196,7 +198,6 @@ def migrate_cmd(
             # The window: one confirmation, then the source's daemon stops for the copy.
             click.echo(f"the source's gearmand is running: {'; '.join(reasons)}", err=True)
             _confirm_window(src, dst, yes)
-            stop_command, start_command, state_dir = ways(app)
             stopped = window.enter_context(
                 source_stopped(
                     src,
@@ -242,8 +243,17 @@ def _confirm_window(src: QueueStore, dst: QueueStore, yes: bool) -> None:
 def summary_lines(result: MigrationResult, options_text: str) -> list[str]:
     """What the operator reads after a migration (or a dry run)."""
     lines = [f"source: {result.source}: {result.source_rows} jobs read"]
+    if result.layout:
+        created = "would create" if result.dry_run else "created"
+        lines.append(f"{created} the target table with {result.layout}")
     if result.dry_run:
-        lines.append(f"dry run: {result.carried} jobs would be copied, nothing was written")
+        skipped = result.skipped_conflicts
+        lines.append(
+            f"dry run: {result.written} jobs would be copied"
+            + (f", {skipped} skipped on conflict" if skipped else "")
+            + (f", {result.replaced} replaced" if result.replaced else "")
+            + ", nothing was written"
+        )
         lines.append(f"source checksum (jobs to copy): {result.source_checksum}")
         if result.refusals:
             lines.append(f"{result.refusals.total} jobs cannot be carried:")

@@ -32,6 +32,7 @@ from ..errors import (
     DaemonError,
     DaemonRefused,
     DaemonUnreachable,
+    MigratedAway,
     ProblemsFound,
     QueuetoolError,
     QueuetoolWarning,
@@ -91,6 +92,9 @@ class DaemonState:
     table: str
     stopped_at: float | None = None
     store_queue_on_shutdown: bool = False
+    # Set by a migration away from this queue: `start` refuses until told otherwise.
+    migrated_to: str | None = None
+    migrated_at: float | None = None
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -117,6 +121,39 @@ class DaemonState:
                 f"{path} is not a daemon state file queuetool can read ({exc}); "
                 "start gearmand with [gearmand] start in the config, or by hand"
             ) from exc
+
+
+def mark_migrated(store: QueueStore, to: str, state_dir: Path | None = None) -> None:
+    """Record that this queue's jobs were migrated to `to` (masked): its daemon started
+    on it again would run them a second time, so `start` refuses (see `start`)."""
+    path = state_path(store, state_dir)
+    state = DaemonState.load(path) or DaemonState(
+        [], None, None, None, None, "", store.display_url, store.table_name
+    )
+    state.migrated_to, state.migrated_at = to, time.time()
+    state.save(path)
+
+
+def ensure_not_migrated(store: QueueStore, state_dir: Path | None = None) -> None:
+    """Raise MigratedAway when a migration moved this queue's jobs to another queue."""
+    state = DaemonState.load(state_path(store, state_dir))
+    if state is None or not state.migrated_to:
+        return
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.migrated_at or 0))
+    raise MigratedAway(
+        f"not starting gearmand: this queue was migrated to {state.migrated_to} at {when}, "
+        "and its jobs would run a second time; start gearmand on the new queue, or add "
+        "--after-migration to start it on this one anyway"
+    )
+
+
+def clear_migrated(store: QueueStore, state_dir: Path | None = None) -> None:
+    """A migration INTO this queue: it holds the jobs now, so its daemon may start."""
+    path = state_path(store, state_dir)
+    state = DaemonState.load(path)
+    if state is not None and state.migrated_to is not None:
+        state.migrated_to = state.migrated_at = None
+        state.save(path)
 
 
 def state_path(store: QueueStore, state_dir: Path | None = None) -> Path:
@@ -529,6 +566,7 @@ def start(
     stopped_at: float | None = None,
     checked: CheckResult | None = None,
     expected: dict[Cell, int] | None = None,
+    after_migration: bool = False,
 ) -> StartResult:
     """Start the queue's gearmand and verify it reloaded exactly the table.
 
@@ -538,10 +576,13 @@ def start(
     the daemon does not come up or dies, VerifyError (with `.result`) when its counts
     differ from the table's. `checked` and `expected` are a `check` of the table as it
     is now and its counts per cell (`reload.examine`; the window has just read them
-    with the daemon stopped): given, they save two full scans.
+    with the daemon stopped): given, they save two full scans. Refuses (MigratedAway) a
+    queue that was migrated away from, unless `after_migration`.
     """
     path = state_path(store, state_dir)
     state = DaemonState.load(path)
+    if not after_migration:
+        ensure_not_migrated(store, state_dir)
     if find_daemon(store) is not None:
         raise DaemonError("gearmand already runs on this queue: `queuetool status` shows it")
     if checked is None or expected is None:
@@ -564,12 +605,13 @@ def start(
         )
         argv = with_buckets(argv, buckets)
     prediction = predict_replay(jobs, buckets)
-    if state is None and not start_command:
+    if (state is None or not state.argv) and not start_command:
         raise DaemonError(
             f"no captured gearmand command line for this queue ({path} missing): start it "
             'yourself, or set [gearmand] start = "..." in the config'
         )
-    addr = Address.parse(address or (state.address if state else "127.0.0.1:4730"))
+    captured = state.address if state and state.address else "127.0.0.1:4730"
+    addr = Address.parse(address or captured)
     sos = state.store_queue_on_shutdown if state else False
     result = StartResult(
         None,
@@ -603,6 +645,7 @@ def start(
         raise error
     if state is not None:
         state.pid, state.stopped_at = pid, None
+        state.migrated_to = state.migrated_at = None  # started here on purpose
         state.argv = argv or state.argv
         state.save(path)
     return result

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from ..changes import snapshot
 from ..daemon import guard
+from ..daemon.control import clear_migrated, mark_migrated
 from ..errors import Aborted, ProblemsFound, SchemaError, UsageError, VerifyError
 from ..table.checksum import Checksum, raw_batches
 from ..table.export import check_export_path
@@ -35,7 +36,7 @@ from .carry import Carrier, Refusals, Row
 from .move import empty_source
 from .skipped import skipped_sink
 from .sourcesum import SourceChecksum
-from .staging import CONFLICT_CHOICES, Writer, combine, open_writer
+from .staging import CONFLICT_CHOICES, Writer, combine, open_probe, open_writer
 from .targetsum import staging_checksum
 
 BATCH_ROWS = 5000
@@ -43,6 +44,7 @@ BATCH_BYTES = 8 * 1024 * 1024  # a batch of big payloads is cut early: memory st
 READ_BATCH = 1000
 STAGING_SUFFIX = "__qt_staging"
 OLD_SUFFIX = "__qt_old"
+PROBE_SUFFIX = "__qt_probe"
 
 Progress = Callable[[int, int], None]
 Note = Callable[[str], None]
@@ -62,6 +64,7 @@ class MigrateOptions:
     snapshot_dir: str | None = None
     keep: int | None = snapshot.DEFAULT_KEEP
     batch: int = BATCH_ROWS
+    state_dir: Path | None = None  # where the daemons' state files are (control.py)
 
 
 @dataclass
@@ -76,6 +79,8 @@ class MigrationResult:
     replaced: int = 0
     target_rows_before: int = 0
     created_table: bool = False
+    collation: str | None = None  # of the key columns of a MySQL table queuetool creates
+    layout: str | None = None  # what a created table is like, for the operator
     refusals: Refusals = field(default_factory=Refusals)
     normalised: dict[str, int] = field(default_factory=dict)
     source_checksum: Checksum = field(default_factory=Checksum)
@@ -101,6 +106,8 @@ class MigrationResult:
             "written": self.written,
             "skipped_conflicts": self.skipped_conflicts,
             "replaced": self.replaced,
+            "created_table": self.created_table,
+            "collation": self.collation,
             "refused": self.refusals.total,
             "refusals": self.refusals.as_dict(),
             "normalised": self.normalised,
@@ -135,8 +142,16 @@ def migrate(
     say = note or (lambda _line: None)
     _check_options(source, target, opts)
     started = time.monotonic()
-    guard.ensure_stopped(source, opts.gearmand, opts.force)
-    guard.ensure_stopped(target, None, opts.force)
+    if opts.dry_run:
+        # A dry run writes nothing: a running daemon is no reason to refuse, only to warn.
+        for reason in guard.live_reasons(source, opts.gearmand):
+            say(
+                f"the source's gearmand is running ({reason}): its queue may change "
+                "before the real run"
+            )
+    else:
+        guard.ensure_stopped(source, opts.gearmand, opts.force)
+        guard.ensure_stopped(target, None, opts.force)
     result = MigrationResult(source.display_url, target.display_url, opts.dry_run)
     with source.connect() as sconn:
         source.require_table(sconn)
@@ -180,6 +195,11 @@ def migrate(
         raise
     if not opts.dry_run and opts.move:
         _empty_source(source, opts, result, say)
+    if not opts.dry_run:
+        # The jobs are in the target now: a gearmand started on the source again would
+        # run them a second time, so `queuetool start` there refuses until told otherwise.
+        clear_migrated(target, opts.state_dir)
+        mark_migrated(source, f"{target.display_url} table {target.table_name}", opts.state_dir)
     result.seconds = time.monotonic() - started
     return result
 
@@ -214,7 +234,8 @@ def _inspect_target(
     """Refuse a target gearmand could not use, or one that holds jobs without --merge/--replace."""
     if target.sqlite_path is not None and not target.sqlite_path.exists():
         result.created_table = True
-        return "new SQLite file, table created with gearmand's DDL"
+        result.layout = "gearmand's DDL in a new SQLite file"
+        return f"table created with {result.layout}"
     with target.connect() as conn:
         inspector = sa.inspect(conn)
         for leftover in _leftovers(target):
@@ -227,7 +248,9 @@ def _inspect_target(
                     say(f"removed leftover table {leftover} from an interrupted migration")
         if not target.exists(conn):
             result.created_table = True
-            return "table created with gearmand's DDL"
+            result.collation, why = target.dialect.key_collation(conn)
+            result.layout = f"gearmand's DDL, keys in {why}"
+            return f"table created with {result.layout}"
         problems = target.schema_problems(conn)
         if problems:
             raise SchemaError(
@@ -270,15 +293,18 @@ def _copy(
     with _skipped_sink(opts, result) as sink:
         result.refusals = Refusals(sink=sink)
         if opts.dry_run:
-            charsets: tuple[str | None, str | None] = (None, None)
-            if target.backend != "sqlite":
-                with target.connect() as conn:
-                    charsets = _charsets(target, conn, exists)
-            _stream(source, target, opts, result, total, progress, None, charsets, lenient)
+            with _probe(target, opts, result) as (probe, charsets):
+                _stream(source, target, opts, result, total, progress, probe, charsets, lenient)
+                if probe is not None:
+                    probe.close()
+                    result.skipped_conflicts, result.replaced = probe.skipped, probe.replaced
+                    result.written = result.carried - probe.not_written.rows
+                else:
+                    result.written = result.carried
             return
         with _target_conn(target) as tconn:
             like = target.table_name if exists else None
-            target.dialect.create_staging(tconn, target, staging, like)
+            target.dialect.create_staging(tconn, target, staging, like, result.collation)
             try:
                 base = Checksum()
                 merging = opts.merge and result.target_rows_before > 0
@@ -287,7 +313,7 @@ def _copy(
                 writer = open_writer(
                     target, tconn, staging, result.refusals, opts.on_conflict if merging else None
                 )
-                charsets = _charsets(target, tconn, True, staging)
+                charsets = _charsets(target, tconn, staging)
                 try:
                     _stream(
                         source, target, opts, result, total, progress, writer, charsets, lenient
@@ -295,8 +321,9 @@ def _copy(
                 except BaseException:
                     writer.abort()  # before anything else touches the connection
                     raise
-                # A refused row (without --skip-invalid) means nothing is kept: skip the rest.
-                writer.close(keep=opts.skip_invalid or not result.refusals)
+                # Every batch, even after a refusal: the last ones may hold collisions,
+                # which are listed with the other refusals (and counted by the dry run).
+                writer.close()
                 result.skipped_conflicts, result.replaced = writer.skipped, writer.replaced
                 if result.refusals and not opts.skip_invalid:
                     for line in result.refusals.lines():
@@ -339,13 +366,60 @@ def _target_conn(target: QueueStore) -> Iterator[Connection]:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
+@contextlib.contextmanager
+def _probe(
+    target: QueueStore, opts: MigrateOptions, result: MigrationResult
+) -> Iterator[tuple[Writer | None, tuple[str | None, str | None]]]:
+    """The dry run's staging table: a TEMPORARY one of the target's layout and collation
+    (with the target's keys under --merge), written by the same writer as the real run
+    but with the keys only, so it finds exactly the collisions and conflicts the real run
+    finds. Only this session sees it, and it is dropped at the end: nothing is written.
+    A new SQLite file is not opened at all: its keys compare byte for byte."""
+    if target.sqlite_path is not None and not target.sqlite_path.exists():
+        yield None, (None, None)
+        return
+    probe = target.table_name + PROBE_SUFFIX
+    exists = not result.created_table
+    like = target.table_name if exists else None
+    read_only = target.backend == "sqlite"  # no write lock on the file: only temp is written
+    with target.connect(read_only=read_only) as conn:
+        if not read_only:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        charsets = _charsets(target, conn, like)
+        drop = target.dialect.drop_table
+        drop(conn, probe, temporary=True)
+        target.dialect.create_staging(conn, target, probe, like, result.collation, temporary=True)
+        try:
+            merging = opts.merge and result.target_rows_before > 0
+            if merging:
+                cols = "unique_key, function_name, priority, data, when_to_run"
+                keys = "unique_key, function_name, priority, X'', when_to_run"
+                src = conn_quote(target.engine, target.table_name)
+                dst = conn_quote(target.engine, probe)
+                conn.exec_driver_sql(f"INSERT INTO {dst} ({cols}) SELECT {keys} FROM {src}")
+            if read_only:
+                conn.commit()  # the target's shared lock goes; the writer's units are its own
+            writer = open_probe(
+                target, conn, probe, result.refusals, opts.on_conflict if merging else None
+            )
+            try:
+                yield writer, charsets
+            finally:
+                writer.abort()
+        finally:
+            with contextlib.suppress(Exception):  # a lost connection took the table with it
+                drop(conn, probe, temporary=True)
+                if read_only:
+                    conn.commit()
+
+
 def _charsets(
-    target: QueueStore, conn: Connection, exists: bool, table: str | None = None
+    target: QueueStore, conn: Connection, table: str | None
 ) -> tuple[str | None, str | None]:
-    if exists or table:
-        return target.dialect.column_charsets(conn, table or target.table_name)
-    default = target.dialect.default_charset(conn)
-    return default, default
+    """The key columns' charsets of `table`; None: a table queuetool creates, in utf8mb4."""
+    if table is None:
+        return None, None
+    return target.dialect.column_charsets(conn, table)
 
 
 def _copy_target_rows(target: QueueStore, conn: Connection, staging: str) -> Checksum:
@@ -419,10 +493,13 @@ def _flush(
     opts: MigrateOptions,
 ) -> None:
     source_sum.carried(batch)
-    # Once a row is refused (without --skip-invalid) nothing will be kept: stop writing,
-    # but go on reading so that every refusal is reported.
-    if writer is not None and (opts.skip_invalid or not result.refusals):
-        writer.write(batch)
+    if writer is None:
+        return
+    # Once a row is refused (without --skip-invalid) nothing will be kept, and a dry run
+    # keeps nothing: only the keys are written then, to find every collision the same way.
+    if opts.dry_run or (result.refusals and not opts.skip_invalid):
+        batch = [(u, f, p, b"", w) for u, f, p, _d, w in batch]
+    writer.write(batch)
 
 
 def _lenient_text(raw: bytes) -> str:

@@ -223,6 +223,18 @@ def open_writer(
     return ThreadedWriter(StagingWriter(store, conn, staging, _Collected(refusals), on_conflict))
 
 
+def open_probe(
+    store: QueueStore,
+    conn: Connection,
+    table: str,
+    refusals: Refusals,
+    on_conflict: str | None = None,
+) -> StagingWriter:
+    """The dry run's writer into its temporary `table`: the StagingWriter that finds the
+    real run's conflicts, batch by batch (the temp table is a session's, so no thread)."""
+    return StagingWriter(store, conn, table, _Collected(refusals), on_conflict)
+
+
 class SortedLoad:
     """SQLite: rows go to an unindexed TEMP table, and at `close` into staging in one
     INSERT ... SELECT in key order, so the key's B-tree is filled from left to right.

@@ -150,8 +150,19 @@ def stream_rows(
     )
     if where is not None:
         query = query.where(where)
+    dbapi_conn = conn.connection.dbapi_connection
     result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
-    yield from result
+    try:
+        yield from result
+    except BaseException:
+        _forget_unread(dbapi_conn)  # the server died mid-stream: see dialects/mysql.py
+        raise
+
+
+def _forget_unread(dbapi_conn: object) -> None:
+    from .dialects.mysql import forget_unread  # the dialect imports this module
+
+    forget_unread(dbapi_conn)
 
 
 def raw_batches(
@@ -168,6 +179,8 @@ def raw_batches(
         while rows := cursor.fetchmany(batch):
             yield rows
     finally:
+        # A server-side cursor on a MySQL server that died: close without reading on.
+        _forget_unread(getattr(cursor, "connection", None))
         cursor.close()
 
 

@@ -22,6 +22,19 @@ def create_engine(url: URL) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
 
 
+def forget_unread(dbapi_conn: object) -> None:
+    """After the server was lost mid-result, PyMySQL still tries to read the rest of an
+    unbuffered (streamed) result from its closed socket, when the cursor is closed or
+    garbage-collected: `AttributeError: 'NoneType' object has no attribute 'read'`
+    instead of the real error, or printed as an ignored exception. Nothing is left to
+    read: say so. A live connection is left alone."""
+    if dbapi_conn is None or getattr(dbapi_conn, "_sock", True) is not None:
+        return
+    result = getattr(dbapi_conn, "_result", None)
+    if result is not None:
+        result.unbuffered_active = False
+
+
 def column_type_problem(name: str, coltype: sa.types.TypeEngine) -> str | None:
     declared = str(coltype).upper()
     if name in ("priority", "when_to_run") and "INT" not in declared:
@@ -154,12 +167,47 @@ def insert_statements(raw_conn: object, table: str, rows: list, limit: int) -> l
     return statements
 
 
-def create_staging(conn: sa.Connection, store: object, staging: str, like: str | None) -> None:
-    """The staging table: exactly the target's layout and charset (LIKE), or gearmand's DDL."""
+# Binary and NO PAD: every distinct key stays distinct, as in gearmand's memory
+# (MySQL 8, MariaDB 10.2+). utf8mb4_bin is binary but PAD SPACE: 'a' = 'a '.
+NO_PAD_BINARY = ("utf8mb4_0900_bin", "utf8mb4_nopad_bin")
+PAD_BINARY = "utf8mb4_bin"
+
+
+def key_collation(conn: sa.Connection) -> tuple[str, str]:
+    """The collation a table queuetool creates gets, and a line saying why.
+
+    Not the server's default (latin1 on a plain MariaDB, a _ci collation with
+    Debian's config): those refuse keys gearmand stores, or make distinct keys collide.
+    """
+    found = {row[0] for row in conn.exec_driver_sql("SHOW COLLATION WHERE Charset = 'utf8mb4'")}
+    for name in NO_PAD_BINARY:
+        if name in found:
+            return name, f"utf8mb4 / {name}: binary and no-pad, every distinct key stays distinct"
+    return PAD_BINARY, (
+        f"utf8mb4 / {PAD_BINARY}: this server has no no-pad binary collation, so keys that "
+        "differ only in trailing spaces ('a', 'a ') collide and are refused"
+    )
+
+
+def create_staging(
+    conn: sa.Connection,
+    store: object,
+    staging: str,
+    like: str | None,
+    collation: str | None = None,
+    temporary: bool = False,
+) -> None:
+    """The staging table: exactly the target's layout and charset (LIKE), or gearmand's DDL
+    in utf8mb4 with `collation`. `temporary`: a session's own table (the dry run's probe)."""
+    create = "CREATE TEMPORARY TABLE" if temporary else "CREATE TABLE"
     if like is None:
-        store.create_table(conn, staging)  # type: ignore[attr-defined]
+        ddl = store.ddl(staging)  # type: ignore[attr-defined]
+        ddl = create + ddl[len("CREATE TABLE") :]
+        if collation:
+            ddl += f" DEFAULT CHARSET=utf8mb4 COLLATE={collation}"
+        conn.exec_driver_sql(ddl)
     else:
-        conn.exec_driver_sql(f"CREATE TABLE `{staging}` LIKE `{like}`")
+        conn.exec_driver_sql(f"{create} `{staging}` LIKE `{like}`")
 
 
 def column_charsets(conn: sa.Connection, table: str) -> tuple[str | None, str | None]:
@@ -174,11 +222,6 @@ def column_charsets(conn: sa.Connection, table: str) -> tuple[str | None, str | 
     return found.get("unique_key"), found.get("function_name")
 
 
-def default_charset(conn: sa.Connection) -> str:
-    """The charset a table gearmand creates in this database would get."""
-    return str(conn.exec_driver_sql("SELECT @@character_set_database").scalar_one())
-
-
 def swap(conn: sa.Connection, target: str, staging: str, old: str | None) -> None:
     """Put staging in the target's place in one atomic RENAME TABLE; the old table becomes
     `old` (None: there is no target yet). The caller drops `old` unless it keeps it."""
@@ -188,8 +231,8 @@ def swap(conn: sa.Connection, target: str, staging: str, old: str | None) -> Non
         conn.exec_driver_sql(f"RENAME TABLE `{target}` TO `{old}`, `{staging}` TO `{target}`")
 
 
-def drop_table(conn: sa.Connection, name: str) -> None:
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS `{name}`")
+def drop_table(conn: sa.Connection, name: str, temporary: bool = False) -> None:
+    conn.exec_driver_sql(f"DROP {'TEMPORARY ' if temporary else ''}TABLE IF EXISTS `{name}`")
 
 
 # -- checksum on the server ----------------------------------------------------------------

@@ -223,17 +223,28 @@ def insert_statements(raw_conn: object, table: str, rows: list, limit: int) -> N
     return None  # sqlite3's executemany binds each row already; nothing to build
 
 
-def create_staging(conn: sa.Connection, store: object, staging: str, like: str | None) -> None:
-    """gearmand's own DDL: SQLite has no CREATE TABLE LIKE, and the layout is fixed."""
-    store.create_table(conn, staging)  # type: ignore[attr-defined]
+def key_collation(conn: sa.Connection) -> tuple[None, str]:
+    return None, "SQLite compares keys byte for byte"
+
+
+def create_staging(
+    conn: sa.Connection,
+    store: object,
+    staging: str,
+    like: str | None,
+    collation: str | None = None,
+    temporary: bool = False,
+) -> None:
+    """gearmand's own DDL: SQLite has no CREATE TABLE LIKE, and the layout is fixed.
+    `temporary`: in the connection's own temp schema (the dry run's probe)."""
+    ddl = store.ddl(staging)  # type: ignore[attr-defined]
+    if temporary:
+        ddl = "CREATE TEMPORARY TABLE" + ddl[len("CREATE TABLE") :]
+    conn.exec_driver_sql(ddl)
 
 
 def column_charsets(conn: sa.Connection, table: str) -> tuple[str | None, str | None]:
     return None, None  # TEXT holds any UTF-8
-
-
-def default_charset(conn: sa.Connection) -> str | None:
-    return None
 
 
 def swap(conn: sa.Connection, target: str, staging: str, old: str | None) -> None:
@@ -246,8 +257,9 @@ def swap(conn: sa.Connection, target: str, staging: str, old: str | None) -> Non
     conn.exec_driver_sql(f'ALTER TABLE "{staging}" RENAME TO "{target}"')
 
 
-def drop_table(conn: sa.Connection, name: str) -> None:
-    conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+def drop_table(conn: sa.Connection, name: str, temporary: bool = False) -> None:
+    schema = "temp." if temporary else ""
+    conn.exec_driver_sql(f'DROP TABLE IF EXISTS {schema}"{name}"')
 
 
 def stream_cursor(raw_conn: object) -> object:
