@@ -183,3 +183,32 @@ def test_quiet_window_prints_only_the_result(sqlite_queue, cli):
     assert "2 jobs changed: reprioritise (function mail) to low" in result.stdout.splitlines()
     adopt(daemon)
     assert priority_status(daemon.port) == {"copyFiles": (0, 5, 3), "mail": (0, 0, 2)}
+
+
+def test_plan_file_counts_every_edit_after_the_one_stop(sqlite_queue, cli, tmp_path):
+    daemon = holding(sqlite_queue)
+    plan = tmp_path / "tonight.toml"
+    plan.write_text(
+        '[[edit]]\naction = "reprioritise"\nunique = "u*"\nto = "high"\n\n'
+        '[[edit]]\naction = "purge"\nfunction = "mail"\n'
+    )
+    refused = cli("window", *sqlite_queue.cli_args(), str(plan), "--no-window")
+    assert refused.exit_code == 4, refused.output
+    assert daemon.running() and priority_status(daemon.port) == BEFORE  # not even stopped
+    declined = cli("window", *sqlite_queue.cli_args(), str(plan))
+    assert declined.exit_code == 3, declined.output
+    assert (
+        "Reprioritise (unique u*) to high: 5 jobs; purge (function mail): 2 jobs in "
+        in declined.stderr
+    )
+    adopt(daemon)
+    assert priority_status(daemon.port) == BEFORE
+    done = cli("window", *sqlite_queue.cli_args(), str(plan), "--yes")
+    assert done.exit_code == 0, done.output
+    assert done.stdout.count("stopped in") == 1
+    lines = done.stdout.splitlines()
+    assert "5 jobs changed: reprioritise (unique u*) to high" in lines
+    assert "2 jobs changed: purge (function mail)" in lines
+    adopt(daemon)
+    assert priority_status(daemon.port) == {"copyFiles": (5, 0, 3)}
+    assert written_at_stop(sqlite_queue, daemon) == {"copyFiles": (5, 0, 3)}
