@@ -119,7 +119,7 @@ def test_refused_while_daemon_runs(queue, cli, snapdir):
     for args in (
         ("reprioritise", "-f", "fn", "--to", "high"),
         ("purge", "--all"),
-        ("reschedule", "-f", "fn", "--now"),
+        ("reschedule", "-f", "fn", "--in", "1h"),  # (--now: they are due now already)
     ):
         # --no-window: refuse rather than run the maintenance window (test_window_cli.py).
         result = cli(

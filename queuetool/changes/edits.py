@@ -69,8 +69,26 @@ class Edit(ABC):
     checked: ClassVar[bool] = True
 
     def where(self, store: QueueStore, table: sa.Table | None = None) -> sa.ColumnElement[bool]:
-        """The rows the edit changes, in the queue table (or `table`, the same layout)."""
-        return self.job_filter.where(store.table if table is None else table, store.dialect)
+        """The rows the edit changes, in the queue table (or `table`, the same layout):
+        the filter's, less those already as the edit would leave them."""
+        t = store.table if table is None else table
+        selected = self.job_filter.where(t, store.dialect)
+        settled = self.settled(t)
+        return selected if settled is None else sa.and_(selected, sa.not_(settled))
+
+    def settled(self, table: sa.Table) -> sa.ColumnElement[bool] | None:
+        """Rows the edit would leave as they are (already at its value), or None: an edit
+        that changes every row it selects. Such rows are counted apart, not changed."""
+        return None
+
+    def settled_phrase(self) -> str:
+        """What `settled` rows are, in words ("already at high")."""
+        return "already as asked"
+
+    def after(self, job: Job, index: int, count: int, now: int) -> Job | None:
+        """The `index`-th of `count` selected jobs as the edit leaves it (None: deleted),
+        for the dry run's before -> after."""
+        return job
 
     def frozen(self, now: int) -> Edit:
         """The same edit with the filter's notion of "now" fixed, so that counting,
@@ -94,6 +112,15 @@ class Reprioritise(Edit):
         t = store.table
         stmt = sa.update(t).where(self.where(store)).values(priority=int(self.to))
         return conn.execute(stmt).rowcount
+
+    def settled(self, table: sa.Table) -> sa.ColumnElement[bool] | None:
+        return _is(table.c.priority, int(self.to))
+
+    def settled_phrase(self) -> str:
+        return f"already at {Priority(self.to).label}"
+
+    def after(self, job: Job, index: int, count: int, now: int) -> Job | None:
+        return replace(job, priority=int(self.to))
 
 
 @dataclass(frozen=True)
@@ -130,6 +157,20 @@ class Reschedule(Edit):
             start = format_epoch(self.at) if self.at else "now"
             return f"{what} spread over {self.spread}s from {start}"
         return f"{what} to {format_epoch(self.at)}"
+
+    def settled(self, table: sa.Table) -> sa.ColumnElement[bool] | None:
+        # A spread gives each job its own time: only a fixed time can already be set.
+        return None if self.spread else _is(table.c.when_to_run, self.at)
+
+    def settled_phrase(self) -> str:
+        return "already due now" if not self.at else f"already at {format_epoch(self.at)}"
+
+    def after(self, job: Job, index: int, count: int, now: int) -> Job | None:
+        if not self.spread or count <= 1:
+            when = self.start(now) if self.spread else self.at
+        else:
+            when = spread_times(count, self.start(now), self.spread)[index]
+        return replace(job, when_to_run=when)
 
     def run(self, store: QueueStore, conn: Connection, matched: int, now: int) -> int:
         t = store.table
@@ -184,6 +225,9 @@ class Purge(Edit):
     def describe(self) -> str:
         return f"purge ({self.job_filter.describe()})"
 
+    def after(self, job: Job, index: int, count: int, now: int) -> Job | None:
+        return None
+
     def run(self, store: QueueStore, conn: Connection, matched: int, now: int) -> int:
         if self.export is not None:
             exported = export_jobs(store, conn, self.where(store), self.export)
@@ -220,9 +264,18 @@ class Repair(Edit):
         t = store.table if table is None else table
         return sa.and_(super().where(store, t), store.dialect.repairable(t))
 
+    def after(self, job: Job, index: int, count: int, now: int) -> Job | None:
+        return replace(job, when_to_run=job.when_to_run or 0)
+
     def run(self, store: QueueStore, conn: Connection, matched: int, now: int) -> int:
         values = store.dialect.repaired_values(store.table)
         return conn.execute(sa.update(store.table).where(self.where(store)).values(values)).rowcount
+
+
+def _is(column: sa.ColumnElement, value: int) -> sa.ColumnElement[bool]:
+    """`column = value`, false (not NULL) for a NULL: its negation must select NULLs, which
+    an edit sets like any other value."""
+    return sa.and_(column.is_not(None), column == value)
 
 
 def stable_order(store: QueueStore) -> list[sa.ColumnElement]:
@@ -250,11 +303,21 @@ def spread_times(count: int, start: int, spread: int) -> list[int]:
 
 @dataclass(frozen=True)
 class Plan:
-    """What an edit would do now: how many jobs it matches and the first few of them."""
+    """What an edit would do now: how many jobs it would change, how many it selects but
+    finds already as asked, and the first few it would change, before and after."""
 
     edit: Edit
     matched: int
     sample: list[Job]
+    already: int = 0
+    after: list[Job | None] = field(default_factory=list)  # `sample` as the edit leaves it
+
+    def describe(self) -> str:
+        """ "reprioritise (...) to high: 5 jobs (2 already at high)"."""
+        text = f"{self.edit.describe()}: {self.matched} jobs"
+        if self.already:
+            text += f" ({self.already} {self.edit.settled_phrase()})"
+        return text
 
 
 def plan(store: QueueStore, edits: Sequence[Edit], sample: int = SAMPLE) -> list[Plan]:
@@ -272,13 +335,25 @@ def plan(store: QueueStore, edits: Sequence[Edit], sample: int = SAMPLE) -> list
             frozen = edit.frozen(now)
             matched = _count(conn, store, frozen.where(store))
             # The edit's own WHERE (a repair narrows its filter to repairable rows).
-            query = select_jobs(store, JobFilter()).where(frozen.where(store)).limit(sample)
+            query = select_jobs(store, JobFilter()).where(frozen.where(store))
+            if isinstance(frozen, Reschedule) and frozen.spread:
+                # The order --spread hands out times in, so each job shows its own.
+                query = query.order_by(None).order_by(*stable_order(store))
             jobs = [
                 Job(r.unique_key, r.function_name, r.priority, r.when_to_run, int(r.size or 0))
-                for r in conn.execute(query)
+                for r in conn.execute(query.limit(sample))
             ]
-            plans.append(Plan(edit, matched, jobs))
+            after = [frozen.after(job, i, matched, now) for i, job in enumerate(jobs)]
+            plans.append(Plan(edit, matched, jobs, _already(conn, store, frozen), after))
     return plans
+
+
+def _already(conn: Connection, store: QueueStore, edit: Edit) -> int:
+    """The jobs the edit's filter selects that are already as the edit would leave them."""
+    settled = edit.settled(store.table)
+    if settled is None:
+        return 0
+    return _count(conn, store, sa.and_(edit.job_filter.where(store.table, store.dialect), settled))
 
 
 # -- applying --------------------------------------------------------------------------
@@ -289,6 +364,12 @@ class Change:
     edit: Edit
     matched: int
     changed: int
+    already: int = 0  # selected by the filter but already as asked: left as they were
+
+    def describe(self) -> str:
+        """ "5 jobs changed, 2 already at high: reprioritise (...) to high"."""
+        already = f", {self.already} {self.edit.settled_phrase()}" if self.already else ""
+        return f"{self.changed} jobs changed{already}: {self.edit.describe()}"
 
 
 @dataclass
@@ -402,7 +483,12 @@ def apply_edits(
                 result.snapshot_seconds = time.monotonic() - mark
                 mark = time.monotonic()
                 if by_rows and not snapshot_rows:
-                    return  # no edit matches a row before the first runs, so none ever does
+                    # No edit matches a row before the first runs, so none ever does.
+                    result.changes = [
+                        Change(e, 0, 0, _already(conn, store, live))
+                        for e, live in zip(edits, frozen, strict=True)
+                    ]
+                    return
                 checked = prechecked.result() if prechecked is not None else None
                 if checked is not None and checked.ok:
                     result.checked = checked
@@ -420,13 +506,15 @@ def apply_edits(
                         matched = alone
                     else:
                         matched = _count(conn, store, live.where(store))
+                    # Counted before the edit runs: after it, the changed rows are settled too.
+                    already = _already(conn, store, live)
                     changed = live.run(store, conn, matched, now) if matched else 0
                     if changed != matched:
                         raise VerifyError(
                             f"{live.describe()}: {matched} jobs matched but {changed} changed; "
                             "rolled back, nothing changed"
                         )
-                    result.changes.append(Change(edit, matched, changed))
+                    result.changes.append(Change(edit, matched, changed, already))
 
             if not snapshot:
                 run_batch()
@@ -460,7 +548,7 @@ def apply_edits(
 
 
 def _unchanged(result: EditResult, edits: Sequence[Edit], started: float) -> EditResult:
-    result.changes = [Change(e, 0, 0) for e in edits]
+    result.changes = result.changes or [Change(e, 0, 0) for e in edits]
     result.elapsed = time.monotonic() - started
     return result
 

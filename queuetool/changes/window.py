@@ -272,10 +272,15 @@ def edit_window(
     snapshot_dir: Path | None = None,
     keep: int | None = DEFAULT_KEEP,
     full_snapshot: bool = False,
+    after_stop: Callable[[], None] | None = None,
     **options: Any,
 ) -> EditWindowResult:
     """Stop the queue's daemon, apply `edits` in one transaction after a snapshot, start
     it again and verify the reload; roll back to the snapshot when it does not verify.
+
+    `after_stop` runs once the daemon has stopped, before anything is written (a
+    --store-queue-on-shutdown daemon has only then written the jobs to count and
+    confirm); when it raises, nothing is changed and the daemon is started again.
 
     A SQLite batch also repairs, without loss, rows gearmand wrote but cannot replay
     (an empty payload stored as NULL), or the daemon would not come back at all.
@@ -288,6 +293,8 @@ def edit_window(
     applied: list[EditResult] = []
 
     def change() -> Change:
+        if after_stop is not None:
+            after_stop()
         # The whole table is checked (the daemon is stopped now) while the edit reads
         # and snapshots its rows; clean, it vouches for the table the edit leaves.
         with ThreadPoolExecutor(1, thread_name_prefix="queuetool-check") as pool:

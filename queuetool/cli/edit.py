@@ -19,6 +19,7 @@ import click
 from ..changes.edits import (
     Edit,
     EditResult,
+    Plan,
     Purge,
     Repair,
     Reprioritise,
@@ -30,11 +31,14 @@ from ..changes.restore import restore
 from ..changes.snapshot import list_snapshots, read_manifest, take, verify
 from ..config import DEFAULT_KEEP
 from ..daemon.admin import version_tuple
+from ..daemon.discover import DaemonInfo
+from ..daemon.held import held_queue, holding_daemon, why_empty
 from ..errors import Aborted, UsageError
 from ..priority import Priority
 from ..render import render
 from ..table.filters import JobFilter
-from ..table.jobs import job_record
+from ..table.jobs import Job, job_record
+from ..table.store import QueueStore
 from ..timeparse import parse_duration, parse_time
 from .maintenance import is_live, load_plan, run_restore_window, run_window, window_options
 from .options import AppContext, filter_options, format_option, queue_options, quiet_option
@@ -120,21 +124,48 @@ def run_edits(
 
     When the queue's gearmand runs (and no --force), the edit runs inside the
     maintenance window: stop, snapshot, edit, check, start, verify, or roll back.
+    A --store-queue-on-shutdown daemon holds its queue in memory (its table is not its
+    queue while it runs): the jobs are counted, and the edit confirmed, after the stop.
     """
     store = app.store
-    plans = plan(store, edits)
-    total = sum(p.matched for p in plans)
+    holder = holding_daemon(store)
     if dry_run:
-        for p in plans:
-            click.echo(f"dry run: would {p.edit.describe()}: {p.matched} jobs")
-            if p.sample:
-                shown = "" if p.matched <= len(p.sample) else f" (first {len(p.sample)})"
-                click.echo(f"jobs{shown}:")
-                render((job_record(j) for j in p.sample), "table", sys.stdout)
+        if holder is not None:
+            _held_dry_run(store, edits, holder)
+        else:
+            _dry_run(plan(store, edits))
         click.echo("nothing changed, no snapshot taken")
         return None
+    if holder is not None and not force:
+        for edit in edits:
+            edit.validate(store)  # a bad request is refused before the daemon is stopped
+        directory, keep = _snapshot_settings(app, snapshot_dir)
+        outcome = run_window(
+            app,
+            edits,
+            None,
+            is_live(app),
+            yes=yes,
+            quiet=quiet,
+            snapshot_dir=directory,
+            keep=keep,
+            full_snapshot=full_snapshot,
+            confirm=confirm,
+            **window,
+        )
+        return outcome.edits
+    plans = plan(store, edits)
+    total = sum(p.matched for p in plans)
     if total == 0:
-        click.echo("no jobs match (" + "; ".join(e.job_filter.describe() for e in edits) + ")")
+        already = "; ".join(
+            f"{p.already} {p.edit.settled_phrase()} ({p.edit.job_filter.describe()})"
+            for p in plans
+            if p.already
+        )
+        if already:
+            click.echo(f"no jobs to change: {already}")
+        else:
+            click.echo("no jobs match (" + "; ".join(e.job_filter.describe() for e in edits) + ")")
         click.echo("nothing changed")
         return None
     directory, keep = _snapshot_settings(app, snapshot_dir)
@@ -154,7 +185,7 @@ def run_edits(
             **window,
         )
         return outcome.edits
-    what = "; ".join(f"{p.edit.describe()}: {p.matched} jobs" for p in plans)
+    what = "; ".join(p.describe() for p in plans)
     confirm(f"{what[0].upper()}{what[1:]} in {store.display_url} table {store.table_name}?", yes)
     if force:
         click.echo(
@@ -174,7 +205,7 @@ def run_edits(
     if result.snapshot is not None:
         click.echo(f"snapshot: {result.snapshot.path}")
     for change in result.changes:
-        click.echo(f"{change.changed} jobs changed: {change.edit.describe()}")
+        click.echo(change.describe())
     if not result.changed:
         click.echo("no jobs matched any more: nothing changed")
     click.echo(
@@ -182,6 +213,51 @@ def run_edits(
         f"change {result.change_seconds:.2f}s)"
     )
     return result
+
+
+def _dry_run(plans: Sequence[Plan]) -> None:
+    """Each edit's count and its first jobs, with the values it changes as before -> after."""
+    for p in plans:
+        click.echo(f"dry run: would {p.describe()}")
+        if p.sample:
+            shown = "" if p.matched <= len(p.sample) else f" (first {len(p.sample)})"
+            click.echo(f"jobs{shown}:")
+            rows = (_before_after(j, a) for j, a in zip(p.sample, p.after, strict=True))
+            render(rows, "table", sys.stdout)
+
+
+def _before_after(before: Job, after: Job | None) -> dict[str, object]:
+    record = job_record(before)
+    if after is None:
+        record["after"] = "deleted"
+        return record
+    for key, value in job_record(after).items():
+        if value != record[key]:
+            record[key] = f"{record[key]} -> {value}"
+    return record
+
+
+def _held_dry_run(store: QueueStore, edits: Sequence[Edit], holder: DaemonInfo) -> None:
+    """A dry run must not stop the daemon: show what its own counts can tell."""
+    click.echo(f"dry run: {why_empty(holder)}; the jobs are counted only once it has stopped")
+    for edit in edits:
+        edit.validate(store)
+        held = held_queue(holder, edit.job_filter)
+        names = " or ".join(edit.job_filter.functions) or "every function"
+        click.echo(
+            f"would {edit.describe()}; the daemon's own counts (prioritystatus) for {names}:"
+        )
+        render(held.table(), "table", sys.stdout)
+        if held.unjudged:
+            click.echo(
+                f"{' and '.join(held.unjudged)}: cannot be evaluated without stopping the "
+                "daemon (these counts are every waiting job of those functions"
+                + (" and priorities)" if edit.job_filter.priorities else ")")
+            )
+    click.echo(
+        "without --dry-run: gearmand is stopped (it writes its queue then), the matching "
+        "jobs are counted, and you are asked before anything changes"
+    )
 
 
 full_snapshot_option = click.option(

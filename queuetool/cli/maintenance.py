@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,10 +13,11 @@ from typing import Any
 
 import click
 
-from ..changes.edits import Edit, Plan, Purge, Repair, Reprioritise, Reschedule
+from ..changes.edits import Edit, Plan, Purge, Repair, Reprioritise, Reschedule, plan
 from ..changes.window import EditWindowResult, WindowResult, edit_window, restore_window
 from ..daemon.discover import local_daemons
 from ..daemon.guard import live_reasons, uses_queue
+from ..daemon.held import held_queue, holding_daemon
 from ..daemon.reload import DEFAULT_BUCKETS, predict_replay
 from ..errors import DaemonRunning, QueuetoolError, UsageError
 from ..priority import Priority
@@ -77,6 +80,9 @@ def announce(
     *,
     yes: bool,
     confirm: Callable[[str, bool], None],
+    quiet: bool = False,
+    count_after_stop: bool = False,
+    held: int | None = None,
     no_window: bool = False,
     no_restart: bool = False,
     drain: float | None = None,
@@ -84,7 +90,12 @@ def announce(
     buckets: int | str | None = None,
 ) -> dict[str, Any]:
     """Say what the window will do (with the predicted replay time), confirm once, and
-    return `window()`'s options; with --no-window refuse instead."""
+    return `window()`'s options; with --no-window refuse instead.
+
+    `count_after_stop`: the daemon holds its queue in memory (--store-queue-on-shutdown),
+    so its table tells nothing until the stop; the caller confirms after the stop, with
+    the counts, and nothing is asked here. `held` is its own job count, if it told.
+    """
     store = app.store
     if no_window:
         raise DaemonRunning(
@@ -92,14 +103,18 @@ def announce(
             "given: stop it first (`queuetool stop`), or drop --no-window to let queuetool "
             "stop, edit, restart and verify"
         )
-    with store.connect() as conn:
-        rows = store.count(conn)
+    rows = held
+    if not count_after_stop:
+        with store.connect() as conn:
+            rows = store.count(conn)
     restart = "leave it stopped" if no_restart else "start it again and verify the reload"
-    click.echo(f"gearmand is running: {'; '.join(reasons)}", err=True)
-    click.echo(f"maintenance window: stop gearmand, {what}, {restart}", err=True)
-    if not no_restart:
-        click.echo(predict_replay(rows, _buckets(app, buckets, rows)).summary(), err=True)
-    confirm(f"Run the window on {store.display_url} table {store.table_name}?", yes)
+    if not quiet:
+        click.echo(f"gearmand is running: {'; '.join(reasons)}", err=True)
+        click.echo(f"maintenance window: stop gearmand, {what}, {restart}", err=True)
+        if not no_restart and rows is not None:
+            click.echo(predict_replay(rows, _buckets(app, buckets, rows)).summary(), err=True)
+    if not count_after_stop:
+        confirm(f"Run the window on {store.display_url} table {store.table_name}?", yes)
     stop_command, start_command, state_dir = ways(app)
     return dict(
         address=app.gearmand_address,
@@ -116,7 +131,7 @@ def announce(
 def run_window(
     app: AppContext,
     edits: Sequence[Edit],
-    plans: Sequence[Plan],
+    plans: Sequence[Plan] | None,
     reasons: Sequence[str],
     *,
     quiet: bool,
@@ -125,12 +140,37 @@ def run_window(
     full_snapshot: bool = False,
     **announced: Any,
 ) -> EditWindowResult:
-    """Edits while gearmand runs: confirm once, then stop, edit, start, verify."""
-    what = "; ".join(f"{p.edit.describe()}: {p.matched} jobs" for p in plans)
-    options = announce(app, what, reasons, **announced)
+    """Edits while gearmand runs: confirm once, then stop, edit, start, verify.
+
+    `plans` None: the daemon holds its queue in memory (--store-queue-on-shutdown) and
+    its table is empty until it stops, so the jobs are counted and the edit confirmed
+    after the stop; declined, the daemon is started again on its unchanged queue.
+    """
+    after_stop = None
+    if plans is None:
+        holder = holding_daemon(app.store)
+        held = None
+        with contextlib.suppress(QueuetoolError):  # only for the replay prediction
+            held = held_queue(holder).total if holder is not None else None
+        what = "; ".join(e.describe() for e in edits) + " (counted after the stop)"
+        options = announce(
+            app, what, reasons, quiet=quiet, count_after_stop=True, held=held, **announced
+        )
+        after_stop = functools.partial(
+            _confirm_after_stop, app, edits, announced["confirm"], announced["yes"]
+        )
+    else:
+        what = "; ".join(p.describe() for p in plans)
+        options = announce(app, what, reasons, quiet=quiet, **announced)
     try:
         outcome = edit_window(
-            app.store, edits, snapshot_dir, keep, full_snapshot=full_snapshot, **options
+            app.store,
+            edits,
+            snapshot_dir,
+            keep,
+            full_snapshot=full_snapshot,
+            after_stop=after_stop,
+            **options,
         )
     except QueuetoolError as exc:
         applied = getattr(exc, "edit_result", None)
@@ -145,7 +185,7 @@ def run_window(
         for change in applied.changes:
             if isinstance(change.edit, Repair) and not change.changed:
                 continue
-            click.echo(f"{change.changed} jobs changed: {change.edit.describe()}")
+            click.echo(change.describe())
         if outcome.repaired:
             click.echo(
                 f"repaired {outcome.repaired} rows gearmand had written but could not replay "
@@ -153,6 +193,24 @@ def run_window(
             )
     _render_end(outcome.window, quiet)
     return outcome
+
+
+def _confirm_after_stop(
+    app: AppContext, edits: Sequence[Edit], confirm: Callable[[str, bool], None], yes: bool
+) -> None:
+    """With the daemon stopped and its queue written: count, show and confirm the edit.
+
+    Raises Aborted when not confirmed; the window then starts the daemon again."""
+    store = app.store
+    plans = plan(store, edits)
+    if not sum(p.matched for p in plans):
+        return  # nothing to change, nothing to ask: the window restarts the daemon
+    what = "; ".join(p.describe() for p in plans)
+    confirm(
+        f"gearmand stopped and wrote its queue. {what[0].upper()}{what[1:]} in "
+        f"{store.display_url} table {store.table_name}?",
+        yes,
+    )
 
 
 def run_restore_window(
@@ -168,7 +226,7 @@ def run_restore_window(
 ) -> None:
     """`restore` while gearmand runs: confirm once, then stop, restore, start, verify."""
     what = f"replace table {app.store.table_name} with the {rows} rows of {path}"
-    options = announce(app, what, reasons, **announced)
+    options = announce(app, what, reasons, quiet=quiet, **announced)
     outcome, restored = restore_window(app.store, path, snapshot_dir, keep, **options)
     _render_stop(outcome.stopped, quiet)
     if restored is not None:

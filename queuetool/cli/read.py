@@ -7,6 +7,9 @@ import sys
 
 import click
 
+from ..daemon.discover import DaemonInfo
+from ..daemon.held import HeldQueue, held_queue, holding_daemon, why_empty
+from ..priority import label
 from ..render import render
 from ..table.check import check
 from ..table.filters import JobFilter
@@ -18,6 +21,9 @@ from ..table.report import (
     group_record,
     prometheus,
     report,
+)
+from ..table.report import (
+    _escape as escape,
 )
 from .options import AppContext, filter_options, format_option, queue_options
 
@@ -41,8 +47,12 @@ def report_cmd(app: AppContext, job_filter: JobFilter, by: str | None, fmt: str)
       queuetool report --queue sqlite:////var/lib/gearman/queue.db
       queuetool report --format prometheus > /var/lib/node_exporter/gearman.prom
     """
-    rep = report(app.store, job_filter)
     out = sys.stdout
+    holder = holding_daemon(app.store)
+    if holder is not None:
+        _held_report(holder, job_filter, by, fmt, app.store.table_name)
+        return
+    rep = report(app.store, job_filter)
     if fmt == "prometheus":
         for line in prometheus(rep, app.store.table_name):
             out.write(line + "\n")
@@ -74,9 +84,75 @@ def jobs_cmd(app: AppContext, job_filter: JobFilter, limit: int, show_data: bool
     Example:
       queuetool jobs --function 'copyFiles*' --priority low --limit 20
     """
-    jobs = list_jobs(app.store, job_filter, limit=limit or None, with_data=show_data)
     columns = [*JOB_COLUMNS, "data"] if show_data else JOB_COLUMNS
+    holder = holding_daemon(app.store)
+    if holder is not None:
+        # No admin command lists a job's unique key or time: only the counts can be shown.
+        held = held_queue(holder, job_filter)
+        click.echo(
+            f"note: {why_empty(holder)}; it holds {held.total} waiting jobs"
+            f"{_held_scope(held, job_filter)}, which can be listed only once it has stopped "
+            "(`queuetool stop`, `queuetool jobs`, `queuetool start`)",
+            err=True,
+        )
+        render(iter(()), fmt, sys.stdout, columns=columns)
+        return
+    jobs = list_jobs(app.store, job_filter, limit=limit or None, with_data=show_data)
     render((job_record(j, show_data) for j in jobs), fmt, sys.stdout, columns=columns)
+
+
+def _held_scope(held: HeldQueue, job_filter: JobFilter) -> str:
+    """What the daemon's counts cover, when a filter narrows them."""
+    parts = []
+    if job_filter.functions:
+        parts.append("function " + " or ".join(job_filter.functions))
+    if job_filter.priorities:
+        parts.append("priority " + " or ".join(p.label for p in job_filter.priorities))
+    scope = f" of {', '.join(parts)}" if parts else ""
+    if held.unjudged:
+        scope += f" ({' and '.join(held.unjudged)} cannot be evaluated without stopping it)"
+    return scope
+
+
+def _held_report(
+    holder: DaemonInfo, job_filter: JobFilter, by: str | None, fmt: str, table: str
+) -> None:
+    """`report` while a --store-queue-on-shutdown daemon runs: its own counts, since its
+    table is empty; when jobs are due and how big they are is unknown until it stops."""
+    held = held_queue(holder, job_filter)
+    click.echo(
+        f"note: {why_empty(holder)}; these are the daemon's own counts (prioritystatus)"
+        f"{_held_scope(held, job_filter)}; scheduled, due and bytes are known only once "
+        "it has stopped",
+        err=True,
+    )
+    out = sys.stdout
+    if fmt == "prometheus":
+        name = "gearman_queue_jobs"
+        out.write(f"# HELP {name} Jobs waiting in gearmand (its own prioritystatus).\n")
+        out.write(f"# TYPE {name} gauge\n")
+        for f, p, n in held.by("function,priority"):
+            labels = f'function="{escape(f or "")}",priority="{label(p)}",table="{escape(table)}"'
+            out.write(f"{name}{{{labels}}} {n}\n")
+        return
+    if by is None and fmt == "table":
+        render(held.table(), fmt, out)
+        return
+    grouping = by or "function,priority"
+    keys = GROUPINGS[grouping]
+    unknown = dict.fromkeys(COUNT_COLUMNS[1:])  # scheduled, due, bytes: unknown
+    rows = []
+    for f, p, n in held.by(grouping):
+        row: dict[str, object] = {}
+        if "function" in keys:
+            row["function"] = f
+        if "priority" in keys:
+            row["priority"] = label(p)
+        rows.append({**row, "count": n, **unknown})
+    if fmt == "table":
+        total = {key: "TOTAL" if i == 0 else "" for i, key in enumerate(keys)}
+        rows.append({**total, "count": held.total, **unknown})
+    render(rows, fmt, out, columns=[*keys, *COUNT_COLUMNS])
 
 
 @click.command("check")
