@@ -449,7 +449,7 @@ def _confirm_at_rest(store: QueueStore, result: StopResult) -> bool:
             "after the stop, gearmand still uses this queue: pid "
             + ", ".join(str(d.pid) for d in others)
         )
-    path = store.sqlite_path
+    path = store.database_file
     if path is None or not path.exists():
         return True
     # An exclusive lock can only be had when no other connection reads or writes.

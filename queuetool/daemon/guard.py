@@ -44,7 +44,7 @@ def uses_queue(daemon: DaemonInfo, store: QueueStore) -> bool:
     if opts.backend != store.backend or opts.table != store.table_name:
         return False
     if store.backend == "sqlite":
-        mine, theirs = store.sqlite_path, opts.sqlite_path
+        mine, theirs = store.database_file, opts.sqlite_path
         return mine is not None and theirs is not None and same_file(mine, theirs)
     m = opts.mysql
     url = store.url

@@ -199,7 +199,7 @@ def _check_options(source: QueueStore, target: QueueStore, opts: MigrateOptions)
 
 def _sqlite_target_file(target: QueueStore, dry_run: bool) -> Path | None:
     """A new SQLite file is created for the target (only): returns it, to remove on failure."""
-    path = target.sqlite_path
+    path = target.database_file
     if path is None or path.exists() or dry_run:
         return None
     if not path.parent.is_dir():
@@ -212,7 +212,7 @@ def _inspect_target(
     target: QueueStore, opts: MigrateOptions, result: MigrationResult, say: Note
 ) -> str:
     """Refuse a target gearmand could not use, or one that holds jobs without --merge/--replace."""
-    if target.sqlite_path is not None and not target.sqlite_path.exists():
+    if target.database_file is not None and not target.database_file.exists():
         result.created_table = True
         return "new SQLite file, table created with gearmand's DDL"
     with target.connect() as conn:

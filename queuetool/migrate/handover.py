@@ -18,7 +18,7 @@ MASK = "*****"
 def gearmand_options(store: QueueStore, show_password: bool = False) -> list[str]:
     """The exact `-q ...` options that make gearmand use this queue table."""
     if store.backend == "sqlite":
-        path = store.sqlite_path
+        path = store.database_file
         if path is None:
             raise UsageError("an in-memory SQLite queue cannot be given to gearmand")
         return [

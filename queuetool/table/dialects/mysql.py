@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+from pathlib import Path
 
 import pymysql.cursors
 import sqlalchemy as sa
@@ -13,8 +14,26 @@ from sqlalchemy.engine import URL, Engine
 
 from ..checksum import MOD, Checksum
 
+NAME = "mysql"
+URL_NAMES = ("mysql", "mariadb")
+URL_EXAMPLE = "mysql+pymysql://USER:PASS@HOST:PORT/DB"
 DDL_FILE = "mysql.sql"
 GROUP_BY_SORTS = False  # aggregates into a temporary table as rows stream
+
+
+def normalise_url(url: URL) -> URL:
+    """Plain `mysql://` (and `mariadb://`) use PyMySQL, in utf8mb4."""
+    backend = url.get_backend_name()
+    if backend == "mariadb" or (backend == "mysql" and url.get_driver_name() in ("", "mysqldb")):
+        url = url.set(drivername="mysql+pymysql")
+    if "charset" not in url.query:
+        # utf8mb4 carries any key gearmand can store; see text_key().
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    return url
+
+
+def database_file(url: URL) -> Path | None:
+    return None  # a server, not a file
 
 
 def create_engine(url: URL) -> Engine:

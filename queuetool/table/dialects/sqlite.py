@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from itertools import chain
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
+from ...errors import ConnectError
 from ..checksum import Checksum, raw_batches
 
+NAME = "sqlite"
+URL_NAMES = ("sqlite",)
+URL_EXAMPLE = "sqlite:///PATH"
 DDL_FILE = "sqlite.sql"
 GROUP_BY_SORTS = True  # no hash aggregation: GROUP BY sorts every row (see report.py)
 
@@ -24,7 +29,21 @@ EXPECTED_TYPES = {
 }
 
 
+def normalise_url(url: URL) -> URL:
+    return url
+
+
+def database_file(url: URL) -> Path | None:
+    """The database file of the queue (None in memory)."""
+    if not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
 def create_engine(url: URL) -> Engine:
+    path = database_file(url)
+    if path is not None and not path.is_file():
+        raise ConnectError(f"SQLite queue file not found: {path}")
     # NullPool: each connection opens the file anew, so a closed store holds no lock.
     engine = sa.create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
 
