@@ -6,7 +6,13 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from queuetool.errors import UsageError
-from queuetool.table.dialects import DIALECTS, Dialect, dialect_for, dialect_for_url
+from queuetool.table.dialects import (
+    DIALECTS,
+    Dialect,
+    dialect_for,
+    dialect_for_queue_type,
+    dialect_for_url,
+)
 from queuetool.table.store import QueueStore
 
 
@@ -46,3 +52,10 @@ def test_mariadb_urls_are_the_mysql_dialect():
     store = QueueStore("mariadb://u:p@127.0.0.1/q")
     assert store.backend == "mysql" and store.url.drivername == "mysql+pymysql"
     assert store.url.query["charset"] == "utf8mb4"
+
+
+def test_the_dialect_of_a_gearmand_queue_type():
+    assert dialect_for_queue_type("libsqlite3") is dialect_for("sqlite")
+    assert dialect_for_queue_type("MySQL") is dialect_for("mysql")  # gearmand's spelling
+    assert dialect_for_queue_type("Postgres") is None
+    assert dialect_for_queue_type("builtin") is None

@@ -17,6 +17,16 @@ from ...errors import UsageError
 from . import mysql, sqlite
 
 
+class DaemonOptions(Protocol):
+    """A gearmand command line, as daemon/discover.py parses it."""
+
+    def get(self, name: str, default: str | None = None) -> str | None: ...
+
+    def number(self, name: str, default: int) -> int: ...
+
+    def path(self, value: str) -> Path: ...
+
+
 class Dialect(Protocol):
     """The interface every dialect module provides (see sqlite.py and mysql.py)."""
 
@@ -31,6 +41,18 @@ class Dialect(Protocol):
     def database_file(self, url: URL) -> Path | None: ...
 
     def create_engine(self, url: URL) -> Engine: ...
+
+    # The daemon's command line: its queue, and whether it is a given store's.
+    QUEUE_TYPE: str  # gearmand's `-q`, lower case
+    DAEMON_QUEUE_OPTION: str  # the option without which there is no queue
+
+    def daemon_database_file(self, opts: DaemonOptions) -> Path | None: ...
+
+    def daemon_table(self, opts: DaemonOptions) -> str: ...
+
+    def daemon_queue_url(self, opts: DaemonOptions) -> str | None: ...
+
+    def daemon_uses(self, url: URL, opts: DaemonOptions) -> bool: ...
 
 
 DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (sqlite, mysql)}  # type: ignore[misc]
@@ -50,6 +72,11 @@ def dialect_for_url(url: URL) -> Dialect | None:
     """The dialect of a queue URL (by its backend name), None when queuetool has none."""
     backend = url.get_backend_name()
     return next((d for d in DIALECTS.values() if backend in d.URL_NAMES), None)
+
+
+def dialect_for_queue_type(queue_type: str) -> Dialect | None:
+    """The dialect of gearmand's `-q` (any case), None for one queuetool cannot use."""
+    return next((d for d in DIALECTS.values() if queue_type.lower() == d.QUEUE_TYPE), None)
 
 
 def url_examples() -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import pymysql.cursors
 import sqlalchemy as sa
@@ -12,12 +14,19 @@ from pymysql.converters import escape_string
 from sqlalchemy.dialects.mysql import INTEGER
 from sqlalchemy.engine import URL, Engine
 
+from ...config import DEFAULT_TABLE
 from ..checksum import MOD, Checksum
+from .identity import same_host
+
+if TYPE_CHECKING:
+    from . import DaemonOptions
 
 NAME = "mysql"
 URL_NAMES = ("mysql", "mariadb")
 URL_EXAMPLE = "mysql+pymysql://USER:PASS@HOST:PORT/DB"
 DDL_FILE = "mysql.sql"
+QUEUE_TYPE = "mysql"  # gearmand's -q MySQL (lower case)
+DAEMON_QUEUE_OPTION = "--mysql-db"
 GROUP_BY_SORTS = False  # aggregates into a temporary table as rows stream
 
 
@@ -34,6 +43,53 @@ def normalise_url(url: URL) -> URL:
 
 def database_file(url: URL) -> Path | None:
     return None  # a server, not a file
+
+
+# -- the daemon's command line ----------------------------------------------------------
+
+
+def daemon_server(opts: DaemonOptions) -> dict[str, str | int]:
+    """host, port, user, password, db with gearmand's defaults."""
+    return {
+        "host": opts.get("mysql-host") or "localhost",
+        "port": opts.number("mysql-port", 3306),
+        "user": opts.get("mysql-user") or "",
+        "password": opts.get("mysql-password") or "",
+        "db": opts.get("mysql-db") or "",
+    }
+
+
+def daemon_database_file(opts: DaemonOptions) -> Path | None:
+    return None
+
+
+def daemon_table(opts: DaemonOptions) -> str:
+    return opts.get("mysql-table") or DEFAULT_TABLE
+
+
+def daemon_queue_url(opts: DaemonOptions) -> str | None:
+    m = daemon_server(opts)
+    auth = quote(str(m["user"]), safe="")
+    if m["password"]:
+        auth += ":" + quote(str(m["password"]), safe="")
+    # gearmand's libmysqlclient reads "localhost" as the local socket; PyMySQL
+    # has no such rule, so reach the same server over loopback TCP.
+    host = "127.0.0.1" if m["host"] == "localhost" else m["host"]
+    return f"mysql+pymysql://{auth}@{host}:{m['port']}/{m['db']}"
+
+
+def daemon_uses(url: URL, opts: DaemonOptions) -> bool:
+    """Whether the daemon's queue is on this URL's server and database (the table is
+    compared already)."""
+    m = daemon_server(opts)
+    return (
+        same_host(str(m["host"]), url.host or "localhost")
+        and int(m["port"]) == (url.port or 3306)
+        and m["db"] == (url.database or "")
+    )
+
+
+# -- connecting ----------------------------------------------------------------------------
 
 
 def create_engine(url: URL) -> Engine:

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
+from ...config import DEFAULT_TABLE
 from ...errors import ConnectError
 from ..checksum import Checksum, raw_batches
+from .identity import same_file
+
+if TYPE_CHECKING:
+    from . import DaemonOptions
 
 NAME = "sqlite"
 URL_NAMES = ("sqlite",)
 URL_EXAMPLE = "sqlite:///PATH"
 DDL_FILE = "sqlite.sql"
+QUEUE_TYPE = "libsqlite3"  # gearmand's -q (lower case)
+DAEMON_QUEUE_OPTION = "--libsqlite3-db"
 GROUP_BY_SORTS = True  # no hash aggregation: GROUP BY sorts every row (see report.py)
 
 # gearmand's replay checks each value's storage class (sqlite3_column_type), so the
@@ -38,6 +46,32 @@ def database_file(url: URL) -> Path | None:
     if not url.database or url.database == ":memory:":
         return None
     return Path(url.database)
+
+
+# -- the daemon's command line ----------------------------------------------------------
+
+
+def daemon_database_file(opts: DaemonOptions) -> Path | None:
+    db = opts.get("libsqlite3-db")
+    return opts.path(db) if db else None
+
+
+def daemon_table(opts: DaemonOptions) -> str:
+    return opts.get("libsqlite3-table") or DEFAULT_TABLE
+
+
+def daemon_queue_url(opts: DaemonOptions) -> str | None:
+    path = daemon_database_file(opts)
+    return f"sqlite:///{path}" if path else None
+
+
+def daemon_uses(url: URL, opts: DaemonOptions) -> bool:
+    """Whether the daemon's queue file is this URL's (the table is compared already)."""
+    mine, theirs = database_file(url), daemon_database_file(opts)
+    return mine is not None and theirs is not None and same_file(mine, theirs)
+
+
+# -- connecting ----------------------------------------------------------------------------
 
 
 def create_engine(url: URL) -> Engine:
