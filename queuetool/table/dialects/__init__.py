@@ -54,6 +54,8 @@ class Dialect(Protocol):
 
     def daemon_uses(self, url: URL, opts: DaemonOptions) -> bool: ...
 
+    def gearmand_options(self, url: URL, table: str, mask: str | None) -> list[str]: ...
+
 
 DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (sqlite, mysql)}  # type: ignore[misc]
 

@@ -89,6 +89,28 @@ def daemon_uses(url: URL, opts: DaemonOptions) -> bool:
     )
 
 
+def gearmand_options(url: URL, table: str, mask: str | None) -> list[str]:
+    """The `-q ...` options that make gearmand use this queue table; the password is
+    replaced by `mask` unless that is None."""
+    password = url.password or ""
+    return [
+        "-q",
+        "MySQL",
+        "--mysql-host",
+        url.host or "localhost",
+        "--mysql-port",
+        str(url.port or 3306),
+        "--mysql-user",
+        url.username or "",
+        "--mysql-password",
+        password if mask is None or not password else mask,
+        "--mysql-db",
+        url.database or "",
+        "--mysql-table",
+        table,
+    ]
+
+
 # -- connecting ----------------------------------------------------------------------------
 
 

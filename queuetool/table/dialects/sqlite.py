@@ -11,7 +11,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
 from ...config import DEFAULT_TABLE
-from ...errors import ConnectError
+from ...errors import ConnectError, UsageError
 from ..checksum import Checksum, raw_batches
 from .identity import same_file
 
@@ -69,6 +69,21 @@ def daemon_uses(url: URL, opts: DaemonOptions) -> bool:
     """Whether the daemon's queue file is this URL's (the table is compared already)."""
     mine, theirs = database_file(url), daemon_database_file(opts)
     return mine is not None and theirs is not None and same_file(mine, theirs)
+
+
+def gearmand_options(url: URL, table: str, mask: str | None) -> list[str]:
+    """The `-q ...` options that make gearmand use this queue table."""
+    path = database_file(url)
+    if path is None:
+        raise UsageError("an in-memory SQLite queue cannot be given to gearmand")
+    return [
+        "-q",
+        "libsqlite3",
+        "--libsqlite3-db",
+        str(path.resolve()),
+        "--libsqlite3-table",
+        table,
+    ]
 
 
 # -- connecting ----------------------------------------------------------------------------
