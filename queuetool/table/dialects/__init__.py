@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
 from ...errors import UsageError
 from . import mysql, sqlite
@@ -55,6 +55,11 @@ class Dialect(Protocol):
     def daemon_uses(self, url: URL, opts: DaemonOptions) -> bool: ...
 
     def gearmand_options(self, url: URL, table: str, mask: str | None) -> list[str]: ...
+
+    # `migrate --move`: the transaction that proves and empties the source.
+    MOVE_ISOLATION: str | None  # the isolation level it needs, None: the default
+
+    def count_locked(self, conn: Connection, table: str) -> int: ...
 
 
 DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (sqlite, mysql)}  # type: ignore[misc]

@@ -289,6 +289,22 @@ def drop_table(conn: sa.Connection, name: str) -> None:
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS `{name}`")
 
 
+# `migrate --move`: the source locked against writers until the emptying commits.
+# Whatever the server's default: READ COMMITTED takes no gap locks, so a new row could
+# be inserted between the proof and the DELETE.
+MOVE_ISOLATION = "REPEATABLE READ"
+
+
+def count_locked(conn: sa.Connection, table: str) -> int:
+    """The rows of `table` (quoted), locked against writers for the transaction."""
+    # `data` is in no index, so every row is read (and locked) in the clustered index,
+    # which any UPDATE or DELETE must lock too; the scan's next-key locks up to the
+    # supremum keep inserts out.
+    return conn.exec_driver_sql(
+        f"SELECT COUNT(*), SUM(LENGTH(data)) FROM {table} FOR UPDATE"
+    ).one()[0]
+
+
 # -- checksum on the server ----------------------------------------------------------------
 
 # How each column enters checksum.py's row encoding: 's' text, 'i' integer, 'b' bytes.

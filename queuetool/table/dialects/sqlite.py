@@ -318,6 +318,16 @@ def drop_table(conn: sa.Connection, name: str) -> None:
     conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
 
 
+# `migrate --move`: the source locked against writers until the emptying commits.
+MOVE_ISOLATION = None  # the write transaction's BEGIN IMMEDIATE locks the file already
+
+
+def count_locked(conn: sa.Connection, table: str) -> int:
+    """The rows of `table` (quoted), locked against writers for the transaction."""
+    # BEGIN IMMEDIATE holds the write lock already; this read takes the shared one.
+    return conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()
+
+
 def stream_cursor(raw_conn: object) -> object:
     """A cursor to read a whole table with (sqlite3 steps through it lazily)."""
     return raw_conn.cursor()  # type: ignore[attr-defined]
