@@ -16,7 +16,6 @@ sides; skipped.py exports the rows --skip-invalid leaves behind."""
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -143,7 +142,7 @@ def migrate(
         # Only for the operator's eyes (the plan, the progress bar): at 1M rows a COUNT
         # costs up to 0.6 s, and the copy counts what it reads anyway.
         total = source.count(sconn) if confirm is not None or progress is not None else 0
-    created_file = _sqlite_target_file(target, opts.dry_run)
+    created_file = _new_target_file(target, opts.dry_run)
     try:
         plan = _inspect_target(target, opts, result, say)
         if not opts.dry_run:
@@ -162,10 +161,13 @@ def migrate(
             try:
                 _copy(source, target, opts, result, total, progress, say, lenient=attempt)
                 break
-            # The rows are read through the raw sqlite3 cursor: its error comes unwrapped.
-            except (sa.exc.OperationalError, sqlite3.OperationalError) as exc:
+            # The rows are read through the raw DB-API cursor: its error comes unwrapped.
+            except (
+                sa.exc.OperationalError,
+                source.engine.dialect.loaded_dbapi.OperationalError,
+            ) as exc:
                 message = str(getattr(exc, "orig", exc))
-                if attempt or "decode" not in message or source.backend != "sqlite":
+                if attempt or "decode" not in message or not source.dialect.LENIENT_TEXT:
                     raise
                 say("the source has text that is not UTF-8: reading it again byte-exact")
                 result.refusals.kinds.clear()
@@ -197,14 +199,15 @@ def _check_options(source: QueueStore, target: QueueStore, opts: MigrateOptions)
         check_export_path(opts.skipped_file)
 
 
-def _sqlite_target_file(target: QueueStore, dry_run: bool) -> Path | None:
-    """A new SQLite file is created for the target (only): returns it, to remove on failure."""
+def _new_target_file(target: QueueStore, dry_run: bool) -> Path | None:
+    """A new database file is created for the target (only): returns it, to remove on
+    failure."""
     path = target.database_file
     if path is None or path.exists() or dry_run:
         return None
     if not path.parent.is_dir():
         raise UsageError(f"directory {path.parent} does not exist")
-    sqlite3.connect(path).close()
+    target.dialect.create_database_file(path)
     return path
 
 
@@ -271,7 +274,7 @@ def _copy(
         result.refusals = Refusals(sink=sink)
         if opts.dry_run:
             charsets: tuple[str | None, str | None] = (None, None)
-            if target.backend != "sqlite":
+            if target.dialect.TEXT_CHARSETS:
                 with target.connect() as conn:
                     charsets = _charsets(target, conn, exists)
             _stream(source, target, opts, result, total, progress, None, charsets, lenient)
@@ -322,7 +325,7 @@ def _copy(
                     )
                 _swap(target, tconn, staging, exists)
             except BaseException:
-                if target.backend != "sqlite":  # SQLite: the transaction's rollback removes it
+                if not target.dialect.TRANSACTIONAL_DDL:  # else the rollback removes it
                     with contextlib.suppress(Exception):
                         target.dialect.drop_table(tconn, staging)
                 raise
@@ -330,8 +333,9 @@ def _copy(
 
 @contextlib.contextmanager
 def _target_conn(target: QueueStore) -> Iterator[Connection]:
-    """SQLite: one transaction for the whole copy. MySQL: autocommit; batches commit."""
-    if target.backend == "sqlite":
+    """One transaction for the whole copy (transactional DDL, SQLite), else autocommit:
+    batches commit (MySQL)."""
+    if target.dialect.TRANSACTIONAL_DDL:
         with target.begin() as conn:
             yield conn
     else:
@@ -370,7 +374,7 @@ def _stream(
 ) -> None:
     carrier = Carrier(
         result.refusals,
-        int32=target.backend == "mysql",
+        int32=target.dialect.INT32_WHEN_TO_RUN,
         key_charset=charsets[0],
         function_charset=charsets[1],
     )
@@ -383,7 +387,7 @@ def _stream(
     with source.connect() as sconn:
         raw = sconn.connection.dbapi_connection
         if lenient:
-            raw.text_factory = _lenient_text  # type: ignore[union-attr]
+            source.dialect.read_text_lenient(raw)
         cursor = source.dialect.stream_cursor(raw)
         for rows in raw_batches(sconn, source.table, cursor, READ_BATCH):
             for row in rows:
@@ -425,12 +429,10 @@ def _flush(
         writer.write(batch)
 
 
-def _lenient_text(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
-
-
 def _swap(target: QueueStore, conn: Connection, staging: str, exists: bool) -> None:
-    old = target.table_name + OLD_SUFFIX if exists and target.backend != "sqlite" else None
+    # Transactional DDL: the old table is dropped inside the transaction (see the swap).
+    transactional = target.dialect.TRANSACTIONAL_DDL
+    old = target.table_name + OLD_SUFFIX if exists and not transactional else None
     target.dialect.swap(conn, target.table_name, staging, old)
     if old is not None:
         target.dialect.drop_table(conn, old)

@@ -9,12 +9,15 @@ a test-server fixture in tests/conftest.py.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.engine import URL, Connection, Engine
 
 from ...errors import UsageError
 from . import mysql, sqlite
+
+if TYPE_CHECKING:
+    from ...migrate.staging import StagingWriter, Writer
 
 
 class DaemonOptions(Protocol):
@@ -60,6 +63,39 @@ class Dialect(Protocol):
     MOVE_ISOLATION: str | None  # the isolation level it needs, None: the default
 
     def count_locked(self, conn: Connection, table: str) -> int: ...
+
+    # Migration: staging table, bulk writes, atomic swap.
+    TRANSACTIONAL_DDL: bool  # True: a copy is one transaction, batches are savepoints
+
+    def begin_batch(self, raw_conn: object) -> None: ...
+
+    def end_batch(self, raw_conn: object) -> None: ...
+
+    def undo_batch(self, raw_conn: object) -> None: ...
+
+    def bulk_load(self, writer: StagingWriter) -> Writer: ...
+
+    INT32_WHEN_TO_RUN: bool  # when_to_run is a 32-bit INT (times after 2038 do not fit)
+    TEXT_CHARSETS: bool  # text columns have a charset that may not hold every key
+    LENIENT_TEXT: bool  # text that is not UTF-8 can be read again byte-exact
+
+    def read_text_lenient(self, raw_conn: object) -> None: ...
+
+    def create_database_file(self, path: Path) -> None: ...
+
+    def column_charsets(self, conn: Connection, table: str) -> tuple[str | None, str | None]: ...
+
+    def default_charset(self, conn: Connection) -> str | None: ...
+
+    def create_staging(
+        self, conn: Connection, store: object, staging: str, like: str | None
+    ) -> None: ...
+
+    def swap(self, conn: Connection, target: str, staging: str, old: str | None) -> None: ...
+
+    def drop_table(self, conn: Connection, name: str) -> None: ...
+
+    def stream_cursor(self, raw_conn: object) -> object: ...
 
 
 DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (sqlite, mysql)}  # type: ignore[misc]

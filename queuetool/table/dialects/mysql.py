@@ -19,6 +19,7 @@ from ..checksum import MOD, Checksum
 from .identity import same_host
 
 if TYPE_CHECKING:
+    from ...migrate.staging import StagingWriter
     from . import DaemonOptions
 
 NAME = "mysql"
@@ -251,6 +252,33 @@ def insert_statements(raw_conn: object, table: str, rows: list, limit: int) -> l
     return statements
 
 
+# Each DDL statement commits: batches are transactions of their own, a staging table is
+# dropped by hand, and the swap is one atomic RENAME TABLE.
+TRANSACTIONAL_DDL = False
+INT32_WHEN_TO_RUN = True  # when_to_run is a signed 32-bit INT
+TEXT_CHARSETS = True  # the plugin's table has the server's default charset (latin1?)
+
+
+def begin_batch(raw_conn: object) -> None:
+    raw_conn.begin()  # type: ignore[attr-defined]
+
+
+def end_batch(raw_conn: object) -> None:
+    raw_conn.commit()  # type: ignore[attr-defined]
+
+
+def undo_batch(raw_conn: object) -> None:
+    raw_conn.rollback()  # type: ignore[attr-defined]
+
+
+def bulk_load(writer: StagingWriter) -> StagingWriter:
+    return writer  # not used: batches are written from a thread of their own (staging.py)
+
+
+def create_database_file(path: Path) -> None:
+    raise NotImplementedError  # a server: database_file() is None
+
+
 def create_staging(conn: sa.Connection, store: object, staging: str, like: str | None) -> None:
     """The staging table: exactly the target's layout and charset (LIKE), or gearmand's DDL."""
     if like is None:
@@ -373,6 +401,13 @@ def server_checksum(
 def stored_checksum(conn: sa.Connection, table: sa.Table) -> Checksum:
     """The checksum of the rows as they are in the table, computed by the server."""
     return server_checksum(conn, table)
+
+
+LENIENT_TEXT = False  # the server converts text; the driver reads it as UTF-8
+
+
+def read_text_lenient(raw_conn: object) -> None:
+    raise NotImplementedError  # LENIENT_TEXT is False
 
 
 def stream_cursor(raw_conn: object) -> object:
