@@ -17,6 +17,7 @@ from ...errors import UsageError
 from . import mysql, sqlite
 
 if TYPE_CHECKING:
+    from ...changes.restore import Replaced, Restoring
     from ...migrate.staging import StagingWriter, Writer
 
 
@@ -96,6 +97,11 @@ class Dialect(Protocol):
     def drop_table(self, conn: Connection, name: str) -> None: ...
 
     def stream_cursor(self, raw_conn: object) -> object: ...
+
+    # restore: the whole table, or the rows of a rows snapshot, replaced and verified.
+    def replace_table(self, job: Restoring) -> Replaced: ...
+
+    def replace_rows(self, job: Restoring) -> Replaced: ...
 
 
 DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (sqlite, mysql)}  # type: ignore[misc]

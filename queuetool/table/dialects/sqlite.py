@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,8 +19,10 @@ from ..checksum import Checksum, raw_batches
 from .identity import same_file
 
 if TYPE_CHECKING:
+    from ...changes.restore import Replaced, Restoring
     from ...migrate.carry import Row
     from ...migrate.staging import StagingWriter
+    from ..store import QueueStore
     from . import DaemonOptions
 
 NAME = "sqlite"
@@ -443,6 +446,63 @@ def read_text_lenient(raw_conn: object) -> None:
 
 def _lenient_text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
+
+
+# -- restore: the table or the rows replaced -------------------------------------------
+
+
+def replace_table(job: Restoring) -> Replaced:
+    """restore: DELETE + INSERT ... SELECT in one transaction, checked before the commit."""
+    store, info, snapshot_before = job.store, job.info, job.snapshot_before
+    with store.connect() as conn, _attached(store, conn, info.path) as source, conn.begin():
+        store.require_table(conn)
+        before = snapshot_before(conn)
+        rows_before = before.rows if before is not None else store.count(conn)
+        conn.execute(store.table.delete())
+        job.insert_rows(conn, store.table_name, source)
+        after = job.check(conn, store.table_name)
+    return before, rows_before, after
+
+
+def replace_rows(job: Restoring) -> Replaced:
+    """restore of a rows snapshot: the rows with its keys replaced in one transaction.
+
+    The snapshot is ATTACHed; the join walks its keys and finds each row by the queue
+    table's primary key (IS: a NULL key matches a NULL key)."""
+    from ..store import COLUMNS, conn_quote  # store imports this module
+
+    store, info, keep_replaced = job.store, job.info, job.keep_replaced
+    table = conn_quote(store.engine, store.table_name)
+    columns = ", ".join(f"q.{c}" for c in COLUMNS)
+    join = (
+        f"FROM qtsnap.keys AS k CROSS JOIN {table} AS q "
+        "ON q.unique_key IS k.unique_key AND q.function_name IS k.function_name"
+    )
+    with store.connect() as conn, _attached(store, conn, info.path), conn.begin():
+        store.require_table(conn)
+        with conn.exec_driver_sql(f"SELECT {columns} {join}") as current:
+            before = keep_replaced(current)
+        replaced = conn.exec_driver_sql(
+            f"DELETE FROM {table} WHERE rowid IN (SELECT q.rowid {join})"
+        ).rowcount
+        job.insert_rows(conn, store.table_name, "qtsnap")
+        with conn.exec_driver_sql(f"SELECT {columns} {join}") as restored:
+            after = job.check_rows(restored)
+    return before, replaced, after
+
+
+@contextlib.contextmanager
+def _attached(store: QueueStore, conn: sa.Connection, path: Path) -> Iterator[str]:
+    """Set the SQLite connection up for a bulk write (the dialect's `prepare_writer`: a
+    big page cache) and ATTACH the snapshot (before any transaction, which ATTACH needs)
+    so its rows are copied in the engine; yields the attached schema's name."""
+    raw = conn.connection.driver_connection
+    store.dialect.prepare_writer(raw)
+    raw.execute("ATTACH DATABASE ? AS qtsnap", (str(path),))
+    try:
+        yield "qtsnap"
+    finally:
+        raw.execute("DETACH DATABASE qtsnap")
 
 
 def stream_cursor(raw_conn: object) -> object:
