@@ -40,7 +40,11 @@ class Dialect(Protocol):
     DDL_FILE: str  # gearmand's own CREATE TABLE, in queuetool/sql/
     GROUP_BY_SORTS: bool
 
+    SIDE_OPTION: str  # `migrate`'s option for the queue named by the word NAME
+
     def normalise_url(self, url: URL) -> URL: ...
+
+    def side_url(self, given: str) -> str: ...
 
     def database_file(self, url: URL) -> Path | None: ...
 
@@ -59,6 +63,8 @@ class Dialect(Protocol):
     def daemon_uses(self, url: URL, opts: DaemonOptions) -> bool: ...
 
     def gearmand_options(self, url: URL, table: str, mask: str | None) -> list[str]: ...
+
+    def still_held(self, url: URL) -> str | None: ...
 
     # `migrate --move`: the transaction that proves and empties the source.
     MOVE_ISOLATION: str | None  # the isolation level it needs, None: the default
@@ -97,6 +103,8 @@ class Dialect(Protocol):
     def drop_table(self, conn: Connection, name: str) -> None: ...
 
     def stream_cursor(self, raw_conn: object) -> object: ...
+
+    REPAIRS_ROWS: bool  # repairable() can match: an edit window repairs those rows first
 
     # restore: the whole table, or the rows of a rows snapshot, replaced and verified.
     def replace_table(self, job: Restoring) -> Replaced: ...

@@ -44,6 +44,13 @@ def normalise_url(url: URL) -> URL:
     return url
 
 
+SIDE_OPTION = "--mysql-url URL"  # how `migrate` is given the queue for the word `mysql`
+
+
+def side_url(given: str) -> str:
+    return given
+
+
 def database_file(url: URL) -> Path | None:
     return None  # a server, not a file
 
@@ -112,6 +119,10 @@ def gearmand_options(url: URL, table: str, mask: str | None) -> list[str]:
         "--mysql-table",
         table,
     ]
+
+
+def still_held(url: URL) -> str | None:
+    return None  # a server: nothing to check once no daemon uses the queue
 
 
 # -- connecting ----------------------------------------------------------------------------
@@ -497,6 +508,9 @@ def stream_query(conn: sa.Connection, sql: str) -> sa.CursorResult:
 def stream_cursor(raw_conn: object) -> object:
     """A server-side (unbuffered) cursor: rows arrive as they are read, memory stays flat."""
     return raw_conn.cursor(pymysql.cursors.SSCursor)  # type: ignore[attr-defined]
+
+
+REPAIRS_ROWS = False  # repairable() matches nothing: MySQL enforces the column types
 
 
 def repairable(table: sa.Table) -> sa.ColumnElement[bool]:

@@ -48,6 +48,14 @@ def normalise_url(url: URL) -> URL:
     return url
 
 
+SIDE_OPTION = "--sqlite-db PATH"  # how `migrate` is given the queue for the word `sqlite`
+
+
+def side_url(given: str) -> str:
+    """The queue URL for the path given with SIDE_OPTION."""
+    return f"sqlite:///{Path(given).resolve()}"
+
+
 def database_file(url: URL) -> Path | None:
     """The database file of the queue (None in memory)."""
     if not url.database or url.database == ":memory:":
@@ -91,6 +99,23 @@ def gearmand_options(url: URL, table: str, mask: str | None) -> list[str]:
         "--libsqlite3-table",
         table,
     ]
+
+
+def still_held(url: URL) -> str | None:
+    """Why the queue is still in use after its daemon stopped (a lock on the file), or None."""
+    path = database_file(url)
+    if path is None or not path.exists():
+        return None
+    # An exclusive lock can only be had when no other connection reads or writes.
+    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+        conn.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        return f"the queue file {path} is still locked after the stop: {exc}"
+    finally:
+        conn.close()
+    return None
 
 
 # -- connecting ----------------------------------------------------------------------------
@@ -518,6 +543,11 @@ def stored_checksum(conn: sa.Connection, table: sa.Table) -> Checksum:
     transaction). SQLite has no MD5: the rows are read as plain tuples and hashed here."""
     cursor = stream_cursor(conn.connection.dbapi_connection)
     return Checksum().update(chain.from_iterable(raw_batches(conn, table, cursor)))
+
+
+REPAIRS_ROWS = (
+    True  # rows the replay refuses that a lossless repair fixes (an edit window repairs them first)
+)
 
 
 def repairable(table: sa.Table) -> sa.ColumnElement[bool]:
