@@ -3,14 +3,18 @@
 A dialect is a module (sqlite.py, mysql.py) that provides everything in `Dialect`;
 the rest of queuetool asks `store.dialect` and never tests a backend's name. A new
 backend is a module here (listed in `DIALECTS`), its DDL file in queuetool/sql/, and
-a test-server fixture in tests/conftest.py.
+a test-server fixture in tests/conftest.py (a Queue subclass, its `<name>_queue`
+fixture, its name in BACKENDS); `migrate`'s word for it (`--<name>-url`) is a click
+option in cli/migrate.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
 from ...errors import UsageError
@@ -19,6 +23,7 @@ from . import mysql, sqlite
 if TYPE_CHECKING:
     from ...changes.restore import Replaced, Restoring
     from ...migrate.staging import StagingWriter, Writer
+    from ..checksum import Checksum
 
 
 class DaemonOptions(Protocol):
@@ -49,6 +54,31 @@ class Dialect(Protocol):
     def database_file(self, url: URL) -> Path | None: ...
 
     def create_engine(self, url: URL) -> Engine: ...
+
+    # The table's layout, and the SQL that reads and edits it.
+    def column_type_problem(self, name: str, coltype: sa.types.TypeEngine) -> str | None: ...
+
+    def storage_type_conditions(self, table: sa.Table) -> dict[str, sa.ColumnElement[bool]]: ...
+
+    def payload_length(self, column: sa.ColumnElement) -> sa.ColumnElement[int]: ...
+
+    def byte_length(self, column: sa.ColumnElement) -> sa.ColumnElement[int]: ...
+
+    def text_key(self, column: sa.ColumnElement) -> sa.ColumnElement: ...
+
+    def exact_match(self, column: sa.ColumnElement, names: list[str]) -> sa.ColumnElement[bool]: ...
+
+    def glob_match(self, column: sa.ColumnElement, pattern: str) -> sa.ColumnElement[bool]: ...
+
+    def int_div(
+        self, left: sa.ColumnElement[int], right: sa.ColumnElement[int]
+    ) -> sa.ColumnElement[int]: ...
+
+    REPAIRS_ROWS: bool  # repairable() can match: an edit window repairs those rows first
+
+    def repairable(self, table: sa.Table) -> sa.ColumnElement[bool]: ...
+
+    def repaired_values(self, table: sa.Table) -> dict[str, sa.ColumnElement]: ...
 
     # The daemon's command line: its queue, and whether it is a given store's.
     QUEUE_TYPE: str  # gearmand's `-q`, lower case
@@ -104,7 +134,20 @@ class Dialect(Protocol):
 
     def stream_cursor(self, raw_conn: object) -> object: ...
 
-    REPAIRS_ROWS: bool  # repairable() can match: an edit window repairs those rows first
+    INSERT_ROWS: str  # one row into {table}, in the driver's paramstyle
+
+    def prepare_writer(self, raw_conn: object) -> None: ...
+
+    def statement_bytes(self, raw_conn: object) -> int: ...
+
+    def insert_statements(
+        self, raw_conn: object, table: str, rows: list, limit: int
+    ) -> list[bytes] | None: ...
+
+    # Checksums: on the server where it can (None: rows are hashed in Python).
+    server_checksum: Callable[..., Checksum] | None
+
+    def stored_checksum(self, conn: Connection, table: sa.Table) -> Checksum: ...
 
     # restore: the whole table, or the rows of a rows snapshot, replaced and verified.
     def replace_table(self, job: Restoring) -> Replaced: ...
