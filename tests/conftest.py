@@ -91,7 +91,8 @@ Row = tuple  # (unique_key, function_name, priority, data, when_to_run)
 
 @dataclass
 class Queue:
-    """A gearmand queue table on one backend, with an independent way to read and write it.
+    """A gearmand queue table on one backend, with an independent way to read and write it
+    (one subclass per backend).
 
     `sql()` goes through the plain driver (sqlite3 / PyMySQL), never through queuetool,
     so a test can check what queuetool did by another path.
@@ -107,25 +108,10 @@ class Queue:
     daemons: list[Gearmand] = field(default_factory=list)
 
     def sql(self, statement: str, args: tuple | list = ()) -> list[tuple]:
-        if self.backend == "sqlite":
-            with sqlite3.connect(self.sqlite_path) as conn:
-                rows = conn.execute(statement, args).fetchall()
-            conn.close()
-            return rows
-        assert self.mysql is not None and self.database is not None
-        statement = statement.replace("?", "%s")
-        return self.mysql.query(self.database, statement, args or None)
+        raise NotImplementedError  # each backend's Queue below
 
     def insert(self, rows: list[Row]) -> None:
-        placeholders = "(?, ?, ?, ?, ?)"
-        if self.backend == "sqlite":
-            with sqlite3.connect(self.sqlite_path) as conn:
-                conn.executemany(f'INSERT INTO "{self.table}" VALUES {placeholders}', rows)
-            conn.close()
-        else:
-            assert self.mysql is not None
-            with self.mysql.connect(self.database) as conn, conn.cursor() as cur:
-                cur.executemany(f"INSERT INTO `{self.table}` VALUES (%s, %s, %s, %s, %s)", rows)
+        raise NotImplementedError
 
     def rows(self) -> list[Row]:
         """Every row, sorted, as the driver returns it (data as bytes)."""
@@ -145,11 +131,8 @@ class Queue:
 
     @property
     def queue_args(self) -> list[str]:
-        if self.backend == "sqlite":
-            assert self.sqlite_path is not None
-            return sqlite_queue_args(self.sqlite_path, self.table)
-        assert self.mysql is not None and self.database is not None
-        return mysql_queue_args(self.mysql, self.database, self.table)
+        """gearmand's options for this queue."""
+        raise NotImplementedError
 
     def gearmand(self, *extra: str, start: bool = True) -> Gearmand:
         """A gearmand on this queue (stopped by the fixture at the end of the test)."""
@@ -163,13 +146,49 @@ class Queue:
         return ["--queue", self.url, "--table", self.table]
 
 
+class SQLiteQueue(Queue):
+    def sql(self, statement: str, args: tuple | list = ()) -> list[tuple]:
+        with sqlite3.connect(self.sqlite_path) as conn:
+            rows = conn.execute(statement, args).fetchall()
+        conn.close()
+        return rows
+
+    def insert(self, rows: list[Row]) -> None:
+        placeholders = "(?, ?, ?, ?, ?)"
+        with sqlite3.connect(self.sqlite_path) as conn:
+            conn.executemany(f'INSERT INTO "{self.table}" VALUES {placeholders}', rows)
+        conn.close()
+
+    @property
+    def queue_args(self) -> list[str]:
+        assert self.sqlite_path is not None
+        return sqlite_queue_args(self.sqlite_path, self.table)
+
+
+class MySQLQueue(Queue):
+    def sql(self, statement: str, args: tuple | list = ()) -> list[tuple]:
+        assert self.mysql is not None and self.database is not None
+        statement = statement.replace("?", "%s")
+        return self.mysql.query(self.database, statement, args or None)
+
+    def insert(self, rows: list[Row]) -> None:
+        assert self.mysql is not None
+        with self.mysql.connect(self.database) as conn, conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO `{self.table}` VALUES (%s, %s, %s, %s, %s)", rows)
+
+    @property
+    def queue_args(self) -> list[str]:
+        assert self.mysql is not None and self.database is not None
+        return mysql_queue_args(self.mysql, self.database, self.table)
+
+
 def make_sqlite_queue(workdir: Path, table: str = TABLE, create: bool = True) -> Queue:
     path = workdir / "queue.db"
     if create:
         with sqlite3.connect(path) as conn:
             conn.execute(sqlite_ddl(table))
         conn.close()
-    return Queue("sqlite", f"sqlite:///{path}", table, workdir, sqlite_path=path)
+    return SQLiteQueue("sqlite", f"sqlite:///{path}", table, workdir, sqlite_path=path)
 
 
 def make_mysql_queue(
@@ -177,7 +196,9 @@ def make_mysql_queue(
 ) -> Queue:
     if create:
         server.query(database, mysql_ddl(table))
-    return Queue("mysql", server.url(database), table, workdir, mysql=server, database=database)
+    return MySQLQueue(
+        "mysql", server.url(database), table, workdir, mysql=server, database=database
+    )
 
 
 def _stop_all(queue: Queue) -> None:
@@ -209,18 +230,15 @@ def mysql_queue(tmp_path: Path, mysql_server: MySQLServer, mysql_db: str) -> Ite
         _stop_all(queue)
 
 
-@pytest.fixture(params=["sqlite", "mysql"])
-def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Queue]:
+# Every backend the `queue` fixture runs a test on; each has a `<name>_queue` fixture
+# above. A new backend: its Queue subclass, make function and fixture, and its name here.
+BACKENDS = ("sqlite", "mysql")
+
+
+@pytest.fixture(params=BACKENDS)
+def queue(request: pytest.FixtureRequest) -> Queue:
     """The same test on a SQLite and on a MySQL queue (each with gearmand's own table)."""
-    if request.param == "sqlite":
-        q = make_sqlite_queue(tmp_path)
-    else:
-        server = request.getfixturevalue("mysql_server")
-        q = make_mysql_queue(tmp_path, server, request.getfixturevalue("mysql_db"))
-    try:
-        yield q
-    finally:
-        _stop_all(q)
+    return request.getfixturevalue(f"{request.param}_queue")
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ The snapshot's checksum is verified before anything is written, the current stat
 is snapshotted first, the table is replaced all at once, and the new table's
 checksum is compared with the snapshot's before the replacement counts:
 
+How the table is replaced is the dialect's (`replace_table`, `replace_rows`):
+
 - SQLite: ONE transaction (DELETE, then INSERT ... SELECT from the snapshot file,
   ATTACHed, so the rows are copied inside the engine), checked before the commit.
 - MySQL: the rows go into a staging table made LIKE the queue table (same layout,
@@ -23,15 +25,14 @@ as a rows snapshot over the same keys, so the restore can itself be undone.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 
-from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.engine import Connection
 
 from ..config import DEFAULT_KEEP
 from ..errors import UsageError, VerifyError
@@ -49,8 +50,6 @@ from .snapshot import (
 
 STAGING_SUFFIX = "__qt_restore"
 OLD_SUFFIX = "__qt_replaced"
-# MySQL TEMPORARY tables (this connection only, gone with it) for a rows snapshot.
-UNDO_KEYS, UNDO_ROWS = "qt_undo_keys", "qt_undo_rows"
 
 
 @dataclass(frozen=True)
@@ -117,12 +116,11 @@ def restore(
             store, rows, keys, snapshot_dir, keep=None, reason="before-restore", create=create
         )
 
+    job = Restoring(store, info, snapshot_before, keep_replaced)
     if info.partial:
-        replace_rows = _rows_sqlite if store.backend == "sqlite" else _rows_mysql
-        before, replaced, after = replace_rows(store, info, keep_replaced)
+        before, replaced, after = store.dialect.replace_rows(job)
     else:
-        replace = _in_one_transaction if store.backend == "sqlite" else _by_atomic_rename
-        before, replaced, after = replace(store, info, snapshot_before)
+        before, replaced, after = store.dialect.replace_table(job)
     if before is not None and keep is not None:
         prune(before.path.parent, keep, before, protect=info.path)
     return RestoreResult(info, before, replaced, after.rows, after.hex, time.monotonic() - started)
@@ -132,113 +130,39 @@ Replaced = tuple[SnapshotInfo | None, int, Checksum]
 Before = Callable[[Connection], SnapshotInfo | None]
 
 
-def _in_one_transaction(store: QueueStore, info: SnapshotInfo, snapshot_before: Before) -> Replaced:
-    """SQLite: DELETE + INSERT ... SELECT in one transaction, checked before the commit."""
-    with store.connect() as conn, _attached(store, conn, info.path) as source, conn.begin():
-        store.require_table(conn)
-        before = snapshot_before(conn)
-        rows_before = before.rows if before is not None else store.count(conn)
-        conn.execute(store.table.delete())
-        _insert_rows(store, conn, store.table_name, info.path, source)
-        after = _check(store, conn, store.table_name, info)
-    return before, rows_before, after
-
-
-def _by_atomic_rename(store: QueueStore, info: SnapshotInfo, snapshot_before: Before) -> Replaced:
-    """MySQL: staging table LIKE the queue table, checked, then one atomic RENAME TABLE."""
-    d = store.dialect
-    target = store.table_name
-    staging = target[: 64 - len(STAGING_SUFFIX)] + STAGING_SUFFIX
-    old = target[: 64 - len(OLD_SUFFIX)] + OLD_SUFFIX
-    with store.connect() as conn:
-        d.prepare_writer(conn.connection.dbapi_connection)  # strict mode: nothing cut
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        store.require_table(conn)
-        before = snapshot_before(conn)
-        rows_before = before.rows if before is not None else store.count(conn)
-        for leftover in (staging, old):  # from a restore that was killed
-            d.drop_table(conn, leftover)
-        d.create_staging(conn, store, staging, target)
-        try:
-            _insert_rows(store, conn, staging, info.path, None)
-            after = _check(store, conn, staging, info)
-            d.swap(conn, target, staging, old)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                d.drop_table(conn, staging)
-            raise
-        d.drop_table(conn, old)
-    return before, rows_before, after
-
-
 RowsBefore = Callable[[Iterable[Iterable[object]]], SnapshotInfo | None]
 
 
-def _rows_sqlite(store: QueueStore, info: SnapshotInfo, keep_replaced: RowsBefore) -> Replaced:
-    """SQLite, a rows snapshot: the rows with its keys replaced in one transaction.
+@dataclass(frozen=True)
+class Restoring:
+    """One restore, as the dialect's `replace_table` / `replace_rows` carry it out: the
+    snapshot, the steps that are the same on every backend, and the names to stage in."""
 
-    The snapshot is ATTACHed; the join walks its keys and finds each row by the queue
-    table's primary key (IS: a NULL key matches a NULL key)."""
-    table = conn_quote(store.engine, store.table_name)
-    columns = ", ".join(f"q.{c}" for c in COLUMNS)
-    join = (
-        f"FROM qtsnap.keys AS k CROSS JOIN {table} AS q "
-        "ON q.unique_key IS k.unique_key AND q.function_name IS k.function_name"
-    )
-    with store.connect() as conn, _attached(store, conn, info.path), conn.begin():
-        store.require_table(conn)
-        with conn.exec_driver_sql(f"SELECT {columns} {join}") as current:
-            before = keep_replaced(current)
-        replaced = conn.exec_driver_sql(
-            f"DELETE FROM {table} WHERE rowid IN (SELECT q.rowid {join})"
-        ).rowcount
-        _insert_rows(store, conn, store.table_name, info.path, "qtsnap")
-        with conn.exec_driver_sql(f"SELECT {columns} {join}") as restored:
-            after = _check_rows(restored, info)
-    return before, replaced, after
+    store: QueueStore
+    info: SnapshotInfo
+    snapshot_before: Before  # the snapshot of the whole table about to be replaced
+    keep_replaced: RowsBefore  # a rows snapshot of the rows about to be replaced
 
+    @property
+    def staging(self) -> str:
+        return self.store.table_name[: 64 - len(STAGING_SUFFIX)] + STAGING_SUFFIX
 
-def _rows_mysql(store: QueueStore, info: SnapshotInfo, keep_replaced: RowsBefore) -> Replaced:
-    """MySQL, a rows snapshot: its keys and rows go into TEMPORARY tables LIKE the queue
-    table (same charset and collation, so keys compare as the unique key does), then
-    one transaction deletes the rows with those keys and inserts the snapshot's."""
-    d = store.dialect
-    table = f"`{store.table_name}`"
-    columns = ", ".join(f"q.`{c}`" for c in COLUMNS)
-    join = (
-        f"FROM `{UNDO_KEYS}` AS k JOIN {table} AS q "
-        "ON q.unique_key <=> k.unique_key AND q.function_name <=> k.function_name"
-    )
-    with store.connect() as conn:
-        d.prepare_writer(conn.connection.dbapi_connection)  # strict mode: nothing cut
-        try:
-            with conn.begin():
-                store.require_table(conn)
-                for name in (UNDO_KEYS, UNDO_ROWS):
-                    conn.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS `{name}`")
-                    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE `{name}` LIKE {table}")
-                _insert_rows(store, conn, UNDO_KEYS, info.path, None, keys=True)
-                _insert_rows(store, conn, UNDO_ROWS, info.path, None)
-                with stream_query(conn, f"SELECT {columns} {join}") as current:
-                    before = keep_replaced(current)
-                replaced = conn.exec_driver_sql(f"DELETE q {join}").rowcount
-                names = ", ".join(f"`{c}`" for c in COLUMNS)
-                conn.exec_driver_sql(
-                    f"INSERT INTO {table} ({names}) SELECT {names} FROM `{UNDO_ROWS}`"
-                )
-                with stream_query(conn, f"SELECT {columns} {join}") as restored:
-                    after = _check_rows(restored, info)
-        finally:
-            with contextlib.suppress(Exception):
-                for name in (UNDO_KEYS, UNDO_ROWS):
-                    conn.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS `{name}`")
-    return before, replaced, after
+    @property
+    def old(self) -> str:
+        return self.store.table_name[: 64 - len(OLD_SUFFIX)] + OLD_SUFFIX
 
+    def insert_rows(
+        self, conn: Connection, table: str, source: str | None = None, keys: bool = False
+    ) -> None:
+        """The snapshot's rows (`keys`: its keys) into `table`; from the ATTACHed schema
+        `source` when given."""
+        _insert_rows(self.store, conn, table, self.info.path, source, keys)
 
-def stream_query(conn: Connection, sql: str) -> CursorResult:
-    """The rows of a plain SQL query, streamed (a server-side cursor on MySQL); close
-    it (`with`) before the next statement."""
-    return conn.execution_options(stream_results=True, yield_per=5000).exec_driver_sql(sql)
+    def check(self, conn: Connection, table: str) -> Checksum:
+        return _check(self.store, conn, table, self.info)
+
+    def check_rows(self, rows: Iterable[Iterable[object]]) -> Checksum:
+        return _check_rows(rows, self.info)
 
 
 def _check_rows(rows: Iterable[Iterable[object]], info: SnapshotInfo) -> Checksum:
@@ -261,20 +185,6 @@ def _check(store: QueueStore, conn: Connection, table: str, info: SnapshotInfo) 
             f"{info.rows} rows, checksum {info.checksum}: rolled back, nothing changed"
         )
     return after
-
-
-@contextlib.contextmanager
-def _attached(store: QueueStore, conn: Connection, path: Path) -> Iterator[str]:
-    """Set the SQLite connection up for a bulk write (the dialect's `prepare_writer`: a
-    big page cache) and ATTACH the snapshot (before any transaction, which ATTACH needs)
-    so its rows are copied in the engine; yields the attached schema's name."""
-    raw = conn.connection.driver_connection
-    store.dialect.prepare_writer(raw)
-    raw.execute("ATTACH DATABASE ? AS qtsnap", (str(path),))
-    try:
-        yield "qtsnap"
-    finally:
-        raw.execute("DETACH DATABASE qtsnap")
 
 
 def _insert_rows(

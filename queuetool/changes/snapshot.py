@@ -212,7 +212,7 @@ def take(
                 during=during,
             )
     store.require_table(conn)
-    source = store.sqlite_path
+    source = store.database_file
     if source is not None:
         # SQLite: copy inside the database engine (ATTACH + INSERT ... SELECT), several
         # times faster than rows through Python. The source is read on a second

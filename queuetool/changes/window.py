@@ -289,7 +289,7 @@ def edit_window(
     """
     preflight(store)
     # Repair first: each later edit then finds rows it can leave replayable.
-    batch = [Repair(), *edits] if store.backend == "sqlite" else list(edits)
+    batch = [Repair(), *edits] if store.dialect.REPAIRS_ROWS else list(edits)
     applied: list[EditResult] = []
 
     def change() -> Change:

@@ -152,13 +152,10 @@ def migrate_cmd(
     app = AppContext({"config": config, "gearmand": gearmand}, {})
     ctx = click.get_current_context()
     ctx.call_on_close(app.close)
-    src = resolve_side(
-        source, app.config, sqlite_db=sqlite_db, mysql_url=mysql_url, table=source_table
-    )
+    given = {"sqlite": sqlite_db, "mysql": mysql_url}
+    src = resolve_side(source, app.config, given=given, table=source_table)
     ctx.call_on_close(src.close)
-    dst = resolve_side(
-        target, app.config, sqlite_db=sqlite_db, mysql_url=mysql_url, table=target_table
-    )
+    dst = resolve_side(target, app.config, given=given, table=target_table)
     ctx.call_on_close(dst.close)
     keep = app.setting("keep", "snapshots", "keep", DEFAULT_KEEP).value
     stop_command, start_command, state_dir = ways(app)

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 import warnings
@@ -479,25 +478,16 @@ def _wait_stopped(
 
 
 def _confirm_at_rest(store: QueueStore, result: StopResult) -> bool:
-    """No daemon uses the queue, and (SQLite) nobody holds a lock on the file."""
+    """No daemon uses the queue, and nobody holds it (SQLite: a lock on the file)."""
     others = running_daemons(store)
     if others:
         raise DaemonError(
             "after the stop, gearmand still uses this queue: pid "
             + ", ".join(str(d.pid) for d in others)
         )
-    path = store.sqlite_path
-    if path is None or not path.exists():
-        return True
-    # An exclusive lock can only be had when no other connection reads or writes.
-    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
-    try:
-        conn.execute("BEGIN EXCLUSIVE")
-        conn.execute("ROLLBACK")
-    except sqlite3.OperationalError as exc:
-        raise DaemonError(f"the queue file {path} is still locked after the stop: {exc}") from exc
-    finally:
-        conn.close()
+    problem = store.dialect.still_held(store.url)
+    if problem is not None:
+        raise DaemonError(problem)
     return True
 
 

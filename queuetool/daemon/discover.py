@@ -15,10 +15,9 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
-from ..config import DEFAULT_TABLE
 from ..errors import UsageError
+from ..table.dialects import Dialect, dialect_for_queue_type
 from .admin import DEFAULT_PORT, Address, answers
 
 PROC = Path("/proc")
@@ -102,7 +101,7 @@ class GearmandOptions:
     @property
     def pid_file(self) -> Path | None:
         value = self.get("pid-file")
-        return self._path(value) if value else None
+        return self.path(value) if value else None
 
     @property
     def config_file(self) -> str | None:
@@ -117,59 +116,42 @@ class GearmandOptions:
         return _int(self.get("hashtable-buckets"), DEFAULT_BUCKETS, "--hashtable-buckets")
 
     @property
-    def backend(self) -> str | None:
-        """`sqlite`, `mysql`, or None for a queue queuetool cannot use."""
-        return {"libsqlite3": "sqlite", "mysql": "mysql"}.get(self.queue_type)
+    def dialect(self) -> Dialect | None:
+        """The dialect of the daemon's queue type, None for one queuetool cannot use."""
+        return dialect_for_queue_type(self.queue_type)
 
     @property
-    def sqlite_path(self) -> Path | None:
-        if self.backend != "sqlite":
-            return None
-        db = self.get("libsqlite3-db")
-        return self._path(db) if db else None
+    def backend(self) -> str | None:
+        """The dialect's name (`sqlite`, `mysql`), or None for a queue queuetool cannot use."""
+        return self.dialect.NAME if self.dialect else None
+
+    @property
+    def database_file(self) -> Path | None:
+        """The file that holds the queue (--libsqlite3-db), None for a server."""
+        return self.dialect.daemon_database_file(self) if self.dialect else None
+
+    sqlite_path = database_file
 
     @property
     def table(self) -> str | None:
-        if self.backend == "sqlite":
-            return self.get("libsqlite3-table") or DEFAULT_TABLE
-        if self.backend == "mysql":
-            return self.get("mysql-table") or DEFAULT_TABLE
-        return None
-
-    @property
-    def mysql(self) -> dict[str, str | int]:
-        """host, port, user, password, db with gearmand's defaults."""
-        return {
-            "host": self.get("mysql-host") or "localhost",
-            "port": _int(self.get("mysql-port"), 3306, "--mysql-port"),
-            "user": self.get("mysql-user") or "",
-            "password": self.get("mysql-password") or "",
-            "db": self.get("mysql-db") or "",
-        }
+        return self.dialect.daemon_table(self) if self.dialect else None
 
     @property
     def queue_url(self) -> str | None:
         """The queue as a URL queuetool can open, or None (builtin, Redis, Postgres...)."""
-        if self.backend == "sqlite":
-            path = self.sqlite_path
-            return f"sqlite:///{path}" if path else None
-        if self.backend == "mysql":
-            m = self.mysql
-            auth = quote(str(m["user"]), safe="")
-            if m["password"]:
-                auth += ":" + quote(str(m["password"]), safe="")
-            # gearmand's libmysqlclient reads "localhost" as the local socket; PyMySQL
-            # has no such rule, so reach the same server over loopback TCP.
-            host = "127.0.0.1" if m["host"] == "localhost" else m["host"]
-            return f"mysql+pymysql://{auth}@{host}:{m['port']}/{m['db']}"
-        return None
+        return self.dialect.daemon_queue_url(self) if self.dialect else None
 
     def why_no_queue(self) -> str:
-        if self.backend is None:
+        if self.dialect is None:
             return f"gearmand uses queue type {self.queue_type!r}, which queuetool cannot edit"
-        return "gearmand's command line names no --libsqlite3-db"
+        return f"gearmand's command line names no {self.dialect.DAEMON_QUEUE_OPTION}"
 
-    def _path(self, value: str) -> Path:
+    def number(self, name: str, default: int) -> int:
+        """The option `--name` as a number; a UsageError when it is not one."""
+        return _int(self.get(name), default, f"--{name}")
+
+    def path(self, value: str) -> Path:
+        """A path from the command line: relative to the daemon's working directory."""
         path = Path(value)
         if not path.is_absolute() and self.cwd is not None:
             path = self.cwd / path

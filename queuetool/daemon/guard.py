@@ -9,8 +9,6 @@ admin address given for the queue answers.
 
 from __future__ import annotations
 
-import os
-import socket
 import warnings
 from pathlib import Path
 
@@ -43,37 +41,7 @@ def uses_queue(daemon: DaemonInfo, store: QueueStore) -> bool:
     opts = daemon.options
     if opts.backend != store.backend or opts.table != store.table_name:
         return False
-    if store.backend == "sqlite":
-        mine, theirs = store.sqlite_path, opts.sqlite_path
-        return mine is not None and theirs is not None and same_file(mine, theirs)
-    m = opts.mysql
-    url = store.url
-    return (
-        same_host(str(m["host"]), url.host or "localhost")
-        and int(m["port"]) == (url.port or 3306)
-        and m["db"] == (url.database or "")
-    )
-
-
-def same_file(a: Path, b: Path) -> bool:
-    """Same file by inode when both exist (symlinks, bind mounts), else by resolved path."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return a.resolve() == b.resolve()
-
-
-_LOCAL = {"", "localhost", "127.0.0.1", "::1", "localhost.localdomain"}
-
-
-def same_host(a: str, b: str) -> bool:
-    def norm(host: str) -> str:
-        host = host.lower().strip("[]")
-        if host in _LOCAL or host == socket.gethostname().lower():
-            return "local"
-        return host
-
-    return norm(a) == norm(b)
+    return store.dialect.daemon_uses(store.url, opts)
 
 
 def admin_state(

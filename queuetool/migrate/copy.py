@@ -16,7 +16,6 @@ sides; skipped.py exports the rows --skip-invalid leaves behind."""
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -158,7 +157,7 @@ def migrate(
         # Only for the operator's eyes (the plan, the progress bar): at 1M rows a COUNT
         # costs up to 0.6 s, and the copy counts what it reads anyway.
         total = source.count(sconn) if confirm is not None or progress is not None else 0
-    created_file = _sqlite_target_file(target, opts.dry_run)
+    created_file = _new_target_file(target, opts.dry_run)
     try:
         plan = _inspect_target(target, opts, result, say)
         if not opts.dry_run:
@@ -177,10 +176,13 @@ def migrate(
             try:
                 _copy(source, target, opts, result, total, progress, say, lenient=attempt)
                 break
-            # The rows are read through the raw sqlite3 cursor: its error comes unwrapped.
-            except (sa.exc.OperationalError, sqlite3.OperationalError) as exc:
+            # The rows are read through the raw DB-API cursor: its error comes unwrapped.
+            except (
+                sa.exc.OperationalError,
+                source.engine.dialect.loaded_dbapi.OperationalError,
+            ) as exc:
                 message = str(getattr(exc, "orig", exc))
-                if attempt or "decode" not in message or source.backend != "sqlite":
+                if attempt or "decode" not in message or not source.dialect.LENIENT_TEXT:
                     raise
                 say("the source has text that is not UTF-8: reading it again byte-exact")
                 result.refusals.kinds.clear()
@@ -217,14 +219,15 @@ def _check_options(source: QueueStore, target: QueueStore, opts: MigrateOptions)
         check_export_path(opts.skipped_file)
 
 
-def _sqlite_target_file(target: QueueStore, dry_run: bool) -> Path | None:
-    """A new SQLite file is created for the target (only): returns it, to remove on failure."""
-    path = target.sqlite_path
+def _new_target_file(target: QueueStore, dry_run: bool) -> Path | None:
+    """A new database file is created for the target (only): returns it, to remove on
+    failure."""
+    path = target.database_file
     if path is None or path.exists() or dry_run:
         return None
     if not path.parent.is_dir():
         raise UsageError(f"directory {path.parent} does not exist")
-    sqlite3.connect(path).close()
+    target.dialect.create_database_file(path)
     return path
 
 
@@ -232,7 +235,7 @@ def _inspect_target(
     target: QueueStore, opts: MigrateOptions, result: MigrationResult, say: Note
 ) -> str:
     """Refuse a target gearmand could not use, or one that holds jobs without --merge/--replace."""
-    if target.sqlite_path is not None and not target.sqlite_path.exists():
+    if target.database_file is not None and not target.database_file.exists():
         result.created_table = True
         result.layout = "gearmand's DDL in a new SQLite file"
         return f"table created with {result.layout}"
@@ -349,7 +352,7 @@ def _copy(
                     )
                 _swap(target, tconn, staging, exists)
             except BaseException:
-                if target.backend != "sqlite":  # SQLite: the transaction's rollback removes it
+                if not target.dialect.TRANSACTIONAL_DDL:  # else the rollback removes it
                     with contextlib.suppress(Exception):
                         target.dialect.drop_table(tconn, staging)
                 raise
@@ -357,8 +360,9 @@ def _copy(
 
 @contextlib.contextmanager
 def _target_conn(target: QueueStore) -> Iterator[Connection]:
-    """SQLite: one transaction for the whole copy. MySQL: autocommit; batches commit."""
-    if target.backend == "sqlite":
+    """One transaction for the whole copy (transactional DDL, SQLite), else autocommit:
+    batches commit (MySQL)."""
+    if target.dialect.TRANSACTIONAL_DDL:
         with target.begin() as conn:
             yield conn
     else:
@@ -375,13 +379,15 @@ def _probe(
     but with the keys only, so it finds exactly the collisions and conflicts the real run
     finds. Only this session sees it, and it is dropped at the end: nothing is written.
     A new SQLite file is not opened at all: its keys compare byte for byte."""
-    if target.sqlite_path is not None and not target.sqlite_path.exists():
+    if target.database_file is not None and not target.database_file.exists():
         yield None, (None, None)
         return
     probe = target.table_name + PROBE_SUFFIX
     exists = not result.created_table
     like = target.table_name if exists else None
-    read_only = target.backend == "sqlite"  # no write lock on the file: only temp is written
+    # With transactional DDL the probe lives in the session's temp schema inside a read
+    # transaction (SQLite: no write lock on the file); otherwise DDL commits by itself.
+    read_only = target.dialect.TRANSACTIONAL_DDL
     with target.connect(read_only=read_only) as conn:
         if not read_only:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -444,7 +450,7 @@ def _stream(
 ) -> None:
     carrier = Carrier(
         result.refusals,
-        int32=target.backend == "mysql",
+        int32=target.dialect.INT32_WHEN_TO_RUN,
         key_charset=charsets[0],
         function_charset=charsets[1],
     )
@@ -457,7 +463,7 @@ def _stream(
     with source.connect() as sconn:
         raw = sconn.connection.dbapi_connection
         if lenient:
-            raw.text_factory = _lenient_text  # type: ignore[union-attr]
+            source.dialect.read_text_lenient(raw)
         cursor = source.dialect.stream_cursor(raw)
         for rows in raw_batches(sconn, source.table, cursor, READ_BATCH):
             for row in rows:
@@ -502,12 +508,10 @@ def _flush(
     writer.write(batch)
 
 
-def _lenient_text(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
-
-
 def _swap(target: QueueStore, conn: Connection, staging: str, exists: bool) -> None:
-    old = target.table_name + OLD_SUFFIX if exists and target.backend != "sqlite" else None
+    # Transactional DDL: the old table is dropped inside the transaction (see the swap).
+    transactional = target.dialect.TRANSACTIONAL_DDL
+    old = target.table_name + OLD_SUFFIX if exists and not transactional else None
     target.dialect.swap(conn, target.table_name, staging, old)
     if old is not None:
         target.dialect.drop_table(conn, old)

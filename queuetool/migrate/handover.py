@@ -17,36 +17,8 @@ MASK = "*****"
 
 def gearmand_options(store: QueueStore, show_password: bool = False) -> list[str]:
     """The exact `-q ...` options that make gearmand use this queue table."""
-    if store.backend == "sqlite":
-        path = store.sqlite_path
-        if path is None:
-            raise UsageError("an in-memory SQLite queue cannot be given to gearmand")
-        return [
-            "-q",
-            "libsqlite3",
-            "--libsqlite3-db",
-            str(path.resolve()),
-            "--libsqlite3-table",
-            store.table_name,
-        ]
-    url = store.url
-    password = url.password or ""
-    return [
-        "-q",
-        "MySQL",
-        "--mysql-host",
-        url.host or "localhost",
-        "--mysql-port",
-        str(url.port or 3306),
-        "--mysql-user",
-        url.username or "",
-        "--mysql-password",
-        password if show_password or not password else MASK,
-        "--mysql-db",
-        url.database or "",
-        "--mysql-table",
-        store.table_name,
-    ]
+    mask = None if show_password else MASK
+    return store.dialect.gearmand_options(store.url, store.table_name, mask)
 
 
 def command_line(options: list[str]) -> str:

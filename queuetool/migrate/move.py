@@ -57,10 +57,9 @@ def empty_source(
 def _locked(source: QueueStore) -> Iterator[Connection]:
     """One transaction on the source, committed on success, rolled back on error."""
     with source.connect() as conn:
-        if source.backend == "mysql":
-            # Whatever the server's default: READ COMMITTED takes no gap locks, so a
-            # new row could be inserted between the proof and the DELETE.
-            conn.execution_options(isolation_level="REPEATABLE READ")
+        isolation = source.dialect.MOVE_ISOLATION
+        if isolation is not None:
+            conn.execution_options(isolation_level=isolation)
         with conn.begin():  # SQLite: BEGIN IMMEDIATE (the store's engine issues it)
             yield conn
 
@@ -68,15 +67,7 @@ def _locked(source: QueueStore) -> Iterator[Connection]:
 def _lock_rows(source: QueueStore, conn: Connection) -> int:
     """Lock the whole table against writers for the rest of the transaction; the count."""
     table = conn_quote(source.engine, source.table_name)
-    if source.backend != "mysql":
-        # BEGIN IMMEDIATE holds the write lock already; this read takes the shared one.
-        return conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()
-    # `data` is in no index, so every row is read (and locked) in the clustered index,
-    # which any UPDATE or DELETE must lock too; the scan's next-key locks up to the
-    # supremum keep inserts out.
-    return conn.exec_driver_sql(
-        f"SELECT COUNT(*), SUM(LENGTH(data)) FROM {table} FOR UPDATE"
-    ).one()[0]
+    return source.dialect.count_locked(conn, table)
 
 
 def _changed(read: Checksum, now: str) -> VerifyError:

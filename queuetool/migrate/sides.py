@@ -4,10 +4,9 @@ mysql`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..config import DEFAULT_TABLE, Config
 from ..errors import UsageError
+from ..table.dialects import DIALECTS
 from ..table.store import QueueStore
 
 
@@ -15,23 +14,24 @@ def resolve_side(
     text: str,
     config: Config,
     *,
-    sqlite_db: str | None = None,
-    mysql_url: str | None = None,
+    given: dict[str, str | None] | None = None,
     table: str | None = None,
 ) -> QueueStore:
-    """A side given as a URL, a `[queues.NAME]` from the config, or `sqlite` / `mysql`."""
+    """A side given as a URL, a `[queues.NAME]` from the config, or a backend's name
+    (`sqlite` / `mysql`); `given` maps a backend's name to its queue from the command line
+    (the dialect's SIDE_OPTION)."""
     entry: dict | None = None
-    if text in ("sqlite", "mysql"):
-        explicit = sqlite_db if text == "sqlite" else mysql_url
+    if text in DIALECTS:
+        dialect = DIALECTS[text]
+        explicit = (given or {}).get(text)
         if explicit:
-            url = f"sqlite:///{Path(explicit).resolve()}" if text == "sqlite" else explicit
-            return QueueStore(url, table or DEFAULT_TABLE)
+            return QueueStore(dialect.side_url(explicit), table or DEFAULT_TABLE)
         matches = {
             name: q
             for name, q in config.queues().items()
             if isinstance(q, dict) and str(q.get("url", "")).startswith(text)
         }
-        option = "--sqlite-db PATH" if text == "sqlite" else "--mysql-url URL"
+        option = dialect.SIDE_OPTION
         if not matches:
             raise UsageError(
                 f"no {text} queue named: give {option} or a [queues.NAME] in the config"
@@ -49,4 +49,5 @@ def resolve_side(
         return QueueStore(str(entry["url"]), table or entry.get("table") or DEFAULT_TABLE)
     if "://" in text:
         return QueueStore(text, table or DEFAULT_TABLE)
-    raise UsageError(f"{text!r} is not a queue URL, a [queues.NAME] in the config, or sqlite/mysql")
+    words = "/".join(DIALECTS)
+    raise UsageError(f"{text!r} is not a queue URL, a [queues.NAME] in the config, or {words}")

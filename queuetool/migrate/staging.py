@@ -7,11 +7,11 @@ found, whatever the target's collation calls equal. What was not written, and
 what was replaced, is kept as checksums, so the staging table's expected
 checksum is known without reading the source again.
 
-`open_writer` picks how for a whole copy: into MySQL from a thread of its own, so
-reading, checking, hashing and encoding the next batch overlaps the server's work
-on the last; into SQLite through an unindexed TEMP table that is then inserted in
-key order, because inserts at random places in the primary key's B-tree cost twice
-as much (at 1M rows about 15 s, against 7 s for the load and the ordered insert).
+`open_writer` picks how for a whole copy: where each batch commits on its own
+(MySQL), from a thread of its own, so reading, checking, hashing and encoding the
+next batch overlaps the server's work on the last; where the copy is one
+transaction (SQLite), through the dialect's `bulk_load` (SQLite: an unindexed TEMP
+table that is then inserted in key order, see dialects/sqlite.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from .carry import Refusals, Row
 
 CONFLICT_CHOICES = ("fail", "skip", "replace")
 COLUMNS = "unique_key, function_name, priority, data, when_to_run"
-REPLAY_BATCH = 5000
 
 
 def combine(plus: list[Checksum], minus: list[Checksum] = ()) -> Checksum:  # type: ignore[assignment]
@@ -61,7 +60,7 @@ class StagingWriter:
 
     def __post_init__(self) -> None:
         self.raw: Any = self.conn.connection.dbapi_connection
-        self.sqlite = self.store.backend == "sqlite"
+        self.batch = self.store.dialect  # how one batch is begun, ended, undone
         quoted = conn_quote(self.store.engine, self.staging)
         self.quoted = quoted
         self.insert_sql = self.store.dialect.INSERT_ROWS.format(table=quoted)
@@ -135,7 +134,7 @@ class StagingWriter:
 
     def _replace(self, row: Row) -> None:
         """Take out the row(s) the target's key calls equal, then insert ours."""
-        p = "?" if self.sqlite else "%s"
+        p = "?" if self.store.engine.dialect.paramstyle in ("qmark", "numeric") else "%s"
         where = f"WHERE unique_key = {p} AND function_name = {p}"
         cols = "unique_key, function_name, priority, data, when_to_run"
         self.cursor.execute(f"SELECT {cols} FROM {self.quoted} {where}", row[:2])
@@ -146,24 +145,14 @@ class StagingWriter:
         self.cursor.execute(self.insert_sql, row)
 
     def _begin(self) -> None:
-        if self.sqlite:
-            self.raw.execute("SAVEPOINT queuetool_batch")
-        else:
-            self.raw.begin()
+        self.batch.begin_batch(self.raw)
 
     def _end(self) -> None:
-        if self.sqlite:
-            self.raw.execute("RELEASE queuetool_batch")
-        else:
-            self.raw.commit()
+        self.batch.end_batch(self.raw)
 
     def _undo(self) -> None:
         """Back to the state before `_begin`."""
-        if self.sqlite:
-            self.raw.execute("ROLLBACK TO queuetool_batch")
-            self.raw.execute("RELEASE queuetool_batch")
-        else:
-            self.raw.rollback()
+        self.batch.undo_batch(self.raw)
 
     def _undo_quietly(self) -> None:
         """`_undo` on an error path: failing to undo (a connection already lost) must
@@ -216,11 +205,14 @@ def open_writer(
     Conflicts are handed to `refusals` only at `close`: until then a conflict does not
     count as a refusal that stops the writing, so every one of them is found and listed.
     """
-    if store.backend == "sqlite":
-        if on_conflict:
-            return StagingWriter(store, conn, staging, _Collected(refusals), on_conflict)
-        return SortedLoad(StagingWriter(store, conn, staging, refusals))
-    return ThreadedWriter(StagingWriter(store, conn, staging, _Collected(refusals), on_conflict))
+    if not store.dialect.TRANSACTIONAL_DDL:
+        # Each batch commits on its own: a thread of its own writes them.
+        writer = StagingWriter(store, conn, staging, _Collected(refusals), on_conflict)
+        return ThreadedWriter(writer)
+    # The whole copy is one transaction on this connection, written from this thread.
+    if on_conflict:
+        return StagingWriter(store, conn, staging, _Collected(refusals), on_conflict)
+    return store.dialect.bulk_load(StagingWriter(store, conn, staging, refusals))
 
 
 def open_probe(
@@ -233,68 +225,6 @@ def open_probe(
     """The dry run's writer into its temporary `table`: the StagingWriter that finds the
     real run's conflicts, batch by batch (the temp table is a session's, so no thread)."""
     return StagingWriter(store, conn, table, _Collected(refusals), on_conflict)
-
-
-class SortedLoad:
-    """SQLite: rows go to an unindexed TEMP table, and at `close` into staging in one
-    INSERT ... SELECT in key order, so the key's B-tree is filled from left to right.
-
-    Everything stays inside the copy's one transaction (the TEMP table vanishes with
-    the connection). Should the key refuse a row (two source keys that SQLite calls
-    equal, which the source's own key should prevent), the statement is undone and
-    the rows go in batch by batch through the StagingWriter, which finds exactly which.
-    """
-
-    def __init__(self, writer: StagingWriter) -> None:
-        self.writer = writer
-        self.raw = writer.raw
-        # Appending in key order and reading back in order need no large page cache;
-        # SQLite's sorter would take as much again, for no speed (measured at 1M rows).
-        self.raw.execute("PRAGMA main.cache_size = -2000")
-        self.load = conn_quote(writer.store.engine, writer.staging + "_load")
-        self.raw.execute(f"DROP TABLE IF EXISTS temp.{self.load}")
-        # No declared types: values are kept exactly as given until they reach staging.
-        self.raw.execute(f"CREATE TEMP TABLE {self.load} ({COLUMNS})")
-        self.cursor = self.raw.cursor()
-        self.insert_sql = f"INSERT INTO temp.{self.load} VALUES (?, ?, ?, ?, ?)"
-
-    skipped = property(lambda self: self.writer.skipped)
-    replaced = property(lambda self: self.writer.replaced)
-    not_written = property(lambda self: self.writer.not_written)
-    removed = property(lambda self: self.writer.removed)
-
-    def write(self, batch: list[Row]) -> None:
-        self.cursor.executemany(self.insert_sql, batch)
-
-    def close(self, keep: bool = True) -> None:
-        """Fill staging from the TEMP table (unless `keep` is False), then drop it."""
-        if keep:
-            try:
-                self._insert_sorted()
-            except BaseException:
-                with contextlib.suppress(Exception):  # the first error is the one to see
-                    self.abort()
-                raise
-        self.abort()
-
-    def _insert_sorted(self) -> None:
-        try:
-            self.raw.execute(
-                f"INSERT INTO main.{self.writer.quoted} ({COLUMNS}) SELECT {COLUMNS} "
-                f"FROM temp.{self.load} ORDER BY unique_key, function_name"
-            )
-            return
-        except self.writer.integrity_error:
-            pass  # SQLite undid the statement as a whole; the transaction goes on
-        # Outside the handler: the replay is ordinary work, not error handling.
-        self.cursor.execute(f"SELECT {COLUMNS} FROM temp.{self.load} ORDER BY rowid")
-        while batch := self.cursor.fetchmany(REPLAY_BATCH):
-            self.writer.write(batch)
-
-    def abort(self) -> None:
-        self.cursor.close()
-        self.raw.execute(f"DROP TABLE IF EXISTS temp.{self.load}")
-        self.writer.close()
 
 
 class _Collected:

@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -20,8 +19,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from ..config import DEFAULT_TABLE
 from ..errors import ConnectError, SchemaError, UsageError
-from .dialects import mysql as mysql_dialect
-from .dialects import sqlite as sqlite_dialect
+from .dialects import Dialect, dialect_for_url, url_examples
 
 COLUMNS = ("unique_key", "function_name", "priority", "data", "when_to_run")
 MAX_UNIQUE_BYTES = 64  # GEARMAN_MAX_UNIQUE_SIZE; also MySQL's VARCHAR(64)
@@ -56,23 +54,23 @@ def mask_url(url: URL | str) -> str:
 
 
 def parse_queue_url(text: str) -> URL:
-    """Parse and normalise a queue URL; plain `mysql://` uses PyMySQL."""
+    """Parse and normalise a queue URL (the dialect's `normalise_url`)."""
     try:
         url = make_url(text)
     except ArgumentError as exc:
         raise UsageError(f"not a database URL: {mask_url(text)!r}") from exc
-    backend = url.get_backend_name()
-    if backend == "mariadb" or (backend == "mysql" and url.get_driver_name() in ("", "mysqldb")):
-        url = url.set(drivername="mysql+pymysql")
-    elif backend not in ("sqlite", "mysql"):
+    return _dialect(url).normalise_url(url)
+
+
+def _dialect(url: URL) -> Dialect:
+    """The URL's dialect; never a guess: an unknown backend is a UsageError."""
+    dialect = dialect_for_url(url)
+    if dialect is None:
         raise UsageError(
-            f"unsupported queue database {backend!r} in {mask_url(url)}: use sqlite:///PATH "
-            "or mysql+pymysql://USER:PASS@HOST:PORT/DB"
+            f"unsupported queue database {url.get_backend_name()!r} in {mask_url(url)}: "
+            f"use {url_examples()}"
         )
-    if url.get_backend_name() == "mysql" and "charset" not in url.query:
-        # utf8mb4 carries any key gearmand can store; see dialects/mysql.py.
-        url = url.update_query_dict({"charset": "utf8mb4"})
-    return url
+    return dialect
 
 
 class QueueStore:
@@ -84,8 +82,8 @@ class QueueStore:
             raise UsageError(f"not a valid table name: {table!r}")
         self.table_name = table
         self.table = queue_table(table)
-        self.backend = self.url.get_backend_name()
-        self.dialect: ModuleType = sqlite_dialect if self.backend == "sqlite" else mysql_dialect
+        self.dialect: Dialect = _dialect(self.url)
+        self.backend = self.dialect.NAME
         self._engine: Engine | None = None
 
     def __repr__(self) -> str:
@@ -96,18 +94,13 @@ class QueueStore:
         return mask_url(self.url)
 
     @property
-    def sqlite_path(self) -> Path | None:
-        """The database file of a SQLite queue (None for MySQL or in-memory)."""
-        if self.backend != "sqlite" or not self.url.database or self.url.database == ":memory:":
-            return None
-        return Path(self.url.database)
+    def database_file(self) -> Path | None:
+        """The file that holds the queue (SQLite), None for a server or in memory."""
+        return self.dialect.database_file(self.url)
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            path = self.sqlite_path
-            if self.backend == "sqlite" and path is not None and not path.is_file():
-                raise ConnectError(f"SQLite queue file not found: {path}")
             try:
                 self._engine = self.dialect.create_engine(self.url)
             except (NoSuchModuleError, ArgumentError) as exc:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import pymysql.cursors
 import sqlalchemy as sa
@@ -11,10 +15,117 @@ from pymysql.converters import escape_string
 from sqlalchemy.dialects.mysql import INTEGER
 from sqlalchemy.engine import URL, Engine
 
+from ...config import DEFAULT_TABLE
 from ..checksum import MOD, Checksum
+from .identity import same_host
 
+if TYPE_CHECKING:
+    from ...changes.restore import Replaced, Restoring
+    from ...migrate.staging import StagingWriter
+    from . import DaemonOptions
+
+NAME = "mysql"
+URL_NAMES = ("mysql", "mariadb")
+URL_EXAMPLE = "mysql+pymysql://USER:PASS@HOST:PORT/DB"
 DDL_FILE = "mysql.sql"
+QUEUE_TYPE = "mysql"  # gearmand's -q MySQL (lower case)
+DAEMON_QUEUE_OPTION = "--mysql-db"
 GROUP_BY_SORTS = False  # aggregates into a temporary table as rows stream
+
+
+def normalise_url(url: URL) -> URL:
+    """Plain `mysql://` (and `mariadb://`) use PyMySQL, in utf8mb4."""
+    backend = url.get_backend_name()
+    if backend == "mariadb" or (backend == "mysql" and url.get_driver_name() in ("", "mysqldb")):
+        url = url.set(drivername="mysql+pymysql")
+    if "charset" not in url.query:
+        # utf8mb4 carries any key gearmand can store; see text_key().
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    return url
+
+
+SIDE_OPTION = "--mysql-url URL"  # how `migrate` is given the queue for the word `mysql`
+
+
+def side_url(given: str) -> str:
+    return given
+
+
+def database_file(url: URL) -> Path | None:
+    return None  # a server, not a file
+
+
+# -- the daemon's command line ----------------------------------------------------------
+
+
+def daemon_server(opts: DaemonOptions) -> dict[str, str | int]:
+    """host, port, user, password, db with gearmand's defaults."""
+    return {
+        "host": opts.get("mysql-host") or "localhost",
+        "port": opts.number("mysql-port", 3306),
+        "user": opts.get("mysql-user") or "",
+        "password": opts.get("mysql-password") or "",
+        "db": opts.get("mysql-db") or "",
+    }
+
+
+def daemon_database_file(opts: DaemonOptions) -> Path | None:
+    return None
+
+
+def daemon_table(opts: DaemonOptions) -> str:
+    return opts.get("mysql-table") or DEFAULT_TABLE
+
+
+def daemon_queue_url(opts: DaemonOptions) -> str | None:
+    m = daemon_server(opts)
+    auth = quote(str(m["user"]), safe="")
+    if m["password"]:
+        auth += ":" + quote(str(m["password"]), safe="")
+    # gearmand's libmysqlclient reads "localhost" as the local socket; PyMySQL
+    # has no such rule, so reach the same server over loopback TCP.
+    host = "127.0.0.1" if m["host"] == "localhost" else m["host"]
+    return f"mysql+pymysql://{auth}@{host}:{m['port']}/{m['db']}"
+
+
+def daemon_uses(url: URL, opts: DaemonOptions) -> bool:
+    """Whether the daemon's queue is on this URL's server and database (the table is
+    compared already)."""
+    m = daemon_server(opts)
+    return (
+        same_host(str(m["host"]), url.host or "localhost")
+        and int(m["port"]) == (url.port or 3306)
+        and m["db"] == (url.database or "")
+    )
+
+
+def gearmand_options(url: URL, table: str, mask: str | None) -> list[str]:
+    """The `-q ...` options that make gearmand use this queue table; the password is
+    replaced by `mask` unless that is None."""
+    password = url.password or ""
+    return [
+        "-q",
+        "MySQL",
+        "--mysql-host",
+        url.host or "localhost",
+        "--mysql-port",
+        str(url.port or 3306),
+        "--mysql-user",
+        url.username or "",
+        "--mysql-password",
+        password if mask is None or not password else mask,
+        "--mysql-db",
+        url.database or "",
+        "--mysql-table",
+        table,
+    ]
+
+
+def still_held(url: URL) -> str | None:
+    return None  # a server: nothing to check once no daemon uses the queue
+
+
+# -- connecting ----------------------------------------------------------------------------
 
 
 def create_engine(url: URL) -> Engine:
@@ -167,6 +278,33 @@ def insert_statements(raw_conn: object, table: str, rows: list, limit: int) -> l
     return statements
 
 
+# Each DDL statement commits: batches are transactions of their own, a staging table is
+# dropped by hand, and the swap is one atomic RENAME TABLE.
+TRANSACTIONAL_DDL = False
+INT32_WHEN_TO_RUN = True  # when_to_run is a signed 32-bit INT
+TEXT_CHARSETS = True  # the plugin's table has the server's default charset (latin1?)
+
+
+def begin_batch(raw_conn: object) -> None:
+    raw_conn.begin()  # type: ignore[attr-defined]
+
+
+def end_batch(raw_conn: object) -> None:
+    raw_conn.commit()  # type: ignore[attr-defined]
+
+
+def undo_batch(raw_conn: object) -> None:
+    raw_conn.rollback()  # type: ignore[attr-defined]
+
+
+def bulk_load(writer: StagingWriter) -> StagingWriter:
+    return writer  # not used: batches are written from a thread of their own (staging.py)
+
+
+def create_database_file(path: Path) -> None:
+    raise NotImplementedError  # a server: database_file() is None
+
+
 # Binary and NO PAD: every distinct key stays distinct, as in gearmand's memory
 # (MySQL 8, MariaDB 10.2+). utf8mb4_bin is binary but PAD SPACE: 'a' = 'a '.
 NO_PAD_BINARY = ("utf8mb4_0900_bin", "utf8mb4_nopad_bin")
@@ -233,6 +371,22 @@ def swap(conn: sa.Connection, target: str, staging: str, old: str | None) -> Non
 
 def drop_table(conn: sa.Connection, name: str, temporary: bool = False) -> None:
     conn.exec_driver_sql(f"DROP {'TEMPORARY ' if temporary else ''}TABLE IF EXISTS `{name}`")
+
+
+# `migrate --move`: the source locked against writers until the emptying commits.
+# Whatever the server's default: READ COMMITTED takes no gap locks, so a new row could
+# be inserted between the proof and the DELETE.
+MOVE_ISOLATION = "REPEATABLE READ"
+
+
+def count_locked(conn: sa.Connection, table: str) -> int:
+    """The rows of `table` (quoted), locked against writers for the transaction."""
+    # `data` is in no index, so every row is read (and locked) in the clustered index,
+    # which any UPDATE or DELETE must lock too; the scan's next-key locks up to the
+    # supremum keep inserts out.
+    return conn.exec_driver_sql(
+        f"SELECT COUNT(*), SUM(LENGTH(data)) FROM {table} FOR UPDATE"
+    ).one()[0]
 
 
 # -- checksum on the server ----------------------------------------------------------------
@@ -305,9 +459,101 @@ def stored_checksum(conn: sa.Connection, table: sa.Table) -> Checksum:
     return server_checksum(conn, table)
 
 
+LENIENT_TEXT = False  # the server converts text; the driver reads it as UTF-8
+
+
+def read_text_lenient(raw_conn: object) -> None:
+    raise NotImplementedError  # LENIENT_TEXT is False
+
+
+# -- restore: the table or the rows replaced -------------------------------------------
+
+# TEMPORARY tables (this connection only, gone with it) for a rows snapshot.
+UNDO_KEYS, UNDO_ROWS = "qt_undo_keys", "qt_undo_rows"
+
+
+def replace_table(job: Restoring) -> Replaced:
+    """restore: staging table LIKE the queue table, checked, then one atomic RENAME TABLE.
+
+    One DELETE + INSERT transaction of a big queue puts every row into InnoDB's undo
+    log twice and was measured ~15x slower (236 s at 1M rows)."""
+    store, snapshot_before = job.store, job.snapshot_before
+    d = store.dialect
+    target = store.table_name
+    staging, old = job.staging, job.old
+    with store.connect() as conn:
+        d.prepare_writer(conn.connection.dbapi_connection)  # strict mode: nothing cut
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        store.require_table(conn)
+        before = snapshot_before(conn)
+        rows_before = before.rows if before is not None else store.count(conn)
+        for leftover in (staging, old):  # from a restore that was killed
+            d.drop_table(conn, leftover)
+        d.create_staging(conn, store, staging, target)
+        try:
+            job.insert_rows(conn, staging)
+            after = job.check(conn, staging)
+            d.swap(conn, target, staging, old)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                d.drop_table(conn, staging)
+            raise
+        d.drop_table(conn, old)
+    return before, rows_before, after
+
+
+def replace_rows(job: Restoring) -> Replaced:
+    """restore of a rows snapshot: its keys and rows go into TEMPORARY tables LIKE the queue
+    table (same charset and collation, so keys compare as the unique key does), then
+    one transaction deletes the rows with those keys and inserts the snapshot's."""
+    from ..store import COLUMNS  # store imports this module
+
+    store, keep_replaced = job.store, job.keep_replaced
+    d = store.dialect
+    table = f"`{store.table_name}`"
+    columns = ", ".join(f"q.`{c}`" for c in COLUMNS)
+    join = (
+        f"FROM `{UNDO_KEYS}` AS k JOIN {table} AS q "
+        "ON q.unique_key <=> k.unique_key AND q.function_name <=> k.function_name"
+    )
+    with store.connect() as conn:
+        d.prepare_writer(conn.connection.dbapi_connection)  # strict mode: nothing cut
+        try:
+            with conn.begin():
+                store.require_table(conn)
+                for name in (UNDO_KEYS, UNDO_ROWS):
+                    conn.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS `{name}`")
+                    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE `{name}` LIKE {table}")
+                job.insert_rows(conn, UNDO_KEYS, keys=True)
+                job.insert_rows(conn, UNDO_ROWS)
+                with stream_query(conn, f"SELECT {columns} {join}") as current:
+                    before = keep_replaced(current)
+                replaced = conn.exec_driver_sql(f"DELETE q {join}").rowcount
+                names = ", ".join(f"`{c}`" for c in COLUMNS)
+                conn.exec_driver_sql(
+                    f"INSERT INTO {table} ({names}) SELECT {names} FROM `{UNDO_ROWS}`"
+                )
+                with stream_query(conn, f"SELECT {columns} {join}") as restored:
+                    after = job.check_rows(restored)
+        finally:
+            with contextlib.suppress(Exception):
+                for name in (UNDO_KEYS, UNDO_ROWS):
+                    conn.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS `{name}`")
+    return before, replaced, after
+
+
+def stream_query(conn: sa.Connection, sql: str) -> sa.CursorResult:
+    """The rows of a plain SQL query, streamed (a server-side cursor on MySQL); close
+    it (`with`) before the next statement."""
+    return conn.execution_options(stream_results=True, yield_per=5000).exec_driver_sql(sql)
+
+
 def stream_cursor(raw_conn: object) -> object:
     """A server-side (unbuffered) cursor: rows arrive as they are read, memory stays flat."""
     return raw_conn.cursor(pymysql.cursors.SSCursor)  # type: ignore[attr-defined]
+
+
+REPAIRS_ROWS = False  # repairable() matches nothing: MySQL enforces the column types
 
 
 def repairable(table: sa.Table) -> sa.ColumnElement[bool]:

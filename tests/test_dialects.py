@@ -1,0 +1,61 @@
+"""The dialect boundary: one interface, a registry by name, never a silent MySQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from queuetool.errors import UsageError
+from queuetool.table.dialects import (
+    DIALECTS,
+    Dialect,
+    dialect_for,
+    dialect_for_queue_type,
+    dialect_for_url,
+)
+from queuetool.table.store import QueueStore
+
+
+def _members() -> set[str]:
+    names = set(Dialect.__annotations__) | {
+        n for n in vars(Dialect) if not n.startswith("_") and callable(getattr(Dialect, n))
+    }
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(DIALECTS))
+def test_every_dialect_provides_the_whole_interface(name):
+    dialect = dialect_for(name)
+    missing = sorted(m for m in _members() if not hasattr(dialect, m))
+    assert missing == []
+    assert name == dialect.NAME
+
+
+def test_an_unknown_backend_is_an_error():
+    with pytest.raises(UsageError, match="unknown queue backend 'postgresql': queuetool knows "):
+        dialect_for("postgresql")
+
+
+def test_a_url_object_of_an_unknown_backend_is_refused_not_taken_for_mysql():
+    # A URL object skips parse_queue_url; the store used to treat it as MySQL.
+    url = make_url("postgresql://u:secret@db/gearman")
+    assert dialect_for_url(url) is None
+    with pytest.raises(UsageError) as caught:
+        QueueStore(url)
+    assert str(caught.value) == (
+        "unsupported queue database 'postgresql' in postgresql://u:***@db/gearman: "
+        "use sqlite:///PATH or mysql+pymysql://USER:PASS@HOST:PORT/DB"
+    )
+
+
+def test_mariadb_urls_are_the_mysql_dialect():
+    store = QueueStore("mariadb://u:p@127.0.0.1/q")
+    assert store.backend == "mysql" and store.url.drivername == "mysql+pymysql"
+    assert store.url.query["charset"] == "utf8mb4"
+
+
+def test_the_dialect_of_a_gearmand_queue_type():
+    assert dialect_for_queue_type("libsqlite3") is dialect_for("sqlite")
+    assert dialect_for_queue_type("MySQL") is dialect_for("mysql")  # gearmand's spelling
+    assert dialect_for_queue_type("Postgres") is None
+    assert dialect_for_queue_type("builtin") is None
