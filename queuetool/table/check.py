@@ -23,7 +23,8 @@ DESCRIPTIONS = {
     "when_to_run_type": "when_to_run is not an INTEGER (replay fails: daemon does not start)",
     "priority_range": "priority outside 0..2 (gearmand crashes on replay)",
     "unique_key_empty": "unique_key is empty",
-    "unique_key_length": f"unique_key longer than {MAX_UNIQUE_BYTES} bytes (gearmand cuts it)",
+    "unique_key_length": f"unique_key of {MAX_UNIQUE_BYTES + 1} bytes or more (gearmand cuts the "
+    f"key to {MAX_UNIQUE_BYTES} bytes and puts a NUL before the payload after a restart)",
     "function_name_empty": "function_name is empty",
     "when_to_run_range": "when_to_run outside the 32-bit range a MySQL queue can hold",
     "duplicate_key": "duplicate (unique_key, function_name) pairs (no key enforces them)",

@@ -24,7 +24,9 @@ from .dialects import mysql as mysql_dialect
 from .dialects import sqlite as sqlite_dialect
 
 COLUMNS = ("unique_key", "function_name", "priority", "data", "when_to_run")
-MAX_UNIQUE_BYTES = 64  # GEARMAN_MAX_UNIQUE_SIZE; also MySQL's VARCHAR(64)
+# GEARMAN_MAX_UNIQUE_SIZE is 64 with the terminating NUL: a 64-byte key is cut to 63
+# and its job's payload gets a NUL in front after a restart (GEARMAND.md).
+MAX_UNIQUE_BYTES = 63
 MAX_FUNCTION_BYTES = 255  # MySQL's VARCHAR(255)
 INT32_MAX = 2**31 - 1  # MySQL's when_to_run is a signed 32-bit INT
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$")
