@@ -45,6 +45,7 @@ from .. import __version__
 from ..config import DEFAULT_KEEP, default_snapshot_dir
 from ..errors import SnapshotError, UsageError
 from ..table.checksum import ALGORITHM, Checksum, stream_rows
+from ..table.dialects.sqlite import insert_exact, lenient_text, not_utf8
 from ..table.store import COLUMNS, QueueStore, queue_table
 
 FORMAT = "queuetool-snapshot/1"
@@ -61,8 +62,6 @@ TABLE, ROWS = "table", "rows"  # the scopes
 Scope = Callable[[sa.Table], sa.ColumnElement[bool]]
 # Puts the rows (and keys) into the new file; returns how many of each.
 Fill = Callable[[sqlite3.Connection], tuple[int, int]]
-_INSERT = "INSERT INTO rows VALUES (?, ?, ?, ?, ?)"
-_INSERT_KEY = "INSERT INTO keys VALUES (?, ?)"
 _SELECT = "SELECT " + ", ".join(COLUMNS) + " FROM rows"
 
 
@@ -372,13 +371,13 @@ def _fill_from_rows(
     count = 0
     db.execute("BEGIN")
     for batch in batched(rows, BATCH):
-        db.executemany(_INSERT, batch)
+        insert_exact(db, "rows", batch)
         if keys is None:
-            db.executemany(_INSERT_KEY, ((row[0], row[1]) for row in batch))
+            insert_exact(db, "keys", [(row[0], row[1]) for row in batch])
         count += len(batch)
     covered = count if keys is None else 0
     for batch in batched(keys or (), BATCH):
-        db.executemany(_INSERT_KEY, batch)
+        insert_exact(db, "keys", batch)
         covered += len(batch)
     db.execute("COMMIT")
     return count, covered
@@ -432,13 +431,17 @@ def batched(rows: Iterable[Iterable[object]], size: int) -> Iterator[list]:
 
 
 @contextlib.contextmanager
-def _open(path: Path) -> Iterator[sqlite3.Connection]:
+def _open(path: Path, lenient: bool = False) -> Iterator[sqlite3.Connection]:
+    """The file, read-only; `lenient` reads TEXT that is not UTF-8 (a SQLite queue's keys
+    can be), at some cost per value."""
     if not path.is_file():
         raise SnapshotError(f"snapshot not found: {path}")
     try:
         db = sqlite3.connect(_uri(path, readonly=True), uri=True)
     except sqlite3.Error as exc:
         raise SnapshotError(f"cannot open snapshot {path}: {exc}") from exc
+    if lenient:
+        db.text_factory = lenient_text
     try:
         yield db
     finally:
@@ -476,18 +479,21 @@ def read_manifest(path: str | os.PathLike[str]) -> SnapshotInfo:
         raise SnapshotError(f"{path}: incomplete manifest ({exc})") from exc
 
 
-def snapshot_rows(path: str | os.PathLike[str], batch: int = BATCH) -> Iterator[list[tuple]]:
-    """The snapshot's rows in batches, streamed (values exactly as stored)."""
-    return _batches(Path(path), _SELECT, batch)
+def snapshot_rows(
+    path: str | os.PathLike[str], batch: int = BATCH, lenient: bool = False
+) -> Iterator[list[tuple]]:
+    """The snapshot's rows in batches, streamed (values exactly as stored; TEXT that is
+    not UTF-8 is an error unless `lenient`)."""
+    return _batches(Path(path), _SELECT, batch, lenient)
 
 
 def snapshot_keys(path: str | os.PathLike[str], batch: int = BATCH) -> Iterator[list[tuple]]:
     """The (unique_key, function_name) pairs a rows snapshot covers, in batches."""
-    return _batches(Path(path), "SELECT unique_key, function_name FROM keys", batch)
+    return _batches(Path(path), "SELECT unique_key, function_name FROM keys", batch, True)
 
 
-def _batches(path: Path, query: str, batch: int) -> Iterator[list[tuple]]:
-    with _open(path) as db:
+def _batches(path: Path, query: str, batch: int, lenient: bool) -> Iterator[list[tuple]]:
+    with _open(path, lenient) as db:
         try:
             cursor = db.execute(query)
             while rows := cursor.fetchmany(batch):
@@ -497,10 +503,18 @@ def _batches(path: Path, query: str, batch: int) -> Iterator[list[tuple]]:
 
 
 def _hash_rows(path: Path) -> Checksum:
-    """The checksum of the rows in the file, as they are there."""
-    checksum = Checksum()
-    for rows in snapshot_rows(path):
-        checksum.update(rows)
+    """The checksum of the rows in the file, as they are there: read strictly first (the
+    faster decoder), again leniently if some TEXT is not UTF-8."""
+    for lenient in (False, True):
+        checksum = Checksum()
+        try:
+            for rows in snapshot_rows(path, lenient=lenient):
+                checksum.update(rows)
+        except SnapshotError as exc:
+            if lenient or exc.__cause__ is None or not not_utf8(exc.__cause__):
+                raise
+            continue
+        break
     return checksum
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..render import printable
 from .store import COLUMNS, INT32_MAX, MAX_UNIQUE_BYTES, QueueStore
 
 EXAMPLES = 5
@@ -165,4 +166,6 @@ def _duplicates(
 
 
 def _ex(row: sa.Row) -> tuple[str | None, str | None]:
-    return tuple(v if v is None or isinstance(v, str) else repr(v) for v in row)  # type: ignore[return-value]
+    return tuple(  # type: ignore[return-value]
+        v if v is None else printable(v) if isinstance(v, str) else repr(v) for v in row
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Sequence
 from itertools import chain
 
 import sqlalchemy as sa
@@ -32,6 +34,8 @@ def create_engine(url: URL) -> Engine:
     def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         # Let SQLAlchemy, not the driver, manage transactions (pysqlite quirk).
         dbapi_conn.isolation_level = None
+        # gearmand stores and replays keys that are not UTF-8: every row must be readable.
+        dbapi_conn.text_factory = lenient_text
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn):  # type: ignore[no-untyped-def]
@@ -41,6 +45,48 @@ def create_engine(url: URL) -> Engine:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def lenient_text(raw: bytes) -> str:
+    """TEXT as SQLite holds it, byte for byte: bytes that are not UTF-8 become lone
+    surrogates (surrogateescape), which checksum.py hashes and `insert_exact` writes back
+    as the same bytes. The default decoder is faster, but refuses such a row."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def not_utf8(exc: BaseException) -> bool:
+    """Whether a sqlite3 error is a strict read meeting TEXT that is not UTF-8."""
+    return isinstance(exc, sqlite3.OperationalError) and "decode to UTF-8" in str(exc)
+
+
+def insert_exact(db: sqlite3.Connection, table: str, rows: Sequence[Sequence[object]]) -> None:
+    """INSERT `rows` into `table` (inside a transaction), TEXT that is not UTF-8 included.
+
+    sqlite3 cannot bind a str holding surrogates (`lenient_text`'s bytes that were not
+    UTF-8): such a value is bound as its bytes and CAST to TEXT, which keeps them exactly.
+    Only a batch holding one pays for the row-by-row path."""
+    if not rows:
+        return
+    marks = ", ".join("?" * len(rows[0]))
+    db.execute("SAVEPOINT qt_insert")
+    try:
+        db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+    except UnicodeEncodeError:
+        db.execute("ROLLBACK TO qt_insert")
+        for row in rows:
+            values = [_exact_value(v) for v in row]
+            marks = ", ".join(m for m, _ in values)
+            db.execute(f"INSERT INTO {table} VALUES ({marks})", [v for _, v in values])
+    db.execute("RELEASE qt_insert")
+
+
+def _exact_value(value: object) -> tuple[str, object]:
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "CAST(? AS TEXT)", value.encode("utf-8", "surrogateescape")
+    return "?", value
 
 
 def column_type_problem(name: str, coltype: sa.types.TypeEngine) -> str | None:
