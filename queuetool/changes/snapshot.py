@@ -29,8 +29,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import sqlite3
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,7 +45,7 @@ from sqlalchemy.engine import Connection
 
 from .. import __version__
 from ..config import DEFAULT_KEEP, default_snapshot_dir
-from ..errors import SnapshotError, UsageError
+from ..errors import QueuetoolWarning, SnapshotError, UsageError
 from ..table.checksum import ALGORITHM, Checksum, stream_rows
 from ..table.dialects.sqlite import insert_exact, lenient_text, not_utf8
 from ..table.store import COLUMNS, QueueStore, queue_table
@@ -63,6 +65,12 @@ Scope = Callable[[sa.Table], sa.ColumnElement[bool]]
 # Puts the rows (and keys) into the new file; returns how many of each.
 Fill = Callable[[sqlite3.Connection], tuple[int, int]]
 _SELECT = "SELECT " + ", ".join(COLUMNS) + " FROM rows"
+# `_write`'s temporary name: `.NAME.qtsnap.PID.tmp`.
+_TEMPORARY = re.compile(rf"^\..+{re.escape(SUFFIX)}\.(\d+)\.tmp$")
+
+
+class LeftoverRemoved(QueuetoolWarning):
+    """A temporary snapshot file of a queuetool process that was killed was removed."""
 
 
 @dataclass(frozen=True)
@@ -276,6 +284,7 @@ def _take(
             raise SnapshotError(f"directory {target.parent} does not exist")
     else:
         target = snapshot_dir(directory, create) / snapshot_name(store.table_name, created, reason)
+    remove_leftovers(target.parent)
     manifest = {
         "format": FORMAT,
         "source": store.display_url,
@@ -554,11 +563,51 @@ def _size(path: Path) -> int:
         return 0
 
 
+def remove_leftovers(directory: Path) -> list[Path]:
+    """Remove the temporary files of snapshots whose writer was killed (SIGKILL, a crash:
+    nothing else leaves one), with a warning naming each; returns them.
+
+    A file whose process still runs (or whose pid another process now has) is kept:
+    it may be a snapshot being written right now."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for path in directory.iterdir():
+            found = _TEMPORARY.match(path.name)
+            if found is None or _alive(int(found[1])):
+                continue
+            size = _size(path)
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            removed.append(path)
+            warnings.warn(
+                f"removed {path} ({size:,} bytes), the unfinished snapshot of a queuetool "
+                f"process ({found[1]}) that was killed while writing it",
+                LeftoverRemoved,
+                stacklevel=2,
+            )
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it runs, as another user
+        return True
+    return True
+
+
 def prune(
     directory: Path, keep: int, newest: SnapshotInfo, protect: Path | None = None
 ) -> list[Path]:
     """Delete all but the newest `keep` snapshots of `newest`'s source and table, never
-    `protect` (the snapshot a restore is reading)."""
+    `protect` (the snapshot a restore is reading), and what killed writers left."""
+    remove_leftovers(directory)
     same = [
         s
         for s in list_snapshots(directory)
