@@ -30,7 +30,17 @@ MAX_UNIQUE_BYTES = 63
 MAX_FUNCTION_BYTES = 255  # MySQL's VARCHAR(255)
 INT32_MAX = 2**31 - 1  # MySQL's when_to_run is a signed 32-bit INT
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$")
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+
+
+def _sql_dir() -> Path:
+    """gearmand's DDL files: in the installed package (pyproject.toml ships the top-level
+    sql/ as queuetool/sql), else in the source tree (a checkout, an editable install)."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "sql"
+    return installed if installed.is_dir() else package.parent / "sql"
+
+
+SQL_DIR = _sql_dir()
 
 
 def queue_table(name: str = DEFAULT_TABLE, schema: str | None = None) -> sa.Table:
