@@ -27,6 +27,7 @@ def render(
     `columns` names the CSV header for when there are no rows: a script reading the
     CSV still gets its header line.
     """
+    rows = map(_printable_row, rows)
     if fmt == "json":
         return _json(rows, out)
     if fmt == "csv":
@@ -34,6 +35,21 @@ def render(
     if fmt == "table":
         return _table(list(rows), out)
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def printable(text: str) -> str:
+    """Text as it can be printed: bytes that were not UTF-8 (a SQLite key read with
+    surrogateescape; gearmand stores such keys) as backslash escapes, like b'\\xff'."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _printable_row(row: dict[str, object]) -> dict[str, object]:
+    for value in row.values():
+        if isinstance(value, str) and not value.isascii():
+            return {k: printable(v) if isinstance(v, str) else v for k, v in row.items()}
+    return row
 
 
 def _table(rows: list[dict[str, object]], out: TextIO) -> int:

@@ -31,7 +31,9 @@ SQLITE_PROBLEMS = [
     ("priority_type", ("u1", "fn", None, b"x", 0)),
     ("priority_type", ("u1", "fn", 1.5, b"x", 0)),
     ("unique_key_length", ("k" * 65, "fn", 1, b"x", 0)),
+    ("unique_key_length", ("k" * 64, "fn", 1, b"x", 0)),  # gearmand cuts it: see below
     ("unique_key_length", ("é" * 33, "fn", 1, b"x", 0)),  # 33 characters, 66 bytes
+    ("unique_key_length", ("é" * 32, "fn", 1, b"x", 0)),  # 32 characters, 64 bytes
     ("unique_key_empty", ("", "fn", 1, b"x", 0)),
     ("unique_key_type", (b"u1", "fn", 1, b"x", 0)),
     ("unique_key_type", (None, "fn", 1, b"x", 0)),
@@ -44,8 +46,8 @@ SQLITE_PROBLEMS = [
 # Rows at the edge of every rule that gearmand takes: none may be flagged.
 EDGE_ROWS = [
     GOOD,
-    ("k" * 64, "fn", 0, b"", 0),
-    ("é" * 32, "fn", 2, b"\x00\xff", 2**31 - 1),  # 64 bytes
+    ("k" * 63, "fn", 0, b"", 0),
+    ("é" * 31 + "k", "fn", 2, b"\x00\xff", 2**31 - 1),  # 63 bytes
     (" ", "fn", 1, b"x", -(2**31)),
     ("u2", " ", 1, b"x", 1_700_000_000),
     ("U2", "fn", 1, b"x", 0),
@@ -176,11 +178,50 @@ def test_mysql_empty_payload_as_gearmand_writes_it_is_fine(mysql_queue):
     assert [r.data for r in work(daemon.port, ["fn"], 1, timeout=10)] == [b""]
 
 
-def test_mysql_unique_key_over_64_bytes_in_a_utf8mb4_table(mysql_queue):
+def test_mysql_unique_key_of_64_bytes_or_more_in_a_utf8mb4_table(mysql_queue):
     mysql_queue.sql(f"ALTER TABLE {mysql_queue.table} CONVERT TO CHARACTER SET utf8mb4")
     # VARCHAR(64) counts characters: 33 'é' fit, but they are 66 bytes to gearmand.
-    mysql_queue.insert([GOOD, ("é" * 33, "fn", 1, b"x", 0), ("é" * 32, "fn", 1, b"x", 0)])
-    assert checked(mysql_queue).problems == [Problem("unique_key_length", 1, [("é" * 33, "fn")])]
+    mysql_queue.insert(
+        [
+            GOOD,
+            ("é" * 33, "fn", 1, b"x", 0),
+            ("é" * 32, "fn", 1, b"x", 0),
+            ("é" * 31, "fn", 1, b"x", 0),
+        ]
+    )
+    (problem,) = checked(mysql_queue).problems
+    assert (problem.kind, problem.count) == ("unique_key_length", 2)
+    assert sorted(problem.examples) == [("é" * 32, "fn"), ("é" * 33, "fn")]
+
+
+def test_mysql_64_byte_key_flagged_63_not(mysql_queue, cli):
+    mysql_queue.insert([("k" * 63, "fn", 1, b"x", 0), ("k" * 64, "fn", 1, b"x", 0)])
+    assert checked(mysql_queue).problems == [Problem("unique_key_length", 1, [("k" * 64, "fn")])]
+    out = cli("check", *mysql_queue.cli_args())
+    assert out.exit_code == 1
+    assert out.stdout.splitlines()[-1] == "2 rows checked: 1 unique_key_length"
+
+
+def test_gearmand_corrupts_a_64_byte_key_after_a_restart(queue, cli):
+    """GEARMAND.md: a job with a 64-byte key comes back with the key cut to 63 bytes and
+    a NUL before its payload; 63 bytes are safe. `check` flags exactly the first."""
+    daemon = queue.gearmand()
+    submit(daemon.port, [JobSpec("fn", "a" * 64, b"payload"), JobSpec("fn", "b" * 63, b"payload")])
+    daemon.stop()
+    # gearmand itself stores the 64-byte key as 63 bytes and a NUL (64 bytes).
+    stored = sorted(queue.sql(f"SELECT unique_key FROM {queue.table}"))
+    assert [len(k.encode()) for (k,) in stored] == [64, 63]
+    assert stored[0][0] == "a" * 63 + "\0"
+    assert checked(queue).problems == [Problem("unique_key_length", 1, [("a" * 63 + "\0", "fn")])]
+    out = cli("check", *queue.cli_args())
+    assert out.exit_code == 1
+    assert out.stdout.splitlines()[-1] == "2 rows checked: 1 unique_key_length"
+    daemon.start()
+    got = sorted(work(daemon.port, ["fn"], 2, timeout=30), key=lambda r: r.unique)
+    assert [(r.unique, r.data) for r in got] == [
+        ("a" * 63, b"\x00payload"),  # the job is corrupted
+        ("b" * 63, b"payload"),
+    ]
 
 
 # -- duplicates and schema problems ----------------------------------------------------

@@ -19,6 +19,7 @@ sets.
 from __future__ import annotations
 
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -30,13 +31,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..config import DEFAULT_KEEP
-from ..errors import UsageError, VerifyError
+from ..errors import QueuetoolWarning, UsageError, VerifyError
 from ..priority import Priority
-from ..table.check import CheckResult, check
+from ..table.check import CheckResult, check, conditions
 from ..table.export import check_export_path, export_jobs
 from ..table.filters import JobFilter
 from ..table.jobs import Job, select_jobs
-from ..table.store import INT32_MAX, QueueStore
+from ..table.store import INT32_MAX, MAX_UNIQUE_BYTES, QueueStore
 from ..timeparse import format_epoch
 from .restore import RestoreResult, restore
 from .snapshot import SnapshotInfo, check_keep, prune, take
@@ -492,6 +493,8 @@ def apply_edits(
                 checked = prechecked.result() if prechecked is not None else None
                 if checked is not None and checked.ok:
                     result.checked = checked
+                if result.checked is None:
+                    _warn_long_keys(store, conn, frozen)
                 real = [e for e in frozen if not isinstance(e, Repair)]
                 # With the table checked clean its repairs match nothing, so a rows
                 # snapshot holds exactly the rows of the batch's one real edit.
@@ -578,6 +581,29 @@ def _examine(store: QueueStore, conn: Connection, edit: Edit) -> int:
             "run `queuetool check` and repair those rows first"
         )
     return checked.rows
+
+
+class LongKeys(QueuetoolWarning):
+    """The table holds jobs whose unique key gearmand corrupts on its next start."""
+
+
+def _warn_long_keys(store: QueueStore, conn: Connection, edits: Sequence[Edit]) -> None:
+    """Name the jobs whose unique key gearmand corrupts on its next start that the batch
+    leaves in the table. An edit never changes a key, so it cannot make one, but neither
+    may it pass over them silently (the window's check refuses such a table)."""
+    long_key = conditions(store)["unique_key_length"]
+    purged = [e.where(store) for e in edits if isinstance(e, Purge)]
+    left = sa.and_(long_key, sa.not_(sa.or_(*purged))) if purged else long_key
+    count = _count(conn, store, left)
+    if count:
+        warnings.warn(
+            f"{count} jobs in the table have a unique key of {MAX_UNIQUE_BYTES + 1} bytes or "
+            f"more: after a restart gearmand cuts such a key to {MAX_UNIQUE_BYTES} bytes and "
+            "puts a NUL before the payload. See `queuetool check`; purge them (with --export) "
+            "and submit them again with shorter keys",
+            LongKeys,
+            stacklevel=2,
+        )
 
 
 def _count(conn: Connection, store: QueueStore, where: sa.ColumnElement[bool]) -> int:

@@ -29,8 +29,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import sqlite3
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,8 +45,9 @@ from sqlalchemy.engine import Connection
 
 from .. import __version__
 from ..config import DEFAULT_KEEP, default_snapshot_dir
-from ..errors import SnapshotError, UsageError
+from ..errors import QueuetoolWarning, SnapshotError, UsageError
 from ..table.checksum import ALGORITHM, Checksum, stream_rows
+from ..table.dialects.sqlite import insert_exact, lenient_text, not_utf8
 from ..table.store import COLUMNS, QueueStore, queue_table
 
 FORMAT = "queuetool-snapshot/1"
@@ -61,9 +64,13 @@ TABLE, ROWS = "table", "rows"  # the scopes
 Scope = Callable[[sa.Table], sa.ColumnElement[bool]]
 # Puts the rows (and keys) into the new file; returns how many of each.
 Fill = Callable[[sqlite3.Connection], tuple[int, int]]
-_INSERT = "INSERT INTO rows VALUES (?, ?, ?, ?, ?)"
-_INSERT_KEY = "INSERT INTO keys VALUES (?, ?)"
 _SELECT = "SELECT " + ", ".join(COLUMNS) + " FROM rows"
+# `_write`'s temporary name: `.NAME.qtsnap.PID.tmp`.
+_TEMPORARY = re.compile(rf"^\..+{re.escape(SUFFIX)}\.(\d+)\.tmp$")
+
+
+class LeftoverRemoved(QueuetoolWarning):
+    """A temporary snapshot file of a queuetool process that was killed was removed."""
 
 
 @dataclass(frozen=True)
@@ -277,6 +284,7 @@ def _take(
             raise SnapshotError(f"directory {target.parent} does not exist")
     else:
         target = snapshot_dir(directory, create) / snapshot_name(store.table_name, created, reason)
+    remove_leftovers(target.parent)
     manifest = {
         "format": FORMAT,
         "source": store.display_url,
@@ -372,13 +380,13 @@ def _fill_from_rows(
     count = 0
     db.execute("BEGIN")
     for batch in batched(rows, BATCH):
-        db.executemany(_INSERT, batch)
+        insert_exact(db, "rows", batch)
         if keys is None:
-            db.executemany(_INSERT_KEY, ((row[0], row[1]) for row in batch))
+            insert_exact(db, "keys", [(row[0], row[1]) for row in batch])
         count += len(batch)
     covered = count if keys is None else 0
     for batch in batched(keys or (), BATCH):
-        db.executemany(_INSERT_KEY, batch)
+        insert_exact(db, "keys", batch)
         covered += len(batch)
     db.execute("COMMIT")
     return count, covered
@@ -432,13 +440,17 @@ def batched(rows: Iterable[Iterable[object]], size: int) -> Iterator[list]:
 
 
 @contextlib.contextmanager
-def _open(path: Path) -> Iterator[sqlite3.Connection]:
+def _open(path: Path, lenient: bool = False) -> Iterator[sqlite3.Connection]:
+    """The file, read-only; `lenient` reads TEXT that is not UTF-8 (a SQLite queue's keys
+    can be), at some cost per value."""
     if not path.is_file():
         raise SnapshotError(f"snapshot not found: {path}")
     try:
         db = sqlite3.connect(_uri(path, readonly=True), uri=True)
     except sqlite3.Error as exc:
         raise SnapshotError(f"cannot open snapshot {path}: {exc}") from exc
+    if lenient:
+        db.text_factory = lenient_text
     try:
         yield db
     finally:
@@ -476,18 +488,21 @@ def read_manifest(path: str | os.PathLike[str]) -> SnapshotInfo:
         raise SnapshotError(f"{path}: incomplete manifest ({exc})") from exc
 
 
-def snapshot_rows(path: str | os.PathLike[str], batch: int = BATCH) -> Iterator[list[tuple]]:
-    """The snapshot's rows in batches, streamed (values exactly as stored)."""
-    return _batches(Path(path), _SELECT, batch)
+def snapshot_rows(
+    path: str | os.PathLike[str], batch: int = BATCH, lenient: bool = False
+) -> Iterator[list[tuple]]:
+    """The snapshot's rows in batches, streamed (values exactly as stored; TEXT that is
+    not UTF-8 is an error unless `lenient`)."""
+    return _batches(Path(path), _SELECT, batch, lenient)
 
 
 def snapshot_keys(path: str | os.PathLike[str], batch: int = BATCH) -> Iterator[list[tuple]]:
     """The (unique_key, function_name) pairs a rows snapshot covers, in batches."""
-    return _batches(Path(path), "SELECT unique_key, function_name FROM keys", batch)
+    return _batches(Path(path), "SELECT unique_key, function_name FROM keys", batch, True)
 
 
-def _batches(path: Path, query: str, batch: int) -> Iterator[list[tuple]]:
-    with _open(path) as db:
+def _batches(path: Path, query: str, batch: int, lenient: bool) -> Iterator[list[tuple]]:
+    with _open(path, lenient) as db:
         try:
             cursor = db.execute(query)
             while rows := cursor.fetchmany(batch):
@@ -497,10 +512,18 @@ def _batches(path: Path, query: str, batch: int) -> Iterator[list[tuple]]:
 
 
 def _hash_rows(path: Path) -> Checksum:
-    """The checksum of the rows in the file, as they are there."""
-    checksum = Checksum()
-    for rows in snapshot_rows(path):
-        checksum.update(rows)
+    """The checksum of the rows in the file, as they are there: read strictly first (the
+    faster decoder), again leniently if some TEXT is not UTF-8."""
+    for lenient in (False, True):
+        checksum = Checksum()
+        try:
+            for rows in snapshot_rows(path, lenient=lenient):
+                checksum.update(rows)
+        except SnapshotError as exc:
+            if lenient or exc.__cause__ is None or not not_utf8(exc.__cause__):
+                raise
+            continue
+        break
     return checksum
 
 
@@ -540,11 +563,51 @@ def _size(path: Path) -> int:
         return 0
 
 
+def remove_leftovers(directory: Path) -> list[Path]:
+    """Remove the temporary files of snapshots whose writer was killed (SIGKILL, a crash:
+    nothing else leaves one), with a warning naming each; returns them.
+
+    A file whose process still runs (or whose pid another process now has) is kept:
+    it may be a snapshot being written right now."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for path in directory.iterdir():
+            found = _TEMPORARY.match(path.name)
+            if found is None or _alive(int(found[1])):
+                continue
+            size = _size(path)
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            removed.append(path)
+            warnings.warn(
+                f"removed {path} ({size:,} bytes), the unfinished snapshot of a queuetool "
+                f"process ({found[1]}) that was killed while writing it",
+                LeftoverRemoved,
+                stacklevel=2,
+            )
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it runs, as another user
+        return True
+    return True
+
+
 def prune(
     directory: Path, keep: int, newest: SnapshotInfo, protect: Path | None = None
 ) -> list[Path]:
     """Delete all but the newest `keep` snapshots of `newest`'s source and table, never
-    `protect` (the snapshot a restore is reading)."""
+    `protect` (the snapshot a restore is reading), and what killed writers left."""
+    remove_leftovers(directory)
     same = [
         s
         for s in list_snapshots(directory)

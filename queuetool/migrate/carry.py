@@ -20,7 +20,8 @@ Row = tuple  # (unique_key, function_name, priority, data, when_to_run)
 REASONS = {
     "unique_key_type": "unique_key is NULL or not text",
     "unique_key_empty": "unique_key is empty",
-    "unique_key_length": f"unique_key longer than {MAX_UNIQUE_BYTES} bytes",
+    "unique_key_length": f"unique_key of {MAX_UNIQUE_BYTES + 1} bytes or more (gearmand cuts it "
+    "and corrupts the payload)",
     "unique_key_utf8": "unique_key is not valid UTF-8",
     "unique_key_charset": "unique_key has characters the target table's charset cannot hold",
     "function_name_type": "function_name is NULL or not text",

@@ -462,8 +462,9 @@ def _stream(
     read = 0
     with source.connect() as sconn:
         raw = sconn.connection.dbapi_connection
-        if lenient:
-            source.dialect.read_text_lenient(raw)
+        # Strict first where the driver decodes text: its default decoder is faster than
+        # the lenient one, and text that is not UTF-8 is refused on the target anyway.
+        source.dialect.decode_text(raw, lenient)
         cursor = source.dialect.stream_cursor(raw)
         for rows in raw_batches(sconn, source.table, cursor, READ_BATCH):
             for row in rows:

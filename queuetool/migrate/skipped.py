@@ -46,14 +46,8 @@ def skipped_sink(
 
 
 def _exportable(row: Row) -> tuple:
-    """Text that was not UTF-8 is shown with backslash escapes; odd payloads as their repr."""
-
-    def text(v: object) -> object:
-        if isinstance(v, str):
-            return v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        return v
-
+    """Odd payloads as their repr (text that is not UTF-8: job_line keeps its bytes)."""
     unique, function, priority, data, when = row
     if not isinstance(data, bytes | bytearray | memoryview | str | type(None)):
         data = repr(data).encode()
-    return (text(unique), text(function), priority, data, when)
+    return (unique, function, priority, data, when)

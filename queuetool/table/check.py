@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..render import printable
 from .store import COLUMNS, INT32_MAX, MAX_UNIQUE_BYTES, QueueStore
 
 EXAMPLES = 5
@@ -23,7 +24,8 @@ DESCRIPTIONS = {
     "when_to_run_type": "when_to_run is not an INTEGER (replay fails: daemon does not start)",
     "priority_range": "priority outside 0..2 (gearmand crashes on replay)",
     "unique_key_empty": "unique_key is empty",
-    "unique_key_length": f"unique_key longer than {MAX_UNIQUE_BYTES} bytes (gearmand cuts it)",
+    "unique_key_length": f"unique_key of {MAX_UNIQUE_BYTES + 1} bytes or more (gearmand cuts the "
+    f"key to {MAX_UNIQUE_BYTES} bytes and puts a NUL before the payload after a restart)",
     "function_name_empty": "function_name is empty",
     "when_to_run_range": "when_to_run outside the 32-bit range a MySQL queue can hold",
     "duplicate_key": "duplicate (unique_key, function_name) pairs (no key enforces them)",
@@ -164,4 +166,6 @@ def _duplicates(
 
 
 def _ex(row: sa.Row) -> tuple[str | None, str | None]:
-    return tuple(v if v is None or isinstance(v, str) else repr(v) for v in row)  # type: ignore[return-value]
+    return tuple(  # type: ignore[return-value]
+        v if v is None else printable(v) if isinstance(v, str) else repr(v) for v in row
+    )

@@ -1,8 +1,11 @@
 """Export jobs as JSON Lines (payload base64), so purged jobs can be inspected or re-submitted.
 
 One object per line: {"unique_key", "function", "priority", "when_to_run", "data"},
-with `data` the payload in base64. The file is written under a temporary name,
-fsynced and renamed, mode 0600 (payloads can be private), never over an existing file.
+with `data` the payload in base64. A key or function name that is not UTF-8 (gearmand
+stores and replays such keys) is shown with backslash escapes, and its exact bytes
+follow in base64 as "unique_key_base64" / "function_base64". The file is written under
+a temporary name, fsynced and renamed, mode 0600 (payloads can be private), never over
+an existing file.
 """
 
 from __future__ import annotations
@@ -42,12 +45,35 @@ def job_line(row: sa.Row | tuple) -> str:
         "when_to_run": when,
         "data": payload,
     }
+    for name, value in (("unique_key", unique), ("function", function)):
+        raw = not_utf8_bytes(value)
+        if raw is not None:
+            record[f"{name}_base64"] = base64.b64encode(raw).decode("ascii")
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
+def not_utf8_bytes(value: object) -> bytes | None:
+    """The exact bytes of text that is not UTF-8 (a str read with surrogateescape, or
+    bytes); None for anything else."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+    elif isinstance(value, str) and not value.isascii():
+        raw = value.encode("utf-8", "surrogateescape")
+    else:
+        return None
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return raw
+    return None
+
+
 def _text(value: object) -> object:
+    """Text to show: bytes that are not UTF-8 as backslash escapes (exact: `*_base64`)."""
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", "backslashreplace")
+    if isinstance(value, str) and not value.isascii():
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return value
 
 

@@ -22,11 +22,23 @@ from ..errors import ConnectError, SchemaError, UsageError
 from .dialects import Dialect, dialect_for_url, url_examples
 
 COLUMNS = ("unique_key", "function_name", "priority", "data", "when_to_run")
-MAX_UNIQUE_BYTES = 64  # GEARMAN_MAX_UNIQUE_SIZE; also MySQL's VARCHAR(64)
+# GEARMAN_MAX_UNIQUE_SIZE is 64 with the terminating NUL: a 64-byte key is cut to 63
+# and its job's payload gets a NUL in front after a restart (GEARMAND.md).
+MAX_UNIQUE_BYTES = 63
 MAX_FUNCTION_BYTES = 255  # MySQL's VARCHAR(255)
 INT32_MAX = 2**31 - 1  # MySQL's when_to_run is a signed 32-bit INT
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$")
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+
+
+def _sql_dir() -> Path:
+    """gearmand's DDL files: in the installed package (pyproject.toml ships the top-level
+    sql/ as queuetool/sql), else in the source tree (a checkout, an editable install)."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "sql"
+    return installed if installed.is_dir() else package.parent / "sql"
+
+
+SQL_DIR = _sql_dir()
 
 
 def queue_table(name: str = DEFAULT_TABLE, schema: str | None = None) -> sa.Table:

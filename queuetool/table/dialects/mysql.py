@@ -462,8 +462,8 @@ def stored_checksum(conn: sa.Connection, table: sa.Table) -> Checksum:
 LENIENT_TEXT = False  # the server converts text; the driver reads it as UTF-8
 
 
-def read_text_lenient(raw_conn: object) -> None:
-    raise NotImplementedError  # LENIENT_TEXT is False
+def decode_text(raw_conn: object, lenient: bool) -> None:
+    pass  # the server converts text; the driver always reads it as UTF-8
 
 
 # -- restore: the table or the rows replaced -------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -132,6 +132,8 @@ def create_engine(url: URL) -> Engine:
     def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         # Let SQLAlchemy, not the driver, manage transactions (pysqlite quirk).
         dbapi_conn.isolation_level = None
+        # gearmand stores and replays keys that are not UTF-8: every row must be readable.
+        dbapi_conn.text_factory = lenient_text
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn):  # type: ignore[no-untyped-def]
@@ -141,6 +143,48 @@ def create_engine(url: URL) -> Engine:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def lenient_text(raw: bytes) -> str:
+    """TEXT as SQLite holds it, byte for byte: bytes that are not UTF-8 become lone
+    surrogates (surrogateescape), which checksum.py hashes and `insert_exact` writes back
+    as the same bytes. The default decoder is faster, but refuses such a row."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def not_utf8(exc: BaseException) -> bool:
+    """Whether a sqlite3 error is a strict read meeting TEXT that is not UTF-8."""
+    return isinstance(exc, sqlite3.OperationalError) and "decode to UTF-8" in str(exc)
+
+
+def insert_exact(db: sqlite3.Connection, table: str, rows: Sequence[Sequence[object]]) -> None:
+    """INSERT `rows` into `table` (inside a transaction), TEXT that is not UTF-8 included.
+
+    sqlite3 cannot bind a str holding surrogates (`lenient_text`'s bytes that were not
+    UTF-8): such a value is bound as its bytes and CAST to TEXT, which keeps them exactly.
+    Only a batch holding one pays for the row-by-row path."""
+    if not rows:
+        return
+    marks = ", ".join("?" * len(rows[0]))
+    db.execute("SAVEPOINT qt_insert")
+    try:
+        db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+    except UnicodeEncodeError:
+        db.execute("ROLLBACK TO qt_insert")
+        for row in rows:
+            values = [_exact_value(v) for v in row]
+            marks = ", ".join(m for m, _ in values)
+            db.execute(f"INSERT INTO {table} VALUES ({marks})", [v for _, v in values])
+    db.execute("RELEASE qt_insert")
+
+
+def _exact_value(value: object) -> tuple[str, object]:
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "CAST(? AS TEXT)", value.encode("utf-8", "surrogateescape")
+    return "?", value
 
 
 def column_type_problem(name: str, coltype: sa.types.TypeEngine) -> str | None:
@@ -476,13 +520,10 @@ def count_locked(conn: sa.Connection, table: str) -> int:
 LENIENT_TEXT = True
 
 
-def read_text_lenient(raw_conn: object) -> None:
-    """Text that is not UTF-8 arrives with its bytes kept (surrogateescape)."""
-    raw_conn.text_factory = _lenient_text  # type: ignore[attr-defined]
-
-
-def _lenient_text(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
+def decode_text(raw_conn: object, lenient: bool) -> None:
+    """`lenient`: text that is not UTF-8 arrives with its bytes kept (surrogateescape);
+    else the driver's faster strict decoder, which refuses it."""
+    raw_conn.text_factory = lenient_text if lenient else str  # type: ignore[attr-defined]
 
 
 # -- restore: the table or the rows replaced -------------------------------------------
