@@ -33,7 +33,6 @@ from ..errors import (
     DaemonRefused,
     DaemonUnreachable,
     ProblemsFound,
-    QueuetoolError,
     QueuetoolWarning,
     UsageError,
     VerifyError,
@@ -46,10 +45,9 @@ from .discover import (
     DaemonInfo,
     is_gearmand,
     options_from_argv,
-    process_info,
     read_cmdline,
 )
-from .guard import running_daemons
+from .guard import checked_address, running_daemons
 from .reload import (
     Cell,
     ReplayPrediction,
@@ -242,17 +240,19 @@ class StopResult:
 
 
 def find_daemon(store: QueueStore, address: str | None = None) -> DaemonInfo | None:
-    """The one local gearmand that uses this queue (or answers at `address`), or None."""
+    """The one local gearmand whose command line names this queue, or None.
+
+    An `address` must answer for that very daemon (`guard.checked_address`, else
+    WrongDaemon): a daemon is never picked because it merely answers there, and a
+    wrong address is never quietly replaced by the daemon a scan found.
+    """
     daemons = running_daemons(store)
     if len(daemons) > 1:
         pids = ", ".join(str(d.pid) for d in daemons)
         raise DaemonError(f"several gearmand processes use this queue (pids {pids}): stop them")
-    if daemons:
-        return daemons[0]
     if address:
-        with contextlib.suppress(QueuetoolError), AdminClient(address, 2.0) as client:
-            return process_info(client.getpid())
-    return None
+        checked_address(store, address, daemons)
+    return daemons[0] if daemons else None
 
 
 def stop(
