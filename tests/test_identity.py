@@ -5,6 +5,8 @@ measured. Real daemons throughout.
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from servers import (
     pid_alive,
     priority_status,
     submit,
+    wait_gone,
     work,
 )
 from test_window import edit, run_window
@@ -43,6 +46,18 @@ def other_queue(queue: Queue, tmp_path: Path) -> Queue:
 
 def current_pid(daemon) -> int:
     return int(admin(daemon.port, "getpid").split()[1])
+
+
+@pytest.fixture
+def reap(queue):
+    """After the test, stop by pid any gearmand still on the queue: the old code left a
+    second daemon there that its pid file did not name, which the queue fixture misses."""
+    yield
+    for found in running_daemons(QueueStore(queue.url, queue.table)):
+        os.kill(found.pid, signal.SIGTERM)
+        if not wait_gone(found.pid, 10):  # one stuck retrying bind() ignores SIGTERM
+            os.kill(found.pid, signal.SIGKILL)
+            wait_gone(found.pid, 10)
 
 
 # -- the address must answer for this queue's daemon ---------------------------------------
@@ -85,7 +100,9 @@ def test_address_of_another_queues_daemon_is_refused_and_nothing_stopped(queue, 
     assert current_pid(daemon) == pid
 
 
-def test_address_that_does_not_answer_is_not_replaced_by_a_scanned_daemon(queue, cli, tmp_path):
+def test_address_that_does_not_answer_is_not_replaced_by_a_scanned_daemon(
+    queue, cli, tmp_path, reap
+):
     """--gearmand with a wrong port on a live queue. The old code found the real daemon by
     scanning, stopped it, edited, restarted it, rolled the TABLE back under it and exited
     6 saying it was down, leaving daemon and table apart."""
@@ -232,3 +249,27 @@ def test_a_rollback_that_cannot_start_reports_the_measured_state(sqlite_queue, t
     )
     assert running_daemons(QueueStore(sqlite_queue.url)) == []
     assert len(sqlite_queue.rows()) == 12  # the table was rolled back all the same
+
+
+def test_start_refuses_an_address_the_captured_command_line_does_not_listen_on(
+    queue, cli, tmp_path, reap
+):
+    """The old code started the daemon, waited 30 s at the wrong port, and exited 6 with
+    the daemon up all the same."""
+    daemon = queue.gearmand()
+    submit(daemon.port, JOBS)
+    assert cli("stop", *queue.cli_args()).exit_code == 0
+    daemon.pid = None
+    wrong = f"127.0.0.1:{free_port()}"
+    result = cli("start", *queue.cli_args(), "--gearmand", wrong, "--quiet")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"Error: the gearmand address {wrong} is not where the captured command line listens "
+        f"({daemon.address}): correct --gearmand / QUEUETOOL_GEARMAND / [gearmand] address or "
+        "leave it out. Nothing was started"
+    ]
+    assert running_daemons(QueueStore(queue.url, queue.table)) == []
+    started = cli("start", *queue.cli_args(), "--gearmand", daemon.address, "--quiet")
+    assert started.exit_code == 0, started.output
+    daemon.pid = current_pid(daemon)
+    assert priority_status(daemon.port) == queue.counts() == {"fn0": (0, 6, 0), "fn1": (0, 6, 0)}

@@ -36,6 +36,7 @@ from ..errors import (
     QueuetoolWarning,
     UsageError,
     VerifyError,
+    WrongDaemon,
 )
 from ..table.check import CheckResult
 from ..table.store import QueueStore
@@ -570,6 +571,15 @@ def start(
             'yourself, or set [gearmand] start = "..." in the config'
         )
     addr = Address.parse(address or (state.address if state else "127.0.0.1:4730"))
+    listens = options_from_argv(argv).address if argv and not start_command else None
+    if address and listens is not None and addr.port != listens.port:
+        # Waiting for an answer where the daemon cannot listen would end in a time-out
+        # with the daemon up all the same: refuse before anything is started.
+        raise WrongDaemon(
+            f"the gearmand address {addr} is not where the captured command line listens "
+            f"({listens}): correct --gearmand / QUEUETOOL_GEARMAND / [gearmand] address or "
+            "leave it out. Nothing was started"
+        )
     sos = state.store_queue_on_shutdown if state else False
     result = StartResult(
         None,
