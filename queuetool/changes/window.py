@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from ..config import DEFAULT_KEEP
 from ..daemon.control import DaemonState, StartResult, StopResult, start, state_path, stop
+from ..daemon.discover import process_info
 from ..daemon.guard import admin_state, measure, running_daemons
 from ..daemon.reload import examine
 from ..errors import Aborted, DaemonError, ProblemsFound, QueuetoolError, VerifyError
@@ -233,12 +234,9 @@ def _stop_restarted(
     assert result.change is not None
     mine = running_daemons(store)
     address = stopper["address"]
-    remote = (
-        not mine
-        and bool(stopper["stop_command"])
-        and bool(address)
-        and admin_state(address) is not None
-    )
+    answer = admin_state(address) if address and not mine and stopper["stop_command"] else None
+    # Not a process here (another host, a container): only the stop command can reach it.
+    remote = answer is not None and (answer[0] is None or process_info(answer[0]) is None)
     partial = getattr(failure, "result", None)
     pid = getattr(partial, "pid", None)
     other = ""
@@ -281,7 +279,7 @@ def _restart(
         return
     try:
         result.started = start(store, **starter)  # type: ignore[arg-type]
-    except (DaemonError, VerifyError, ProblemsFound) as exc:
+    except QueuetoolError as exc:
         measured = measure(store, probe)
         head = "GEARMAND IS DOWN" if not measured.up else "GEARMAND DID NOT START CLEANLY"
         raise DaemonError(
