@@ -3,7 +3,8 @@
 Exit codes (documented in the README):
   0  success
   1  `check` found problems / a verification found a difference
-  2  bad input, configuration, connection or schema error
+  2  bad input, configuration, connection or schema error (also: a gearmand address
+     that is not the queue's own daemon)
   3  aborted: the change was not confirmed
   4  refused: the queue's gearmand is running, or `start` on a queue migrated away from
   5  the change failed verification or the daemon did not reload it (rolled back)
@@ -26,6 +27,11 @@ class UsageError(QueuetoolError):
 
 class ConfigError(QueuetoolError):
     """The configuration file or environment is wrong."""
+
+
+class WrongDaemon(ConfigError):
+    """The gearmand address given for the queue answers for another queue's daemon, or
+    does not answer while the queue's own daemon runs elsewhere: nothing is stopped."""
 
 
 class ConnectError(QueuetoolError):

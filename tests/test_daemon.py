@@ -224,3 +224,44 @@ def test_hashtable_buckets_rewrites_the_command_line(sqlite_queue, cli, tmp_path
     argv = read_cmdline(adopt(daemon))
     assert argv[-1] == "--hashtable-buckets=5003" and "991" not in argv
     assert priority_status(daemon.port) == sqlite_queue.counts()
+
+
+IDENTICAL = [JobSpec(f"fn{i % 2}", f"u{i}", bytes([65 + i]), priority=1) for i in range(12)]
+
+
+# -- status compares per function AND priority ---------------------------------------------
+
+
+def test_status_flags_a_priority_that_differs_when_totals_agree(queue, cli, tmp_path):
+    daemon = queue.gearmand()
+    submit(daemon.port, IDENTICAL)
+    # Behind the daemon's back (as `--force` would): same totals, other priorities.
+    queue.sql("UPDATE gearman_queue SET priority = 0 WHERE function_name = 'fn1'")
+    assert priority_status(daemon.port) == {"fn0": (0, 6, 0), "fn1": (0, 6, 0)}
+    assert queue.counts() == {"fn0": (0, 6, 0), "fn1": (6, 0, 0)}
+    args = (*queue.cli_args(), "--gearmand", daemon.address)
+    out = json.loads(cli("status", *args, "--format", "json").stdout)
+    by_function = {f["function"]: f for f in out["functions"]}
+    assert by_function["fn1"]["difference"] == 0  # the totals agree...
+    assert by_function["fn1"]["priority differences"] == [
+        {"priority": "high", "table": 6, "daemon": 0},
+        {"priority": "normal", "table": 0, "daemon": 6},
+    ]
+    assert by_function["fn0"]["priority differences"] == []
+    text = cli("status", *args)
+    assert text.exit_code == 0, text.output
+    fn1 = next(line for line in text.stdout.splitlines() if line.startswith("fn1"))
+    assert "high: table 6, daemon 0; normal: table 0, daemon 6" in fn1
+    assert "note: the table and the daemon differ" in text.stdout
+
+
+def test_status_does_not_flag_a_job_a_worker_holds(sqlite_queue, cli):
+    """A running job is still a row but not in prioritystatus: not a difference."""
+    daemon = sqlite_queue.gearmand()
+    submit(daemon.port, IDENTICAL)
+    args = (*sqlite_queue.cli_args(), "--gearmand", daemon.address, "--format", "json")
+    with holding_worker(daemon.port, "fn0"):
+        out = json.loads(cli("status", *args).stdout)
+    by_function = {f["function"]: f for f in out["functions"]}
+    assert by_function["fn0"]["running"] == 1
+    assert by_function["fn0"]["priority differences"] == []

@@ -9,7 +9,7 @@ import pytest
 from servers import free_port
 
 from queuetool.daemon.guard import ForcedWhileRunning, ensure_stopped, running_daemons
-from queuetool.errors import DaemonRunning
+from queuetool.errors import DaemonRunning, WrongDaemon
 from queuetool.table.store import QueueStore
 
 
@@ -42,9 +42,12 @@ def test_other_table_or_file_is_not_this_queue(queue, tmp_path):
     other_table = QueueStore(queue.url, "other_queue")
     assert running_daemons(other_table) == []
     ensure_stopped(other_table, None, force=False)
-    # ...unless the admin address given for it answers: then it counts as running.
-    with pytest.raises(DaemonRunning, match="answers at"):
-        ensure_stopped(other_table, daemon.address, force=False)
+    # An admin address that answers for the daemon of ANOTHER queue is refused (it
+    # used to count as this queue's daemon, and the window then stopped it).
+    with pytest.raises(WrongDaemon, match="belongs to another queue's daemon") as err:
+        ensure_stopped(other_table, daemon.address, force=True)
+    assert err.value.exit_code == 2
+    assert f"table gearman_queue, not {other_table.display_url} table other_queue" in str(err.value)
 
 
 def test_sqlite_path_compared_resolved(sqlite_queue, tmp_path):

@@ -4,11 +4,15 @@ The change itself is the caller's (`change()` takes a snapshot and edits, see
 `Change`), so the window works for any edit. Whatever happens after the stop, the
 window ends with the daemon running on a queue it can replay (unless `no_restart`):
 - the edit leaves rows gearmand cannot replay, the daemon does not come up, dies
-  in its replay, or comes up with other counts -> restore the snapshot, start
-  again, verify, raise VerifyError (exit 5) saying what happened;
+  in its replay, or comes up with other counts -> stop the daemon the restart
+  brought up (if it runs: the table is never restored under a running daemon),
+  restore the snapshot, start again, verify, raise VerifyError (exit 5) saying
+  what happened;
 - SIGINT/SIGTERM during the window is held until the window can end cleanly: before
   the change is committed it rolls back (restores), after it the window finishes;
   either way the daemon is started and Aborted (exit 3) says what was done.
+Every failure message ends with what a probe measured at that moment (`guard.measure`:
+daemon up or down, its pid, whether its counts equal the table's), never a guess.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from ..config import DEFAULT_KEEP
-from ..daemon.control import StartResult, StopResult, start, stop
+from ..daemon.control import DaemonState, StartResult, StopResult, start, state_path, stop
+from ..daemon.discover import process_info
+from ..daemon.guard import admin_state, measure, running_daemons
 from ..daemon.reload import examine
 from ..errors import Aborted, DaemonError, ProblemsFound, QueuetoolError, VerifyError
 from ..table.check import CheckResult, check
@@ -128,36 +134,46 @@ def window(
             state_dir=state_dir,
             stopped_at=result.stopped.stopped_at,
         )
+        stopper = dict(
+            address=address,
+            kill_after=kill_after,
+            timeout=stop_timeout,
+            stop_command=stop_command,
+            state_dir=state_dir,
+        )
+        probe = address or result.stopped.address  # where a final message asks the daemon
         if deferred.signal:
             result.interrupted = deferred.signal
-            _restart(store, result, restart, starter)
-            raise Aborted(f"{deferred.signal} during the stop: nothing was changed" + _tail(result))
+            _restart(store, result, restart, starter, "nothing was changed", probe)
+            tail = _tail(store, result, probe)
+            raise Aborted(f"{deferred.signal} during the stop: nothing was changed{tail}")
         try:
             result.change = change()
         except BaseException as exc:
             # The edit is one transaction: a failure left the table as it was.
             if restart:
-                _restart(store, result, restart, starter)
+                _restart(store, result, restart, starter, "the edit failed, nothing changed", probe)
             if isinstance(exc, QueuetoolError):
-                exc.args = (str(exc) + _tail(result),)
+                exc.args = (str(exc) + _tail(store, result, probe),)
             raise
+        snap = result.change.snapshot
         if deferred.signal:
             result.interrupted = deferred.signal
             failed = _roll_back(store, result)
-            _restart(store, result, restart, starter)
+            _restart(store, result, restart, starter, f"the edit was rolled back to {snap}", probe)
             raise Aborted(
-                f"{deferred.signal} during the edit: it was rolled back to {result.change.snapshot}"
+                f"{deferred.signal} during the edit: it was rolled back to {snap}"
                 + _kept(failed)
-                + _tail(result)
+                + _tail(store, result, probe)
             )
         vouched = getattr(result.change, "checked", None)
         checked, expected = examine(store, count=restart, checked=vouched)
         if check_before_start and not checked.ok:
             failed = _roll_back(store, result)
-            _restart(store, result, restart, starter)
+            _restart(store, result, restart, starter, f"the edit was rolled back to {snap}", probe)
             raise VerifyError(
                 f"the edit left rows gearmand cannot replay ({checked.summary()}): rolled back "
-                f"to {result.change.snapshot}{_kept(failed)}{_tail(result)}"
+                f"to {snap}{_kept(failed)}{_tail(store, result, probe)}"
             )
         if not restart:
             return result
@@ -171,12 +187,13 @@ def window(
                 **starter,  # type: ignore[arg-type]
             )
         except (DaemonError, VerifyError) as exc:
-            what = str(exc)
+            what = f"after the edit gearmand failed: {exc}"
+            stopped = _stop_restarted(store, result, stopper, exc, what, probe)
             failed = _roll_back(store, result)
-            _restart(store, result, True, starter)
+            _restart(store, result, True, starter, f"{what}; rolled back to {snap}", probe)
             raise VerifyError(
-                f"after the edit gearmand failed: {what}; rolled back to "
-                f"{result.change.snapshot}{_kept(failed)}{_tail(result)}"
+                f"{what}; {stopped}rolled back to {snap}{_kept(failed)}"
+                f"{_tail(store, result, probe)}"
             ) from exc
         if deferred.signal:
             # The change was committed and verified: finishing was the safe choice.
@@ -197,17 +214,76 @@ def _roll_back(store: QueueStore, result: WindowResult) -> Path | None:
     return kept
 
 
+def _stop_restarted(
+    store: QueueStore,
+    result: WindowResult,
+    stopper: dict[str, Any],
+    failure: BaseException,
+    what: str,
+    probe: str | None,
+) -> str:
+    """Stop the daemon a failed start left running, so that the snapshot is never
+    restored under it (it would go on serving, and later write, the edited queue).
+
+    Only a daemon proven to be this queue's is stopped: a local process whose command
+    line names the queue, or (the command way, a daemon not visible here) what answers
+    at the queue's address. Its captured command line is kept as the original's, so the
+    rollback starts the daemon as it ran before the window. Returns a phrase for the
+    final message; raises DaemonError, with the table NOT rolled back, when the stop fails.
+    """
+    assert result.change is not None
+    mine = running_daemons(store)
+    address = stopper["address"]
+    answer = admin_state(address) if address and not mine and stopper["stop_command"] else None
+    # Not a process here (another host, a container): only the stop command can reach it.
+    remote = answer is not None and (answer[0] is None or process_info(answer[0]) is None)
+    partial = getattr(failure, "result", None)
+    pid = getattr(partial, "pid", None)
+    other = ""
+    if pid is not None and pid not in {d.pid for d in mine} and not remote:
+        other = (
+            f"gearmand pid {pid} answered after the start but its command line does not "
+            "name this queue: not stopped; "
+        )
+    if not mine and not remote:
+        return other
+    path = state_path(store, stopper["state_dir"])
+    captured = DaemonState.load(path)
+    try:
+        stopped = stop(
+            store, **{**stopper, "address": address if remote else None}, may_lose_queue=False
+        )
+    except QueuetoolError as exc:
+        raise DaemonError(
+            f"{what}; stopping the daemon the restart brought up failed ({exc}), so the table "
+            f"was NOT rolled back: the edit stays, its undo is {result.change.snapshot}; "
+            + measure(store, probe).summary()
+        ) from exc
+    if captured is not None:
+        captured.save(path)
+    return f"{other}the daemon the restart brought up (pid {stopped.pid}) was stopped; "
+
+
 def _restart(
-    store: QueueStore, result: WindowResult, restart: bool, starter: dict[str, object]
+    store: QueueStore,
+    result: WindowResult,
+    restart: bool,
+    starter: dict[str, object],
+    done: str,
+    probe: str | None,
 ) -> None:
+    """Start the daemon again after a window that did not finish; `done` says what
+    happened to the table, for the message when this start fails too."""
     if not restart:
         result.notes.append("gearmand left stopped (--no-restart)")
         return
     try:
         result.started = start(store, **starter)  # type: ignore[arg-type]
-    except (DaemonError, VerifyError, ProblemsFound) as exc:
+    except QueuetoolError as exc:
+        measured = measure(store, probe)
+        head = "GEARMAND IS DOWN" if not measured.up else "GEARMAND DID NOT START CLEANLY"
         raise DaemonError(
-            f"GEARMAND IS DOWN: it did not come back even on the restored queue: {exc}"
+            f"{head}: {done}, then starting it failed: {exc}; {measured.summary()}"
         ) from exc
 
 
@@ -215,11 +291,15 @@ def _kept(path: Path | None) -> str:
     return f"; the failed edit's rows are in {path}" if path else ""
 
 
-def _tail(result: WindowResult) -> str:
-    if result.started is None:
-        return "; gearmand left stopped"
-    v = result.started.verification
-    return f"; gearmand restarted (pid {result.started.pid})" + (f" and {v.summary()}" if v else "")
+def _tail(store: QueueStore, result: WindowResult, probe: str | None) -> str:
+    """How the window ended: the restart's own verification, then a fresh probe."""
+    text = ""
+    if result.started is not None:
+        v = result.started.verification
+        text = f"; gearmand restarted (pid {result.started.pid})" + (
+            f" and {v.summary()}" if v else ""
+        )
+    return f"{text}; {measure(store, probe).summary()}"
 
 
 # -- edits in a window -----------------------------------------------------------------

@@ -23,6 +23,7 @@ from ..daemon.control import (
 )
 from ..daemon.reload import predict_replay
 from ..errors import DaemonUnreachable
+from ..priority import label
 from ..render import render
 from ..table.report import report
 from .options import AppContext, discovered, format_option, queue_options
@@ -57,7 +58,7 @@ def note(text: str) -> None:
 @format_option()
 def status_cmd(app: AppContext, fmt: str) -> None:
     """Is the queue's gearmand up: pid, version, uptime, and per function the daemon's
-    queued/running/workers beside the table's rows (differences shown).
+    queued/running/workers beside the table's rows (differences shown, per priority too).
 
     \b
     Example:
@@ -69,6 +70,7 @@ def status_cmd(app: AppContext, fmt: str) -> None:
     stop_cmd, start_cmd, _ = ways(app)
     daemon: dict[str, Any] = {"up": False, "pid": info.pid if info else None}
     funcs: dict[str, dict[str, int]] = {}
+    queued: dict[tuple[str, int], int] = {}  # the daemon's (function, priority) counts
     if address.value:
         try:
             with AdminClient(address.value, 5.0) as client:
@@ -79,13 +81,19 @@ def status_cmd(app: AppContext, fmt: str) -> None:
                         "running": s.running,
                         "workers": s.workers,
                     }
+                for line in client.priority_status():
+                    for priority, count in enumerate(line.counts):
+                        queued[(line.function, priority)] = count
         except DaemonUnreachable as exc:
             daemon["error"] = str(exc)
     if daemon["up"] and daemon["pid"]:
         daemon["uptime_seconds"] = uptime(daemon["pid"])
-    rows = {}
-    for g in report(store).by("function"):
-        rows[g.function or ""] = g.count
+    rows: dict[str, int] = {}
+    cells: dict[tuple[str, int], int] = {}
+    for g in report(store).by("function,priority"):
+        name = g.function or ""
+        rows[name] = rows.get(name, 0) + g.count
+        cells[(name, int(g.priority or 0))] = g.count
     sos = bool(info and info.options.store_queue_on_shutdown)
     lines = []
     for name in sorted(set(funcs) | set(rows)):
@@ -98,6 +106,9 @@ def status_cmd(app: AppContext, fmt: str) -> None:
             "table rows": rows.get(name, 0),
         }
         line["difference"] = line["table rows"] - line["daemon queued"] if daemon["up"] else 0
+        line["priority differences"] = (
+            priority_differences(name, cells, queued, line["running"]) if daemon["up"] else []
+        )
         lines.append(line)
     settings = {
         "queue": app.queue_setting(),
@@ -121,6 +132,11 @@ def status_cmd(app: AppContext, fmt: str) -> None:
             out["settings"]["queue"]["value"] = store.display_url
         click.echo(json.dumps(out, indent=2))
         return
+    for line in lines:
+        line["priority differences"] = "; ".join(
+            f"{d['priority']}: table {d['table']}, daemon {d['daemon']}"
+            for d in line["priority differences"]
+        )
     if daemon["up"]:
         up = f"gearmand is up: pid {daemon['pid']}, version {daemon.get('version')}"
         if daemon.get("uptime_seconds") is not None:
@@ -132,13 +148,39 @@ def status_cmd(app: AppContext, fmt: str) -> None:
         render(lines, fmt, sys.stdout)
     if sos and daemon["up"]:
         click.echo("note: --store-queue-on-shutdown: the table is empty while the daemon runs")
-    elif any(line["difference"] for line in lines):
-        click.echo("note: the table and the daemon differ (the difference column)")
+    elif any(line["difference"] or line["priority differences"] for line in lines):
+        click.echo(
+            "note: the table and the daemon differ (the difference and priority differences "
+            "columns): the daemon does not hold what the table holds"
+        )
     if fmt == "table":
         click.echo("settings:")
         for key, s in settings.items():
             value = store.display_url if key == "queue" else s.value
             click.echo(f"  {key}: {value}  [{s.source}]")
+
+
+def priority_differences(
+    function: str,
+    table: dict[tuple[str, int], int],
+    daemon: dict[tuple[str, int], int],
+    running: int,
+) -> list[dict[str, Any]]:
+    """Every priority of `function` whose table count is not the daemon's.
+
+    Equal totals prove nothing (a priority edited behind the daemon's back keeps them).
+    A job a worker holds is still a row but no longer in `prioritystatus`: when every
+    difference is rows the daemon lacks, adding up to its running jobs, nothing differs.
+    """
+    priorities = sorted({p for f, p in [*table, *daemon] if f == function})
+    diffs = [
+        (p, table.get((function, p), 0), daemon.get((function, p), 0))
+        for p in priorities
+        if table.get((function, p), 0) != daemon.get((function, p), 0)
+    ]
+    if diffs and all(t > d for _, t, d in diffs) and sum(t - d for _, t, d in diffs) == running:
+        return []
+    return [{"priority": label(p), "table": t, "daemon": d} for p, t, d in diffs]
 
 
 def _render_stop(result: StopResult, quiet: bool) -> None:

@@ -33,10 +33,10 @@ from ..errors import (
     DaemonUnreachable,
     MigratedAway,
     ProblemsFound,
-    QueuetoolError,
     QueuetoolWarning,
     UsageError,
     VerifyError,
+    WrongDaemon,
 )
 from ..table.check import CheckResult
 from ..table.store import QueueStore
@@ -46,10 +46,9 @@ from .discover import (
     DaemonInfo,
     is_gearmand,
     options_from_argv,
-    process_info,
     read_cmdline,
 )
-from .guard import running_daemons
+from .guard import checked_address, running_daemons
 from .reload import (
     Cell,
     ReplayPrediction,
@@ -278,17 +277,19 @@ class StopResult:
 
 
 def find_daemon(store: QueueStore, address: str | None = None) -> DaemonInfo | None:
-    """The one local gearmand that uses this queue (or answers at `address`), or None."""
+    """The one local gearmand whose command line names this queue, or None.
+
+    An `address` must answer for that very daemon (`guard.checked_address`, else
+    WrongDaemon): a daemon is never picked because it merely answers there, and a
+    wrong address is never quietly replaced by the daemon a scan found.
+    """
     daemons = running_daemons(store)
     if len(daemons) > 1:
         pids = ", ".join(str(d.pid) for d in daemons)
         raise DaemonError(f"several gearmand processes use this queue (pids {pids}): stop them")
-    if daemons:
-        return daemons[0]
     if address:
-        with contextlib.suppress(QueuetoolError), AdminClient(address, 2.0) as client:
-            return process_info(client.getpid())
-    return None
+        checked_address(store, address, daemons)
+    return daemons[0] if daemons else None
 
 
 def stop(
@@ -602,6 +603,15 @@ def start(
         )
     captured = state.address if state and state.address else "127.0.0.1:4730"
     addr = Address.parse(address or captured)
+    listens = options_from_argv(argv).address if argv and not start_command else None
+    if address and listens is not None and addr.port != listens.port:
+        # Waiting for an answer where the daemon cannot listen would end in a time-out
+        # with the daemon up all the same: refuse before anything is started.
+        raise WrongDaemon(
+            f"the gearmand address {addr} is not where the captured command line listens "
+            f"({listens}): correct --gearmand / QUEUETOOL_GEARMAND / [gearmand] address or "
+            "leave it out. Nothing was started"
+        )
     sos = state.store_queue_on_shutdown if state else False
     result = StartResult(
         None,
