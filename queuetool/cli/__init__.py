@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from .. import __version__
 from ..errors import QueuetoolError, QueuetoolWarning
-from ..table.store import db_message, mask_url
+from ..table.store import db_message, mask_text
 from .options import env_flag
 
 
@@ -42,7 +42,7 @@ class QueuetoolGroup(click.Group):
 
 def one_line(exc: BaseException) -> str:
     if isinstance(exc, DBAPIError):
-        return f"database error: {mask_url(db_message(exc))}"
+        return f"database error: {mask_text(db_message(exc))}"
     if isinstance(exc, SQLAlchemyError):
         return f"database error: {str(exc).splitlines()[0]}"
     if isinstance(exc, OSError) and exc.strerror:
