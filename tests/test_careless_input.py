@@ -359,7 +359,7 @@ def test_full_snapshot_onto_another_queue_needs_the_option(
     before = other.rows()
     args = [*other.cli_args(), str(info.path), "--snapshot-dir", str(snapdir)]
     refused = cli("restore", *args, "--yes")
-    assert refused.exit_code == 2
+    assert (refused.exit_code, refused.stdout) == (2, "")
     assert refused.stderr == (
         f"Error: {info.path} is a snapshot of {mine.url} table gearman_queue, not of "
         f"{other.url} table gearman_queue: add --onto-other-queue to replace that table with it\n"
@@ -394,7 +394,7 @@ def test_an_edits_undo_never_goes_onto_another_queue(two_sqlite_queues, cli, sna
         result = cli(
             "restore", *other.cli_args(), str(undo), "--yes", "--snapshot-dir", str(snapdir), *extra
         )
-        assert result.exit_code == 2
+        assert (result.exit_code, result.stdout) == (2, "")
         assert result.stderr == (
             f"Error: {undo} is an edit's undo of {mine.url} table gearman_queue: it applies only "
             f"to that queue and table, never to {other.url} table gearman_queue\n"
@@ -484,3 +484,19 @@ def test_mysql_snapshot_onto_another_database_needs_the_option(
     finally:
         mysql_server.drop_database("qt_careless_a")
         mysql_server.drop_database("qt_careless_b")
+
+
+def test_restore_onto_another_queue_is_refused_before_its_daemon_is_stopped(
+    two_sqlite_queues, cli, snapdir, tmp_path
+):
+    mine, other = two_sqlite_queues
+    daemon = other.gearmand()
+    info = snapshot.take(QueueStore(mine.url), out=tmp_path / "mine.qtsnap")
+    before = other.rows()
+    result = cli(
+        "restore", *other.cli_args(), str(info.path), "--yes", "--snapshot-dir", str(snapdir)
+    )
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "add --onto-other-queue" in result.stderr
+    assert daemon.running()
+    assert other.rows() == before and list(snapdir.iterdir()) == []

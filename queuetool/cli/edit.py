@@ -482,11 +482,11 @@ def restore_cmd(
     """
     info = read_manifest(path)
     store = app.store
+    check_target(info, store, onto_other_queue)
     click.echo(
         f"snapshot {info.path}: {info.describe()} of {info.source} table {info.table}, "
         f"taken {info.created_iso}"
     )
-    check_target(info, store, onto_other_queue)
     # Onto another queue, every question names both: the snapshot's queue and this one.
     origin = "" if same_queue(info, store) else f" of {info.source} table {info.table}"
     if dry_run:
