@@ -18,6 +18,14 @@ from .errors import ConfigError
 DEFAULT_TABLE = "gearman_queue"
 DEFAULT_KEEP = 20
 CONFIG_SEARCH = (Path("queuetool.toml"), Path("/etc/queuetool.toml"))
+# Every key the file may hold. Anything else is refused: a misspelt key (`tabel`,
+# `[snapshot]`) would otherwise be ignored and the default used without a word.
+SECTIONS: dict[str, frozenset[str]] = {
+    "queue": frozenset({"url", "table"}),
+    "gearmand": frozenset({"address", "stop", "start", "state_dir"}),
+    "snapshots": frozenset({"dir", "keep"}),
+}
+NAMED_QUEUE_KEYS = frozenset({"url", "table"})  # each [queues.NAME]
 
 
 def default_snapshot_dir() -> Path:
@@ -83,4 +91,27 @@ def _read(path: Path) -> Config:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    _check_keys(path, data)
     return Config(path=path, data=data)
+
+
+def _check_keys(path: Path, data: dict[str, Any]) -> None:
+    """ConfigError naming the file and the first key queuetool does not know."""
+    for section, value in data.items():
+        if section != "queues" and section not in SECTIONS:
+            raise ConfigError(f"{path}: unknown key [{section}]")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: [{section}] must be a table")
+        if section == "queues":
+            for name, entry in value.items():
+                if not isinstance(entry, dict):
+                    raise ConfigError(f"{path}: [queues.{name}] must be a table")
+                _check_section(path, f"queues.{name}", entry, NAMED_QUEUE_KEYS)
+        else:
+            _check_section(path, section, value, SECTIONS[section])
+
+
+def _check_section(path: Path, section: str, value: dict[str, Any], known: frozenset[str]) -> None:
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r} in [{section}]")

@@ -2,7 +2,8 @@
 
 TIME: ISO-8601 (`2026-11-28T23:00`, `2026-11-28 23:00:00+01:00`, `...Z`; local time
 when no zone is given), `@EPOCH`, or `now`. DURATION: `90s`, `15m`, `2h`, `1d`, `1w`,
-combinations like `1h30m`, or plain seconds.
+or combinations like `1h30m`. A number without a unit is refused: `15` once moved 69
+jobs 15 seconds ahead when 15 minutes were meant.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ EPOCH_MAX = 253402300799
 
 
 def parse_duration(text: str) -> int:
-    """Seconds in a DURATION such as `90s`, `15m`, `1h30m` or `3600`."""
+    """Seconds in a DURATION such as `90s`, `15m` or `1h30m`; every number needs a unit."""
     raw = text.strip().lower()
     if _SECONDS.fullmatch(raw):
-        return int(raw)
+        raise UsageError(
+            f"a duration needs a unit: {text!r} (use e.g. {raw}s, {raw}m, {raw}h, {raw}d)"
+        )
     if not raw or _DURATION.sub("", raw) != "":
         raise UsageError(f"not a duration: {text!r} (use e.g. 90s, 15m, 2h, 1d, 1h30m)")
     return sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(raw))
@@ -59,6 +62,19 @@ def parse_time(text: str, now: float | None = None) -> int:
         return int(moment.replace(microsecond=0).timestamp())
     except (OverflowError, OSError, ValueError):
         raise UsageError(f"time out of range: {text!r}") from None
+
+
+def parse_start(text: str, name: str = "--at", instead: str = "--now") -> int:
+    """A TIME for jobs to start at, which must not have passed: a past time would make
+    them due at once, which `instead` (`--now`) says honestly. `now` itself is fine."""
+    current = time.time()
+    when = parse_time(text, now=current)
+    if when < int(current):
+        raise UsageError(
+            f"{name} {text.strip()} has passed ({format_epoch(when)}): "
+            f"{instead} makes the jobs due now"
+        )
+    return when
 
 
 def format_epoch(value: int | None) -> str:

@@ -242,7 +242,7 @@ def test_cli_reschedule_options(queue, snapdir, cli):
     args = [*queue.cli_args(), "--yes", "--snapshot-dir", str(snapdir)]
     both = cli("reschedule", *args, "--now", "--in", "1h")
     assert both.exit_code == 2 and "exactly one of" in both.output
-    late = cli("reschedule", *args, "--at", "2040-01-01T00:00Z")
+    late = cli("reschedule", *args, "--all", "--at", "2040-01-01T00:00Z")
     assert late.exit_code == 2 and "32-bit INT" in late.output
     out = cli("reschedule", *args, "-f", "fn0", "--in", "2h", "--spread", "1h")
     assert out.exit_code == 0, out.output
@@ -299,7 +299,7 @@ def test_spread_properties(queue, store, jobs, start, spread, just_fa):
     queue.sql(f"DELETE FROM {queue.table}")
     queue.insert([(u, f, p, f"{u}/{f}".encode(), w) for u, f, p, w in jobs])
     job_filter = only("fa") if just_fa else JobFilter()
-    edit = Reschedule(job_filter, at=start, spread=spread)
+    edit = Reschedule(job_filter, at=start, spread=spread, all=not just_fa)
     if start + spread - 1 > INT32_MAX:
         with pytest.raises(UsageError):
             apply_edits(store, [edit], snapshot=False, guard=False)
@@ -368,6 +368,7 @@ def test_sigkill_mid_edit_leaves_old_or_new(queue, snapdir, tmp_path, phase):
             *queue.cli_args(),
             "--to",
             "high",
+            "--all",
             "--yes",
             "--snapshot-dir",
             str(snapdir),

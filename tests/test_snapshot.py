@@ -223,7 +223,14 @@ def test_missing_or_bad_snapshot_dir_stops_the_edit(queue, tmp_path, cli):
     before = queue.rows()
     missing = tmp_path / "no" / "such" / "dir"
     result = cli(
-        "reprioritise", *queue.cli_args(), "--to", "high", "--yes", "--snapshot-dir", str(missing)
+        "reprioritise",
+        *queue.cli_args(),
+        "--to",
+        "high",
+        "--all",
+        "--yes",
+        "--snapshot-dir",
+        str(missing),
     )
     assert result.exit_code == 2
     assert f"snapshot directory {missing} does not exist" in result.output
@@ -265,6 +272,7 @@ def test_disk_full_stops_the_edit(queue, snapdir, tmp_path):
             *queue.cli_args(),
             "--to",
             "high",
+            "--all",
             "--yes",
             "--snapshot-dir",
             str(snapdir),

@@ -172,9 +172,22 @@ def test_compound_duration_round_trip(parts, upper, pad):
     assert parse_duration(pad + text + pad) == sum(n * UNITS[unit] for n, unit in parts)
 
 
-@given(seconds=st.integers(min_value=0, max_value=10**12))
-def test_plain_number_is_seconds(seconds):
-    assert parse_duration(str(seconds)) == seconds
+@given(seconds=st.integers(min_value=0, max_value=10**12), pad=st.sampled_from(["", " ", "\t"]))
+def test_plain_number_is_refused_with_the_units_to_choose_from(seconds, pad):
+    # `--in 15` once moved 69 jobs 15 seconds ahead when 15 minutes were meant.
+    with pytest.raises(UsageError) as info:
+        parse_duration(pad + str(seconds) + pad)
+    assert str(info.value) == (
+        f"a duration needs a unit: {pad + str(seconds) + pad!r} "
+        f"(use e.g. {seconds}s, {seconds}m, {seconds}h, {seconds}d)"
+    )
+
+
+@given(parts=parts)
+def test_a_trailing_number_without_a_unit_is_refused(parts):
+    text = "".join(f"{n}{unit}" for n, unit in parts) + "30"
+    with pytest.raises(UsageError, match=r"^not a duration: "):
+        parse_duration(text)
 
 
 @pytest.mark.parametrize(
@@ -203,3 +216,5 @@ def test_any_text_is_a_duration_or_a_usage_error(text):
         return
     assert isinstance(got, int)
     assert got >= 0
+    # Whatever parses names a unit: no number stands alone.
+    assert any(unit in text.lower() for unit in UNITS)

@@ -136,11 +136,11 @@ def test_any_batch_is_undone_exactly(sqlite_queue, tmp_path_factory, steps):
     for verb, functions, priorities in steps:
         f = JobFilter(functions=tuple(sorted(functions)), priorities=tuple(sorted(priorities)))
         if verb == "reprioritise":
-            edits.append(Reprioritise(f, Priority.LOW))
+            edits.append(Reprioritise(f, Priority.LOW, all=f.is_empty))
         elif verb == "purge":
             edits.append(Purge(f, all=f.is_empty))
         else:
-            edits.append(Reschedule(f, at=0))
+            edits.append(Reschedule(f, at=0, all=f.is_empty))
     store = QueueStore(queue.url, queue.table)
     directory = tmp_path_factory.mktemp("undo")
     result = apply_edits(store, edits, directory, guard=False)

@@ -97,14 +97,30 @@ class Edit(ABC):
         return replace(self, job_filter=replace(self.job_filter, now=now))  # type: ignore[type-var]
 
 
+def require_scope(job_filter: JobFilter, all_jobs: bool, verb: str, does: str) -> None:
+    """An edit of every job must say so: an empty filter needs `all` (`--all`), and `all`
+    excludes a filter. A forgotten filter once reprioritised a whole queue."""
+    if job_filter.is_empty and not all_jobs:
+        raise UsageError(
+            f"{verb} without a filter would {does} every job: give a filter, or --all if "
+            "that is what you mean"
+        )
+    if all_jobs and not job_filter.is_empty:
+        raise UsageError("--all means every job: do not combine it with a filter")
+
+
 @dataclass(frozen=True)
 class Reprioritise(Edit):
-    """Set the priority of the matched jobs."""
+    """Set the priority of the matched jobs (an empty filter needs `all`)."""
 
     job_filter: JobFilter
     to: Priority
+    all: bool = False
     verb: ClassVar[str] = "reprioritise"
     sets: ClassVar[tuple[str, ...]] = ("priority",)
+
+    def validate(self, store: QueueStore) -> None:
+        require_scope(self.job_filter, self.all, "reprioritise", "change")
 
     def describe(self) -> str:
         return f"reprioritise ({self.job_filter.describe()}) to {Priority(self.to).label}"
@@ -128,11 +144,12 @@ class Reprioritise(Edit):
 class Reschedule(Edit):
     """Set when_to_run of the matched jobs: to `at` (0 = run now), or, with `spread`
     seconds, evenly over [start, start + spread) in a stable order (start is `at`,
-    or the current time when `at` is 0)."""
+    or the current time when `at` is 0). An empty filter needs `all`."""
 
     job_filter: JobFilter
     at: int
     spread: int = 0
+    all: bool = False
     verb: ClassVar[str] = "reschedule"
     sets: ClassVar[tuple[str, ...]] = ("when_to_run",)
 
@@ -140,6 +157,7 @@ class Reschedule(Edit):
         return self.at if self.at or not self.spread else now
 
     def validate(self, store: QueueStore) -> None:
+        require_scope(self.job_filter, self.all, "reschedule", "change")
         if self.at < 0:
             raise UsageError(f"cannot schedule before 1970: @{self.at}")
         if self.spread < 0:
@@ -213,13 +231,7 @@ class Purge(Edit):
     checked: ClassVar[bool] = False  # the rows are gone
 
     def validate(self, store: QueueStore) -> None:
-        if self.job_filter.is_empty and not self.all:
-            raise UsageError(
-                "purge without a filter would delete every job: give a filter, "
-                "or --all if that is what you mean"
-            )
-        if self.all and not self.job_filter.is_empty:
-            raise UsageError("--all means every job: do not combine it with a filter")
+        require_scope(self.job_filter, self.all, "purge", "delete")
         if self.export is not None:
             check_export_path(self.export)
 
@@ -621,17 +633,25 @@ def _reason(edits: Sequence[Edit]) -> str:
 
 
 def reprioritise(
-    store: QueueStore, job_filter: JobFilter, to: Priority, **kwargs: object
+    store: QueueStore, job_filter: JobFilter, to: Priority, *, all: bool = False, **kwargs: object
 ) -> EditResult:
-    """Set the priority of the matched jobs (see `apply_edits` for the keyword arguments)."""
-    return apply_edits(store, [Reprioritise(job_filter, to)], **kwargs)  # type: ignore[arg-type]
+    """Set the priority of the matched jobs (an empty filter needs `all=True`; see
+    `apply_edits` for the keyword arguments)."""
+    return apply_edits(store, [Reprioritise(job_filter, to, all)], **kwargs)  # type: ignore[arg-type]
 
 
 def reschedule(
-    store: QueueStore, job_filter: JobFilter, at: int, spread: int = 0, **kwargs: object
+    store: QueueStore,
+    job_filter: JobFilter,
+    at: int,
+    spread: int = 0,
+    *,
+    all: bool = False,
+    **kwargs: object,
 ) -> EditResult:
-    """Set when_to_run of the matched jobs (`at` 0 = run now), optionally spread."""
-    return apply_edits(store, [Reschedule(job_filter, at, spread)], **kwargs)  # type: ignore[arg-type]
+    """Set when_to_run of the matched jobs (`at` 0 = run now), optionally spread (an
+    empty filter needs `all=True`)."""
+    return apply_edits(store, [Reschedule(job_filter, at, spread, all)], **kwargs)  # type: ignore[arg-type]
 
 
 def purge(

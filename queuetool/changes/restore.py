@@ -21,6 +21,11 @@ snapshot's rows, and read the rows with those keys back: they must be the
 snapshot's. The rest of the table is not touched (the edit did not change it), so
 the work is proportional to the rows the edit changed. The state replaced is kept
 as a rows snapshot over the same keys, so the restore can itself be undone.
+
+A snapshot goes back onto the queue and table it was taken of (`same_queue`). A whole
+table snapshot may replace another queue's table only when asked to
+(`onto_other_queue`); a rows snapshot never: its keys say which jobs of ITS queue an
+edit changed, and applied elsewhere they would replace unrelated jobs.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ def restore(
     guard: bool = True,
     take_snapshot: bool = True,
     create: bool | None = None,
+    onto_other_queue: bool = False,
 ) -> RestoreResult:
     """Put the table back exactly as the snapshot at `path` holds it.
 
@@ -82,17 +88,14 @@ def restore(
     end up with the snapshot's checksum (nothing kept). The state replaced is
     snapshotted to `snapshot_dir` first unless `take_snapshot` is False. `guard`
     refuses while the queue's gearmand runs (`force` overrides it, with a warning).
+    UsageError if the snapshot is of another queue or table (see `check_target`).
     """
     started = time.monotonic()
     verification = verify(path)
     if not verification.ok:
         raise VerifyError(verification.summary() + "; not restored")
     info = verification.info
-    if info.backend != store.backend:
-        raise UsageError(
-            f"{info.path} is a snapshot of a {info.backend} queue; {store.display_url} is "
-            f"{store.backend} (restore into a {info.backend} queue, or use migrate)"
-        )
+    check_target(info, store, onto_other_queue)
     if guard:
         from ..daemon.guard import ensure_stopped
 
@@ -124,6 +127,41 @@ def restore(
     if before is not None and keep is not None:
         prune(before.path.parent, keep, before, protect=info.path)
     return RestoreResult(info, before, replaced, after.rows, after.hex, time.monotonic() - started)
+
+
+def same_queue(info: SnapshotInfo, store: QueueStore) -> bool:
+    """Whether the snapshot was taken of this very table: the same table name in the same
+    SQLite file (by resolved path, or by device and inode) or the same MySQL server
+    address and database."""
+    if info.backend != store.backend or info.table != store.table_name:
+        return False
+    if info.file_id and info.file_id == store.file_id:
+        return True
+    return bool(info.location) and info.location == store.location
+
+
+def check_target(info: SnapshotInfo, store: QueueStore, onto_other_queue: bool = False) -> None:
+    """UsageError unless the snapshot may be restored onto `store`: its own queue and
+    table, or, with `onto_other_queue`, another one for a whole-table snapshot."""
+    if info.backend != store.backend:
+        raise UsageError(
+            f"{info.path} is a snapshot of a {info.backend} queue; {store.display_url} is "
+            f"{store.backend} (restore into a {info.backend} queue, or use migrate)"
+        )
+    if same_queue(info, store):
+        return
+    here = f"{store.display_url} table {store.table_name}"
+    there = f"{info.source} table {info.table}"
+    if info.partial:
+        raise UsageError(
+            f"{info.path} is an edit's undo of {there}: it applies only to that queue and "
+            f"table, never to {here}"
+        )
+    if not onto_other_queue:
+        raise UsageError(
+            f"{info.path} is a snapshot of {there}, not of {here}: add --onto-other-queue "
+            "to replace that table with it"
+        )
 
 
 Replaced = tuple[SnapshotInfo | None, int, Checksum]

@@ -45,7 +45,7 @@ from sqlalchemy.engine import Connection
 
 from .. import __version__
 from ..config import DEFAULT_KEEP, default_snapshot_dir
-from ..errors import QueuetoolWarning, SnapshotError, UsageError
+from ..errors import QueuetoolError, QueuetoolWarning, SnapshotError, UsageError
 from ..table.checksum import ALGORITHM, Checksum, stream_rows
 from ..table.dialects.sqlite import insert_exact, lenient_text, not_utf8
 from ..table.store import COLUMNS, QueueStore, queue_table
@@ -91,6 +91,8 @@ class SnapshotInfo:
     algorithm: str = ALGORITHM
     scope: str = TABLE
     keys: int = 0  # a rows snapshot: how many (unique_key, function_name) it covers
+    location: str = ""  # QueueStore.location of the source ("": not recorded)
+    file_id: str = ""  # QueueStore.file_id of a SQLite source
 
     @property
     def partial(self) -> bool:
@@ -289,6 +291,9 @@ def _take(
         "format": FORMAT,
         "source": store.display_url,
         "table": store.table_name,
+        # Which queue it is, so that a restore can tell another queue from this one.
+        "location": store.location,
+        "file_id": store.file_id,
         "backend": store.backend,
         "created": repr(created),
         "version": __version__,
@@ -483,9 +488,20 @@ def read_manifest(path: str | os.PathLike[str]) -> SnapshotInfo:
             algorithm=manifest.get("checksum_algorithm", "blake2b-sum128"),
             scope=manifest.get("scope", TABLE),
             keys=int(manifest.get("keys", 0)),
+            location=manifest.get("location") or _location(manifest),
+            file_id=manifest.get("file_id", ""),
         )
     except (KeyError, ValueError) as exc:
         raise SnapshotError(f"{path}: incomplete manifest ({exc})") from exc
+
+
+def _location(manifest: dict[str, str]) -> str:
+    """The location of a snapshot from before it was recorded: from its (masked) source
+    URL ('' when that cannot be read)."""
+    try:
+        return QueueStore(manifest["source"], manifest["table"]).location
+    except (QueuetoolError, OSError, RuntimeError, ValueError):
+        return ""  # unknown: counts as another queue
 
 
 def snapshot_rows(

@@ -37,7 +37,7 @@ from ..errors import Aborted, DaemonError, ProblemsFound, QueuetoolError, Verify
 from ..table.check import CheckResult, check
 from ..table.store import QueueStore
 from .edits import Edit, EditResult, Repair, Undo, apply_edits
-from .restore import RestoreResult, restore
+from .restore import RestoreResult, check_target, restore
 from .snapshot import verify
 
 
@@ -403,6 +403,8 @@ def restore_window(
     path: Path,
     snapshot_dir: Path | None = None,
     keep: int | None = DEFAULT_KEEP,
+    *,
+    onto_other_queue: bool = False,
     **options: Any,
 ) -> tuple[WindowResult, RestoreResult | None]:
     """`restore` inside the window: stop, put the snapshot back, start, verify.
@@ -413,10 +415,13 @@ def restore_window(
     found = verify(path)
     if not found.ok:
         raise VerifyError(found.summary() + "; not restored, gearmand not stopped")
+    check_target(found.info, store, onto_other_queue)  # before the daemon is stopped
     done: list[RestoreResult] = []
 
     def change() -> Change:
-        result = restore(store, path, snapshot_dir, keep=keep, guard=False)
+        result = restore(
+            store, path, snapshot_dir, keep=keep, guard=False, onto_other_queue=onto_other_queue
+        )
         done.append(result)
         if result.before is None:
             return _NoChange()

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from .. import __version__
 from ..errors import QueuetoolError, QueuetoolWarning
-from ..table.store import db_message, mask_url
+from ..table.store import db_message, mask_text
 from .options import env_flag
 
 # Errors of the drivers themselves: where queuetool uses a DB-API cursor directly (bulk
@@ -55,7 +55,7 @@ class QueuetoolGroup(click.Group):
 
 def one_line(exc: BaseException) -> str:
     if isinstance(exc, DBAPIError):
-        return f"database error: {mask_url(db_message(exc))}"
+        return f"database error: {mask_text(db_message(exc))}"
     if isinstance(exc, SQLAlchemyError):
         return f"database error: {str(exc).splitlines()[0]}"
     if isinstance(exc, DRIVER_ERRORS):
@@ -63,7 +63,7 @@ def one_line(exc: BaseException) -> str:
         args = exc.args
         text = args[1] if len(args) > 1 and isinstance(args[0], int) else args[0] if args else ""
         lines = str(text).strip().splitlines()
-        return f"database error: {mask_url(lines[0]) if lines else type(exc).__name__}"
+        return f"database error: {mask_text(lines[0]) if lines else type(exc).__name__}"
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}"

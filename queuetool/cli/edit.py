@@ -27,7 +27,7 @@ from ..changes.edits import (
     apply_edits,
     plan,
 )
-from ..changes.restore import restore
+from ..changes.restore import check_target, restore, same_queue
 from ..changes.snapshot import list_snapshots, read_manifest, take, verify
 from ..config import DEFAULT_KEEP
 from ..daemon.admin import version_tuple
@@ -39,7 +39,7 @@ from ..render import render
 from ..table.filters import JobFilter
 from ..table.jobs import Job, job_record
 from ..table.store import QueueStore
-from ..timeparse import parse_duration, parse_time
+from ..timeparse import parse_duration, parse_start, parse_time
 from .maintenance import is_live, load_plan, run_restore_window, run_window, window_options
 from .options import AppContext, filter_options, format_option, queue_options, quiet_option
 
@@ -260,6 +260,12 @@ def _held_dry_run(store: QueueStore, edits: Sequence[Edit], holder: DaemonInfo) 
     )
 
 
+# Every edit of every job must say so (purge, reprioritise, reschedule): a forgotten
+# filter must not change the whole queue.
+all_option = click.option(
+    "--all", "all_", is_flag=True, help="Needed to change every job (no filter)."
+)
+
 full_snapshot_option = click.option(
     "--full-snapshot",
     is_flag=True,
@@ -293,16 +299,20 @@ def edit_command(f: F) -> F:
     type=click.Choice(["high", "normal", "low"], case_sensitive=False),
     help="The new priority.",
 )
-def reprioritise_cmd(app: AppContext, job_filter: JobFilter, to: str, **opts: Any) -> None:
+@all_option
+def reprioritise_cmd(
+    app: AppContext, job_filter: JobFilter, to: str, all_: bool, **opts: Any
+) -> None:
     """Give the matched jobs another priority (gearmand must be stopped).
 
     Takes a snapshot first and changes all matched jobs in one transaction.
+    Refuses without a filter unless --all is given.
 
     \b
     Example:
       queuetool reprioritise --function 'copyFilesForPRO*' --to high
     """
-    run_edits(app, [Reprioritise(job_filter, Priority.parse(to))], **opts)
+    run_edits(app, [Reprioritise(job_filter, Priority.parse(to), all_)], **opts)
 
 
 reprioritize_cmd = click.Command(
@@ -325,6 +335,7 @@ reprioritize_cmd = click.Command(
     metavar="DURATION",
     help="Spread the jobs evenly over [start, start + DURATION) in a stable order.",
 )
+@all_option
 def reschedule_cmd(
     app: AppContext,
     job_filter: JobFilter,
@@ -332,12 +343,15 @@ def reschedule_cmd(
     in_: str | None,
     now: bool,
     spread: str | None,
+    all_: bool,
     **opts: Any,
 ) -> None:
     """Set when the matched jobs may run (gearmand must be stopped).
 
-    Exactly one of --at, --in, --now. With --spread, job i of n runs at
-    start + i*DURATION/n (start is now for --now), in the order they were due.
+    Exactly one of --at, --in, --now; a time that has passed is refused (--now makes
+    jobs due now). With --spread, job i of n runs at start + i*DURATION/n (start is
+    now for --now), in the order they were due. Refuses without a filter unless
+    --all is given.
 
     \b
     Examples:
@@ -348,13 +362,13 @@ def reschedule_cmd(
     if len(given) != 1:
         raise UsageError("give exactly one of --at TIME, --in DURATION, --now")
     if at:
-        when = parse_time(at)
+        when = parse_start(at)
     elif in_:
         when = parse_time("now") + parse_duration(in_)
     else:
         when = 0
     seconds = parse_duration(spread) if spread else 0
-    result = run_edits(app, [Reschedule(job_filter, when, seconds)], **opts)
+    result = run_edits(app, [Reschedule(job_filter, when, seconds, all_)], **opts)
     if result is not None and result.changed and (when or seconds):
         # Only a future when_to_run waits for a wake-up; --now (0) is handed out at once.
         version = installed_gearmand_version()
@@ -377,7 +391,7 @@ def installed_gearmand_version() -> str | None:
 
 @click.command("purge")
 @edit_command
-@click.option("--all", "all_", is_flag=True, help="Needed to purge every job (no filter).")
+@all_option
 @click.option(
     "--export",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -511,6 +525,12 @@ def snapshots_cmd(app: AppContext, snapshot_dir: Path | None, fmt: str) -> None:
 @queue_options
 @write_options
 @window_options
+@click.option(
+    "--onto-other-queue",
+    is_flag=True,
+    help="Let a whole-table snapshot replace another queue or table than the one it was "
+    "taken of (an edit's undo never applies to another queue).",
+)
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def restore_cmd(
     app: AppContext,
@@ -520,6 +540,7 @@ def restore_cmd(
     force: bool,
     quiet: bool,
     snapshot_dir: Path | None,
+    onto_other_queue: bool,
     **window: Any,
 ) -> None:
     """Put the queue table back exactly as a snapshot holds it (gearmand must be stopped).
@@ -527,7 +548,9 @@ def restore_cmd(
     The snapshot's checksum is checked first, the current state is snapshotted,
     and the table is replaced in one transaction and checked again. The snapshot an
     edit takes holds only the jobs it changed: restoring it puts those jobs back as
-    they were and leaves every other job as it is now.
+    they were and leaves every other job as it is now. A snapshot goes back onto the
+    queue and table it was taken of; --onto-other-queue lets a whole-table snapshot
+    replace another one.
 
     \b
     Example:
@@ -535,10 +558,13 @@ def restore_cmd(
     """
     info = read_manifest(path)
     store = app.store
+    check_target(info, store, onto_other_queue)
     click.echo(
         f"snapshot {info.path}: {info.describe()} of {info.source} table {info.table}, "
         f"taken {info.created_iso}"
     )
+    # Onto another queue, every question names both: the snapshot's queue and this one.
+    origin = "" if same_queue(info, store) else f" of {info.source} table {info.table}"
     if dry_run:
         result = verify(path)
         click.echo(result.summary())
@@ -548,7 +574,7 @@ def restore_cmd(
         replaced = f"its {info.keys} jobs" if info.partial else f"the {current} rows"
         click.echo(
             f"dry run: would replace {replaced} in {store.display_url} table "
-            f"{store.table_name} with the snapshot's {info.rows} rows; nothing changed"
+            f"{store.table_name} with the snapshot's {info.rows} rows{origin}; nothing changed"
         )
         return
     directory, keep = _snapshot_settings(app, snapshot_dir)
@@ -564,12 +590,15 @@ def restore_cmd(
             snapshot_dir=directory,
             keep=keep,
             confirm=confirm,
+            onto_other_queue=onto_other_queue,
+            origin=origin,
             **window,
         )
         return
     what = f"its {info.keys} jobs" if info.partial else f"table {store.table_name}"
     confirm(
-        f"Replace {what} in {store.display_url} with the {info.rows} rows of this snapshot?",
+        f"Replace {what} in {store.display_url} with the {info.rows} rows of this "
+        f"snapshot{origin}?",
         yes,
     )
     if force:
@@ -578,7 +607,15 @@ def restore_cmd(
             "this restore; a running gearmand may overwrite or lose it.",
             err=True,
         )
-    result = restore(store, path, directory, keep=keep, gearmand=app.gearmand_address, force=force)
+    result = restore(
+        store,
+        path,
+        directory,
+        keep=keep,
+        gearmand=app.gearmand_address,
+        force=force,
+        onto_other_queue=onto_other_queue,
+    )
     if result.before is not None:
         click.echo(f"snapshot of the replaced state: {result.before.path}")
     scope = f" of the {info.keys} jobs it covers" if info.partial else ""

@@ -22,7 +22,7 @@ from ..daemon.reload import DEFAULT_BUCKETS, predict_replay
 from ..errors import DaemonRunning, QueuetoolError, UsageError
 from ..priority import Priority
 from ..table.filters import JobFilter
-from ..timeparse import parse_duration, parse_time
+from ..timeparse import parse_duration, parse_start, parse_time
 from .daemon import _render_start, _render_stop, buckets_type, ways
 from .options import AppContext
 
@@ -222,12 +222,17 @@ def run_restore_window(
     quiet: bool,
     snapshot_dir: Path | None,
     keep: int,
+    onto_other_queue: bool = False,
+    origin: str = "",
     **announced: Any,
 ) -> None:
-    """`restore` while gearmand runs: confirm once, then stop, restore, start, verify."""
-    what = f"replace table {app.store.table_name} with the {rows} rows of {path}"
+    """`restore` while gearmand runs: confirm once, then stop, restore, start, verify.
+    `origin` names the snapshot's queue when it is another one."""
+    what = f"replace table {app.store.table_name} with the {rows} rows of {path}{origin}"
     options = announce(app, what, reasons, quiet=quiet, **announced)
-    outcome, restored = restore_window(app.store, path, snapshot_dir, keep, **options)
+    outcome, restored = restore_window(
+        app.store, path, snapshot_dir, keep, onto_other_queue=onto_other_queue, **options
+    )
     _render_stop(outcome.stopped, quiet)
     if restored is not None:
         if restored.before is not None:
@@ -258,8 +263,8 @@ def _buckets(app: AppContext, option: int | str | None, rows: int) -> int:
 
 FILTER_KEYS = {"function", "unique", "priority", "scheduled", "due", "run_after", "run_before"}
 ACTION_KEYS = {
-    "reprioritise": {"to"},
-    "reschedule": {"at", "in", "now", "spread"},
+    "reprioritise": {"to", "all"},
+    "reschedule": {"at", "in", "now", "spread", "all"},
     "purge": {"all", "export"},
     "repair": set(),
 }
@@ -271,7 +276,9 @@ def load_plan(path: Path) -> list[Edit]:
     Each has `action` (reprioritise, reschedule, purge, repair), the filter keys of the
     command line (function, unique, priority: lists or strings; scheduled/due: true;
     run_after, run_before: TIME) and the action's own keys (to; at/in/now/spread;
-    all/export).
+    export). An edit without a filter needs `all = true` (a repair needs neither: it
+    touches only rows gearmand cannot replay). Any other key is an error: a misspelt
+    one (`[[edits]]`, `dry_run = true`) must not leave the plan to run as it stands.
     """
     try:
         data = tomllib.loads(path.read_text())
@@ -279,6 +286,11 @@ def load_plan(path: Path) -> list[Edit]:
         raise UsageError(f"cannot read plan {path}: {exc.strerror}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"plan {path} is not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - {"edit"})
+    if unknown:
+        raise UsageError(
+            f"plan {path}: unknown key {', '.join(unknown)} (a plan holds only [[edit]] tables)"
+        )
     entries = data.get("edit")
     if not isinstance(entries, list) or not entries:
         raise UsageError(f"plan {path} has no [[edit]] tables")
@@ -301,25 +313,34 @@ def _edit(path: Path, number: int, entry: dict[str, Any]) -> Edit:
         if key in entry and not isinstance(entry[key], bool):
             raise UsageError(f"{where}: {key} must be true or false, not {entry[key]!r}")
     job_filter = _filter(where, entry)
+    all_jobs = bool(entry.get("all", False))
+    if action != "repair" and job_filter.is_empty and not all_jobs:
+        does = "delete" if action == "purge" else "change"
+        raise UsageError(
+            f"{where}: {action} without a filter would {does} every job: give a filter, "
+            "or all = true if that is what you mean"
+        )
+    if all_jobs and not job_filter.is_empty:
+        raise UsageError(f"{where}: all = true means every job: do not combine it with a filter")
     if action == "reprioritise":
         if "to" not in entry:
             raise UsageError(f"{where}: reprioritise needs `to`")
-        return Reprioritise(job_filter, Priority.parse(str(entry["to"])))
+        return Reprioritise(job_filter, Priority.parse(str(entry["to"])), all_jobs)
     if action == "reschedule":
         given = [k for k in ("at", "in", "now") if entry.get(k)]
         if len(given) != 1:
             raise UsageError(f"{where}: reschedule needs exactly one of at, in, now")
         if "at" in given:
-            when = parse_time(str(entry["at"]))
+            when = parse_start(str(entry["at"]), f"{where}: at", "now = true")
         elif "in" in given:
             when = parse_time("now") + parse_duration(str(entry["in"]))
         else:
             when = 0
         spread = parse_duration(str(entry["spread"])) if entry.get("spread") else 0
-        return Reschedule(job_filter, when, spread)
+        return Reschedule(job_filter, when, spread, all_jobs)
     if action == "purge":
         export = Path(entry["export"]) if entry.get("export") else None
-        return Purge(job_filter, bool(entry.get("all", False)), export)
+        return Purge(job_filter, all_jobs, export)
     return Repair(job_filter)
 
 

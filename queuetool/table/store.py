@@ -55,23 +55,58 @@ def queue_table(name: str = DEFAULT_TABLE, schema: str | None = None) -> sa.Tabl
     )
 
 
+# `scheme://` and what follows it up to the next space or quote (a URL inside a message).
+_URL_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^\s'\"]*)")
+# A password given as a query parameter (PyMySQL takes `?password=`).
+_PASSWORD_PARAM = re.compile(r"([?&](?:password|passwd)=)[^&]*", re.IGNORECASE)
+ENCODE_HINT = "URL-encode any @ : / in the password (@ is %40, : is %3A, / is %2F)"
+
+
 def mask_url(url: URL | str) -> str:
-    """The URL as text with any password replaced by ***."""
-    if isinstance(url, str):
-        try:
-            url = make_url(url)
-        except ArgumentError:
-            return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-    return url.render_as_string(hide_password=True)
+    """The URL as text with its password replaced by ***.
+
+    Text, not SQLAlchemy's parse, decides: a password may hold `@`, `:` or `/`
+    unencoded, and SQLAlchemy then takes its tail for the host (`u:p@ss@host` has
+    host `ss@host`). So everything from the first `:` after the user to the LAST `@`
+    of the URL is masked; when a later `@` belongs to the path or query, more is
+    masked than needed, but never less."""
+    text = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
+    scheme, sep, rest = text.partition("://")
+    return scheme + sep + _mask_rest(rest) if sep else text
+
+
+def mask_text(message: str) -> str:
+    """A message (a driver's error) with the password of each URL in it masked; there a
+    URL ends at a space or a quote."""
+    return _URL_IN_TEXT.sub(lambda m: m.group(1) + _mask_rest(m.group(2)), message)
+
+
+def _mask_rest(rest: str) -> str:
+    """What follows `scheme://`, its password masked (none: a path, as sqlite:////x)."""
+    rest = _PASSWORD_PARAM.sub(r"\1***", rest)
+    at = rest.rfind("@")
+    if rest.startswith("/") or at < 0:
+        return rest
+    user, colon, _ = rest[:at].partition(":")
+    return f"{user}:***{rest[at:]}" if colon else rest
 
 
 def parse_queue_url(text: str) -> URL:
-    """Parse and normalise a queue URL (the dialect's `normalise_url`)."""
+    """Parse and normalise a queue URL (the dialect's `normalise_url`).
+
+    A password with an unencoded `@` is refused (SQLAlchemy would read part of it as
+    the host or database, and connect to, or print, that)."""
     try:
         url = make_url(text)
-    except ArgumentError as exc:
-        raise UsageError(f"not a database URL: {mask_url(text)!r}") from exc
-    return _dialect(url).normalise_url(url)
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        hint = f"; {ENCODE_HINT}" if "@" in text else ""
+        raise UsageError(f"not a database URL: {mask_url(text)!r}{hint}") from exc
+    dialect = _dialect(url)
+    if "@" in (url.host or "") or (dialect.database_file(url) is None and text.count("@") > 1):
+        # `u:p@ss@host` or `u:p@ss/x@host/db`: SQLAlchemy splits at the first @ and takes
+        # the password's tail for the host or the database. A server URL has one @.
+        raise UsageError(f"not a database URL: {mask_url(text)!r}; {ENCODE_HINT}")
+    return dialect.normalise_url(url)
 
 
 def _dialect(url: URL) -> Dialect:
@@ -109,6 +144,23 @@ class QueueStore:
     def database_file(self) -> Path | None:
         """The file that holds the queue (SQLite), None for a server or in memory."""
         return self.dialect.database_file(self.url)
+
+    @property
+    def location(self) -> str:
+        """Where the table lives, to tell queues apart (no user, no password): a SQLite
+        file's resolved path, or a server's host:port/database."""
+        return self.dialect.location(self.url)
+
+    @property
+    def file_id(self) -> str:
+        """The database file's device:inode ('' for a server or a missing file): the same
+        file by another path (a hard link, a bind mount) is the same queue."""
+        path = self.database_file
+        try:
+            st = path.stat() if path is not None else None
+        except OSError:
+            return ""
+        return f"{st.st_dev}:{st.st_ino}" if st is not None else ""
 
     @property
     def engine(self) -> Engine:

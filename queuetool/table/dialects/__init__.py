@@ -53,6 +53,10 @@ class Dialect(Protocol):
 
     def database_file(self, url: URL) -> Path | None: ...
 
+    def location(self, url: URL) -> str:
+        """Where a queue lives, without user or password: tells queues apart."""
+        ...
+
     def create_engine(self, url: URL) -> Engine: ...
 
     # The table's layout, and the SQL that reads and edits it.

@@ -55,6 +55,13 @@ def database_file(url: URL) -> Path | None:
     return None  # a server, not a file
 
 
+def location(url: URL) -> str:
+    """host:port/database (a socket path for the host): how queues are told apart."""
+    socket = url.query.get("unix_socket")
+    host = str(socket) if socket else (url.host or "localhost").lower()
+    return f"{host}:{url.port or 3306}/{url.database or ''}"
+
+
 # -- the daemon's command line ----------------------------------------------------------
 
 

@@ -63,6 +63,12 @@ def database_file(url: URL) -> Path | None:
     return Path(url.database)
 
 
+def location(url: URL) -> str:
+    """The resolved path of the queue's file: how queues are told apart."""
+    path = database_file(url)
+    return str(path.resolve()) if path is not None else ":memory:"
+
+
 # -- the daemon's command line ----------------------------------------------------------
 
 
