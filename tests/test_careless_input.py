@@ -109,7 +109,7 @@ def test_edit_without_a_filter_needs_all(queue, cli, snapdir, command, args, doe
     ("action", "keys", "does"),
     [
         ("reprioritise", 'to = "high"', "change"),
-        ("reschedule", "now = true", "change"),
+        ("reschedule", 'in = "1h"', "change"),  # all 30 are due: each one changes
         ("purge", "", "delete"),
     ],
 )
