@@ -35,7 +35,9 @@ def test_dry_run_shows_before_and_after(queue, cli):
         "a             fn          low -> high     now                        1\n"
         "nothing changed, no snapshot taken\n"
     )
-    spread = run(cli, queue, "reschedule", "--at", "@2000000000", "--spread", "1h", "--dry-run")
+    spread = run(
+        cli, queue, "reschedule", "--all", "--at", "@2000000000", "--spread", "1h", "--dry-run"
+    )
     # Each job shows the time --spread gives it, in the order it hands them out.
     assert [re.split(r"\s{2,}", line) for line in spread.stdout.splitlines()[4:8]] == [
         ["b", "fn", "high", "now -> 2033-05-18T03:33:20Z", "2"],

@@ -78,7 +78,7 @@ def test_address_of_another_queues_daemon_is_refused_and_nothing_stopped(queue, 
         env["QUEUETOOL_CONFIG"] = str(config)
     else:
         env["QUEUETOOL_GEARMAND"] = daemon.address
-    result = cli("reprioritise", *other.cli_args(), "--to", "high", "--yes", env=env)
+    result = cli("reprioritise", *other.cli_args(), "--all", "--to", "high", "--yes", env=env)
     assert result.exit_code == 2, result.output
     theirs = mask_url(queue.url)  # from the daemon's command line
     mine = QueueStore(other.url).display_url
@@ -110,7 +110,9 @@ def test_address_that_does_not_answer_is_not_replaced_by_a_scanned_daemon(
     submit(daemon.port, JOBS)
     before, pid = queue.rows(), daemon.pid
     wrong = f"127.0.0.1:{free_port()}"
-    result = cli("reprioritise", *queue.cli_args(), "--gearmand", wrong, "--to", "high", "--yes")
+    result = cli(
+        "reprioritise", *queue.cli_args(), "--gearmand", wrong, "--all", "--to", "high", "--yes"
+    )
     assert result.exit_code == 2, result.output
     mine = QueueStore(queue.url).display_url
     assert result.stderr.splitlines() == [

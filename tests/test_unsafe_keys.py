@@ -201,7 +201,7 @@ def test_rows_snapshot_undo_of_an_edit_keeps_the_bytes(sqlite_queue, snapdir, cl
     so the bytes go through sqlite3's binding both ways."""
     insert_raw(sqlite_queue)
     run(
-        cli, "reprioritise", *sqlite_queue.cli_args(), "--to", "high", "--yes",
+        cli, "reprioritise", *sqlite_queue.cli_args(), "--all", "--to", "high", "--yes",
         "--snapshot-dir", str(snapdir),
     )  # fmt: skip
     assert {row[2] for row in stored(sqlite_queue)} == {0}

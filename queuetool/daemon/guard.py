@@ -219,8 +219,9 @@ class Measured:
         v = self.verification
         if any(d.options.store_queue_on_shutdown for d in self.daemons):
             return text + (
-                " with --store-queue-on-shutdown: its table is empty while it runs, so its "
-                "counts cannot be compared with the table's"
+                " with --store-queue-on-shutdown: its table is not its queue while it runs "
+                "(it writes the queue at shutdown), so its counts cannot be compared with the "
+                "table's"
             )
         if v is None:
             return text + f"; its counts could not be compared with the table's ({self.error})"
