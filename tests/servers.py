@@ -573,6 +573,18 @@ def work(
     return received
 
 
+def wait_registered(port: int, function: str, timeout: float = 60.0) -> None:
+    """Until a worker for `function` is connected to the daemon (admin `workers`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in admin(port, "workers").splitlines():
+            if ":" in line and function in line.split(":", 1)[1].split():
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no worker for {function} registered within {timeout:g}s")
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def holding_worker(port: int, function: str, timeout: float = 30.0) -> Iterator[Received]:
     """A worker that takes one job and holds it (running) until the block ends."""
