@@ -170,6 +170,9 @@ def test_interrupt_mid_edit_rolls_back_and_restarts(sqlite_queue, tmp_path, sign
     daemon = sqlite_queue.gearmand()
     submit(daemon.port, JOBS)
     original = sqlite_queue.rows()
+    # What was in force before: Python's default, or SIG_IGN when the run was started in
+    # the background by a non-interactive shell (`pytest &` ignores SIGINT).
+    handler = signal.getsignal(signal.SIGINT)
     change = edit(
         sqlite_queue,
         tmp_path,
@@ -183,7 +186,7 @@ def test_interrupt_mid_edit_rolls_back_and_restarts(sqlite_queue, tmp_path, sign
     assert "gearmand restarted" in str(err.value)
     assert sqlite_queue.rows() == original
     assert priority_status(daemon.port) == {"fn0": (0, 6, 0), "fn1": (0, 6, 0)}
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert signal.getsignal(signal.SIGINT) is handler  # handlers restored
 
 
 def test_no_restart_leaves_it_stopped_then_cli_start(mysql_queue, tmp_path, cli):
