@@ -7,7 +7,9 @@ by its own pid (never by name). Nothing here mocks anything.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,10 +30,68 @@ INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
 PRECEDENCE = {0: gear.PRECEDENCE_HIGH, 1: gear.PRECEDENCE_NORMAL, 2: gear.PRECEDENCE_LOW}
 
 
-def free_port() -> int:
+# -- ports ------------------------------------------------------------------------
+#
+# "Bind port 0, close, hand the number to a server" races: until the server binds it,
+# any process may take the number (another test run's free port, or the kernel's pick
+# of a client's source port), and gearmand then sits in its bind retry (~22 s) while
+# another daemon answers on "its" port and its SIGTERMs are ignored (1.1.20 installs the
+# shutdown pipe only after the bind). So a port is leased instead:
+# - from outside the kernel's ephemeral range, so no connect() or bind(0) picks it;
+# - under a lock held by this process until it exits (one byte per port in a shared
+#   lock file, so any number of leases costs one descriptor), so no other test run
+#   leases it while our daemon is between a stop and a restart;
+# - and only if it can be bound now (a program that ignores the locks may hold it).
+
+PORT_LOCKS = Path(os.environ.get("QUEUETOOL_TEST_PORT_LOCKS", "/tmp/queuetool-test-ports.lock"))
+_leases: set[int] = set()
+_lease_lock = threading.Lock()
+_lock_fd: int | None = None
+
+
+def _port_ranges() -> list[range]:
+    """Candidate ports: 10000-65535 outside the ephemeral range (all of it if none left)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    ranges = [r for r in (range(10000, low), range(high + 1, 65536)) if len(r) > 100]
+    return ranges or [range(10000, 65536)]
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gearmand/mariadbd bind
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A loopback port leased to this process until it exits (see above): no other test
+    run gets it, and nothing else is expected to bind it."""
+    global _lock_fd
+    with _lease_lock:
+        if _lock_fd is None:
+            _lock_fd = os.open(PORT_LOCKS, os.O_RDWR | os.O_CREAT, 0o666)
+            with contextlib.suppress(OSError):  # another user's test run shares it
+                os.fchmod(_lock_fd, 0o666)
+        ports = [p for r in _port_ranges() for p in r]
+        start = random.SystemRandom().randrange(len(ports))  # concurrent runs start apart
+        for port in ports[start:] + ports[:start]:
+            if port in _leases:  # POSIX locks do not conflict within one process
+                continue
+            try:
+                fcntl.lockf(_lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
+            except OSError:
+                continue  # leased by another process
+            if _bindable(port):
+                _leases.add(port)
+                return port
+            fcntl.lockf(_lock_fd, fcntl.LOCK_UN, 1, port)
+    raise RuntimeError(f"no free port to lease in {_port_ranges()}")
 
 
 def pid_alive(pid: int) -> bool:
@@ -158,13 +218,24 @@ class Gearmand:
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until OUR daemon answers: `getpid` must name our pid. gearmand writes its pid
+        file before it binds and then retries the bind for ~22 s, so an answer from
+        another process on the port does not mean ours is up."""
         deadline = time.monotonic() + timeout
         while True:
             if self.pid is not None and not pid_alive(self.pid):
                 raise RuntimeError(f"gearmand exited: {self.log_tail()}")
             with contextlib.suppress(OSError):
-                if admin(self.port, "getpid", timeout=2).strip():
+                answer = admin(self.port, "getpid", timeout=2).split()
+                if answer and answer[-1] == str(self.pid):
                     return
+                if answer:
+                    ours = self.pid
+                    self.kill()  # in its bind retry it ignores SIGTERM
+                    raise RuntimeError(
+                        f"port {self.port} is answered by pid {answer[-1]}, not by our "
+                        f"gearmand {ours}: another process holds the port"
+                    )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"gearmand not ready: {self.log_tail()}")
             time.sleep(0.05)
@@ -500,6 +571,18 @@ def work(
         timer.cancel()
         worker.shutdown()
     return received
+
+
+def wait_registered(port: int, function: str, timeout: float = 60.0) -> None:
+    """Until a worker for `function` is connected to the daemon (admin `workers`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in admin(port, "workers").splitlines():
+            if ":" in line and function in line.split(":", 1)[1].split():
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no worker for {function} registered within {timeout:g}s")
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager

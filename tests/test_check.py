@@ -175,7 +175,7 @@ def test_mysql_empty_payload_as_gearmand_writes_it_is_fine(mysql_queue):
     assert mysql_queue.sql(f"SELECT data IS NULL FROM {mysql_queue.table}") == [(1,)]
     assert checked(mysql_queue).ok
     daemon.start()
-    assert [r.data for r in work(daemon.port, ["fn"], 1, timeout=10)] == [b""]
+    assert [r.data for r in work(daemon.port, ["fn"], 1, timeout=60)] == [b""]
 
 
 def test_mysql_unique_key_of_64_bytes_or_more_in_a_utf8mb4_table(mysql_queue):
@@ -375,7 +375,7 @@ def test_check_on_unreachable_mysql_is_an_error(cli):
 # -- the real daemon: what these rows do to gearmand 1.1.20 ---------------------------
 
 
-def start_watching(daemon: Gearmand, timeout: float = 30.0) -> int:
+def start_watching(daemon: Gearmand, timeout: float = 60.0) -> int:
     """Run the daemon's exact command line; return the pid it logged it runs as.
 
     A daemon whose replay fails removes its pid file on the way out, maybe before we
@@ -424,7 +424,7 @@ def test_rows_that_keep_gearmand_from_starting(sqlite_queue, kind, row, logged):
     sqlite_queue.insert([GOOD, row])
     daemon = sqlite_queue.gearmand(start=False)
     pid = start_watching(daemon)
-    assert wait_gone(pid, 20), f"gearmand {pid} is still running: {daemon.log_tail()}"
+    assert wait_gone(pid, 60), f"gearmand {pid} is still running: {daemon.log_tail()}"
     daemon.pid = None
     log = daemon.logfile.read_text()
     assert logged in log
@@ -438,7 +438,7 @@ def test_priority_7_crashes_gearmand(sqlite_queue):
     sqlite_queue.insert([GOOD, ("u1", "fn", 7, b"x", 0)])
     daemon = sqlite_queue.gearmand(start=False)
     pid = start_watching(daemon)
-    assert wait_gone(pid, 20), f"gearmand {pid} is still running: {daemon.log_tail()}"
+    assert wait_gone(pid, 60), f"gearmand {pid} is still running: {daemon.log_tail()}"
     daemon.pid = None
     log = daemon.logfile.read_text()
     # No clean refusal: the last thing it logged is the replay starting.

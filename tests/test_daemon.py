@@ -68,7 +68,7 @@ def stop_then_start(queue, cli, tmp_path: Path, sos: bool) -> None:
     assert new_pid != old_pid
     assert read_cmdline(new_pid) == old_argv  # the exact command line came back
     assert priority_status(daemon.port) == before
-    got = work(daemon.port, ["fn0", "fn1"], 30, timeout=15)
+    got = work(daemon.port, ["fn0", "fn1"], 30, timeout=60)
     assert sorted(r.data for r in got) == sorted(j.data for j in JOBS)
 
 
@@ -181,7 +181,7 @@ def test_drain_reports_a_held_job_which_runs_again_after_start(queue, cli, tmp_p
     assert [r[0] for r in queue.rows()] == ["held"]  # the running job is still queued
     assert cli("start", *queue.cli_args(), env=env(tmp_path)).exit_code == 0
     adopt(daemon)
-    got = work(daemon.port, ["slow"], 1, timeout=10)
+    got = work(daemon.port, ["slow"], 1, timeout=60)
     assert [r.data for r in got] == [b"payload-held"]
 
 

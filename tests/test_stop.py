@@ -121,7 +121,7 @@ def hung():
     def hang(daemon: Gearmand) -> None:
         os.kill(daemon.pid, signal.SIGSTOP)
         stopped.append(daemon)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while state(daemon.pid) != "T":
             assert time.monotonic() < deadline, "SIGSTOP did not take"
             time.sleep(0.01)

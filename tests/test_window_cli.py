@@ -28,7 +28,7 @@ def test_reprioritise_while_running_runs_the_window(queue, cli):
     assert pid_alive(daemon.pid)
     assert priority_status(daemon.port) == {"copyTrial": (0, 6, 0), "copyPRO": (4, 0, 0)}
     assert priority_status(daemon.port) == queue.counts()
-    got = work(daemon.port, ["copyPRO"], 4, timeout=15)
+    got = work(daemon.port, ["copyPRO"], 4, timeout=60)
     assert sorted(r.data for r in got) == sorted(s.data for s in jobs() if s.function == "copyPRO")
 
 
@@ -44,7 +44,7 @@ def test_window_repairs_empty_payloads_gearmand_itself_cannot_replay(sqlite_queu
     assert "repaired 1 rows" in result.stdout
     daemon.pid = int(daemon.pidfile.read_text())
     assert priority_status(daemon.port) == {"fn": (0, 2, 0)}
-    got = {r.unique: r.data for r in work(daemon.port, ["fn"], 2, timeout=15)}
+    got = {r.unique: r.data for r in work(daemon.port, ["fn"], 2, timeout=60)}
     assert got == {"empty": b"", "full": b"x"}
 
 
