@@ -382,19 +382,7 @@ def start_mariadb(workdir: Path, timeout: float = 60.0) -> MySQLServer:
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "data"
     socket_path = workdir / "mysqld.sock"
-    subprocess.run(
-        [
-            INSTALL_DB,
-            "--no-defaults",
-            f"--datadir={data}",
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-            "--user=root",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    install_db(data, workdir)
     port = free_port()
     proc = launch_mariadbd(workdir, port)
     server = MySQLServer("127.0.0.1", port, "queuetool", "t3st:p@ss/word", workdir, proc.pid)
@@ -406,6 +394,34 @@ def start_mariadb(workdir: Path, timeout: float = 60.0) -> MySQLServer:
     # Popen's child is reaped by us; remember the Popen so it is not a zombie.
     server._proc = proc  # type: ignore[attr-defined]
     return server
+
+
+def install_db(data: Path, workdir: Path, attempts: int = 2) -> None:
+    """mariadb-install-db into `data`; a failure says why (its own output), and is tried
+    once more on a clean directory (seen once under load: exit 1, cause not kept)."""
+    tmpdir = workdir / "tmp"
+    tmpdir.mkdir(exist_ok=True)
+    for attempt in range(1, attempts + 1):
+        done = subprocess.run(
+            [
+                INSTALL_DB,
+                "--no-defaults",
+                f"--datadir={data}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--user=root",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "TMPDIR": str(tmpdir)},
+        )
+        if done.returncode == 0:
+            return
+        if attempt == attempts:
+            output = (done.stderr or done.stdout).strip()[-2000:]
+            raise RuntimeError(f"mariadb-install-db exited {done.returncode}:\n{output}")
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def launch_mariadbd(workdir: Path, port: int) -> subprocess.Popen:
