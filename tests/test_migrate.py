@@ -216,7 +216,7 @@ def test_invalid_rows_refused_then_skipped_and_exported(tmp_path, mysql_queue, c
 
     export = tmp_path / "skipped.jsonl"
     run_ok(cli, src.url, mysql_queue.url, "--skip-invalid", "--skipped-file", str(export))
-    lines = [json.loads(x) for x in export.read_text().splitlines()]
+    lines = [json.loads(x) for x in export.read_text().splitlines()][1:-1]  # header, trailer
     assert sorted(x["reason"] for x in lines) == [
         "priority_range",
         "unique_key_length",
@@ -680,6 +680,6 @@ def test_skip_invalid_with_non_utf8_text_exports_each_refused_row_once(tmp_path,
         target.close()
     assert any("not UTF-8" in n for n in notes)
     assert result.skipped_file == export
-    reasons = sorted(json.loads(x)["reason"] for x in export.read_text().splitlines())
+    reasons = sorted(json.loads(x)["reason"] for x in export.read_text().splitlines()[1:-1])
     assert reasons == ["priority_range", "unique_key_utf8"]
     assert len(mysql_queue.rows()) == len(good)

@@ -152,7 +152,7 @@ def test_dry_run_counts_the_collisions_the_real_run_refuses(
     skipped = tmp_path / "skipped.jsonl"
     out = run_ok(cli, src.url, dst.url, "--skip-invalid", "--skipped-file", str(skipped)).stdout
     assert copied_count(out) == dry_count(dry.stdout) == len(dst.rows())
-    assert len(skipped.read_text().splitlines()) == 3
+    assert len(skipped.read_text().splitlines()) == 3 + 2  # and the header and trailer
 
 
 def test_dry_run_counts_collisions_after_another_refusal_like_the_real_run(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult
 
 try:  # CPython's own MD5: a fraction of OpenSSL's set-up cost per call on short messages
     from _md5 import md5
@@ -163,6 +163,12 @@ def _forget_unread(dbapi_conn: object) -> None:
     from .dialects.mysql import forget_unread  # the dialect imports this module
 
     forget_unread(dbapi_conn)
+
+
+def stream_query(conn: Connection, sql: str) -> CursorResult:
+    """The rows of a plain SQL query, streamed (a server-side cursor on MySQL); close
+    it (`with`) before the next statement."""
+    return conn.execution_options(stream_results=True, yield_per=5000).exec_driver_sql(sql)
 
 
 def raw_batches(

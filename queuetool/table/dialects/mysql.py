@@ -16,7 +16,7 @@ from sqlalchemy.dialects.mysql import INTEGER
 from sqlalchemy.engine import URL, Engine
 
 from ...config import DEFAULT_TABLE
-from ..checksum import MOD, Checksum
+from ..checksum import MOD, Checksum, stream_query
 from .identity import same_host
 
 if TYPE_CHECKING:
@@ -547,12 +547,6 @@ def replace_rows(job: Restoring) -> Replaced:
                 for name in (UNDO_KEYS, UNDO_ROWS):
                     conn.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS `{name}`")
     return before, replaced, after
-
-
-def stream_query(conn: sa.Connection, sql: str) -> sa.CursorResult:
-    """The rows of a plain SQL query, streamed (a server-side cursor on MySQL); close
-    it (`with`) before the next statement."""
-    return conn.execution_options(stream_results=True, yield_per=5000).exec_driver_sql(sql)
 
 
 def stream_cursor(raw_conn: object) -> object:

@@ -1,0 +1,308 @@
+"""Reading a job file back (`export.py` writes them): JSON Lines, CSV, or a plain list
+of payloads, streamed from a file or stdin.
+
+`JobSource.verify()` is the first pass: every line is parsed and the jobs are counted
+and summed; the count and checksum must be the trailer's, or the file is refused as cut
+short or altered, before anything is stopped or written. `JobSource.batches()` is the
+second pass, which the import writes from. Stdin cannot be read twice: the first pass
+copies it to a private temporary file, which the second reads. Either way memory stays
+flat (one batch at a time).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import UsageError, VerifyError
+from ..priority import Priority
+from .checksum import ALGORITHM, Checksum
+from .export import BATCH, CSV_HEADER, CSV_TRAILER, FORMAT, STDOUT
+
+Row = tuple
+
+
+class FileDamaged(VerifyError):
+    """The file is not what its trailer says (cut short, altered) or not a job file."""
+
+
+@dataclass
+class FileCheck:
+    """What the first pass found."""
+
+    kind: str  # jsonl | csv | payloads
+    rows: int
+    checksum: Checksum
+    header: dict[str, Any] = field(default_factory=dict)
+    verified: bool = False  # a trailer was there and matched
+
+    def describe(self) -> str:
+        what = {"jsonl": "JSON Lines", "csv": "CSV", "payloads": "a list of payloads"}[self.kind]
+        state = "count and checksum verified" if self.verified else "no trailer to verify"
+        return f"{self.rows} jobs ({what}, {state}, checksum {self.checksum.hex})"
+
+
+@dataclass
+class JobSource:
+    """A job file to import. `function` and `priority` make each line of a plain file a
+    payload; `verify_trailer` False accepts a file without a trailer, or one whose
+    trailer no longer matches (edited by hand)."""
+
+    path: Path
+    function: str | None = None
+    priority: int = int(Priority.NORMAL)
+    when_to_run: int = 0
+    verify_trailer: bool = True
+    _spool: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return "stdin" if self.stdin else str(self.path)
+
+    @property
+    def stdin(self) -> bool:
+        return str(self.path) == STDOUT
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[IO[bytes]]:
+        if self._spool is not None:
+            with self._spool.open("rb") as fh:
+                yield fh
+        elif self.stdin:
+            yield sys.stdin.buffer
+        else:
+            try:
+                fh = self.path.open("rb")
+            except OSError as exc:
+                raise UsageError(f"cannot read {self.path}: {exc.strerror}") from exc
+            with fh:
+                yield fh
+
+    def close(self) -> None:
+        """Remove the spooled copy of stdin."""
+        if self._spool is not None:
+            self._spool.unlink(missing_ok=True)
+            self._spool = None
+
+    def _spooled(self, fh: IO[bytes]) -> IO[bytes]:
+        """Stdin copied to a private temporary file as it is read (for the second pass)."""
+        fd, name = tempfile.mkstemp(prefix="queuetool-import-", suffix=".spool")
+        self._spool = Path(name)
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(fh, out, 1 << 20)
+        return self._spool.open("rb")
+
+    # -- the two passes ------------------------------------------------------------------
+
+    def verify(self) -> FileCheck:
+        """Parse every job and sum them; FileDamaged unless the trailer agrees."""
+        with self._open() as fh:
+            if self.stdin and self._spool is None:
+                fh = self._spooled(fh)
+            with fh:
+                return self._verify(fh)
+
+    def _verify(self, fh: IO[bytes]) -> FileCheck:
+        kind = self._kind(fh)
+        checksum = Checksum()
+        reader = _Reader(kind, self, fh)
+        for batch in reader.batches():
+            checksum.update(batch)
+        check = FileCheck(kind, checksum.rows, checksum, reader.header)
+        trailer = reader.trailer
+        if kind == "payloads":
+            return check
+        if trailer is None:
+            if reader.header and self.verify_trailer:
+                raise FileDamaged(
+                    f"{self.name} ends without its trailer after {checksum.rows} jobs: cut "
+                    "short? Nothing was imported"
+                )
+            if self.verify_trailer:
+                raise FileDamaged(
+                    f"{self.name} has no header and no trailer, so it cannot be verified: "
+                    "add --no-verify to import it as it is. Nothing was imported"
+                )
+            return check
+        count, total, algorithm = trailer
+        if algorithm != ALGORITHM:
+            raise FileDamaged(f"{self.name}: checksum algorithm {algorithm!r} is not {ALGORITHM}")
+        if (count, total) != (checksum.rows, checksum.hex):
+            if self.verify_trailer:
+                raise FileDamaged(
+                    f"{self.name} holds {checksum.rows} jobs, checksum {checksum.hex}, but its "
+                    f"trailer says {count} jobs, checksum {total}: cut short or altered. "
+                    "Nothing was imported"
+                )
+            return check
+        check.verified = True
+        return check
+
+    def _kind(self, fh: IO[bytes]) -> str:
+        first = fh.peek(64)[:64] if hasattr(fh, "peek") else b""
+        if self.function is not None:
+            return "payloads"
+        if first.lstrip().startswith(b"{"):
+            return "jsonl"
+        if first.startswith(",".join(CSV_HEADER).encode()):
+            return "csv"
+        if not first:
+            raise FileDamaged(f"{self.name} is empty: nothing to import")
+        raise UsageError(
+            f"{self.name} is not a queuetool job file (JSON Lines or CSV): for a plain "
+            "list of payloads, one a line, give --function (and --priority)"
+        )
+
+    def batches(self) -> Iterator[list[Row]]:
+        """The second pass: the jobs in batches, as decoded (unique keys not yet made)."""
+        with self._open() as fh:
+            if not hasattr(fh, "peek"):
+                fh = io.BufferedReader(fh)  # type: ignore[arg-type]
+            yield from _Reader(self._kind(fh), self, fh).batches()
+
+
+class _Reader:
+    """One pass over an open file."""
+
+    def __init__(self, kind: str, source: JobSource, fh: IO[bytes]) -> None:
+        self.kind = kind
+        self.source = source
+        self.fh = fh
+        self.header: dict[str, Any] = {}
+        self.trailer: tuple[int, str, str] | None = None
+        self.line = 0
+
+    def batches(self) -> Iterator[list[Row]]:
+        rows = {"jsonl": self._jsonl, "csv": self._csv, "payloads": self._payloads}[self.kind]()
+        batch: list[Row] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _damaged(self, what: str) -> FileDamaged:
+        return FileDamaged(
+            f"{self.source.name} line {self.line}: {what}: cut short or altered? "
+            "Nothing was imported"
+        )
+
+    def _after_trailer(self) -> None:
+        if self.trailer is not None:
+            raise self._damaged("more after the trailer")
+
+    def _jsonl(self) -> Iterator[Row]:
+        for raw in self.fh:
+            self.line += 1
+            if not raw.strip():
+                continue
+            self._after_trailer()
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                raise self._damaged("not a JSON object") from None
+            if not isinstance(record, dict):
+                raise self._damaged("not a JSON object")
+            if "format" in record and self.line == 1:
+                if record["format"] != FORMAT:
+                    raise self._damaged(f"unknown format {record['format']!r}")
+                self.header = record
+                continue
+            if record.get("trailer") is True:
+                self._set_trailer(record.get("count"), record.get("checksum"), record)
+                continue
+            yield self._job(record)
+
+    def _set_trailer(self, count: object, total: object, record: dict[str, Any]) -> None:
+        if not isinstance(count, int) or not isinstance(total, str):
+            raise self._damaged("a trailer without count and checksum")
+        self.trailer = (count, total, str(record.get("checksum_algorithm", ALGORITHM)))
+
+    def _job(self, record: dict[str, Any]) -> Row:
+        try:
+            unique = _text(record, "unique_key")
+            function = _text(record, "function")
+            data = record.get("data")
+            data = base64.b64decode(data, validate=True) if data is not None else None
+        except (binascii.Error, ValueError, TypeError) as exc:
+            raise self._damaged(f"bad base64 ({exc})") from None
+        return (unique, function, record.get("priority"), data, record.get("when_to_run"))
+
+    def _csv(self) -> Iterator[Row]:
+        text = io.TextIOWrapper(self.fh, encoding="utf-8", newline="")
+        try:
+            reader = csv.reader(text)
+            for cells in reader:
+                self.line = reader.line_num
+                if self.line == 1:
+                    if cells != CSV_HEADER:
+                        raise self._damaged("not the CSV header")
+                    self.header = {"format": FORMAT}
+                    continue
+                self._after_trailer()
+                if len(cells) != len(CSV_HEADER):
+                    raise self._damaged(f"{len(cells)} columns, not {len(CSV_HEADER)}")
+                if cells[0] == CSV_TRAILER:
+                    try:
+                        count = int(cells[1])
+                    except ValueError:
+                        raise self._damaged("a trailer without a count") from None
+                    self._set_trailer(count, cells[2], {"checksum_algorithm": cells[3]})
+                    continue
+                yield self._csv_job(cells)
+        except UnicodeDecodeError:
+            raise self._damaged("not UTF-8") from None
+        finally:
+            text.detach()
+
+    def _csv_job(self, cells: list[str]) -> Row:
+        unique, function, priority, when, data, encoded = cells
+        tokens = set(encoded.split())
+        record: dict[str, Any] = {
+            "data": data,
+            "priority": _int(priority),
+            "when_to_run": _int(when),
+        }
+        for name, value in (("unique_key", unique), ("function", function)):
+            record[name + "_base64" if name in tokens else name] = value
+        for token in tokens:
+            if token.startswith("null:"):
+                record[token[len("null:") :]] = None
+        return self._job(record)
+
+    def _payloads(self) -> Iterator[Row]:
+        s = self.source
+        for raw in self.fh:
+            self.line += 1
+            payload = raw.rstrip(b"\n").rstrip(b"\r")
+            if not payload.strip():
+                continue
+            yield (None, s.function, s.priority, payload, s.when_to_run)
+
+
+def _text(record: dict[str, Any], name: str) -> object:
+    encoded = record.get(name + "_base64")
+    if encoded is not None:
+        return base64.b64decode(encoded, validate=True).decode("utf-8", "surrogateescape")
+    return record.get(name)
+
+
+def _int(cell: str) -> int | str:
+    try:
+        return int(cell)
+    except ValueError:
+        return cell  # kept as it is: the import refuses it with the other bad rows

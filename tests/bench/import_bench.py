@@ -1,0 +1,272 @@
+"""Bench: export and import (the cold start) against the bare work they replace.
+
+- cold start: `queuetool import` into a stopped SQLite queue + gearmand start until it
+  answers with every job, against submitting the jobs through the protocol (a sample of
+  BENCH_SUBMIT jobs, default 5,000, extrapolated to the same count);
+- import throughput against a bare batched INSERT of the same rows (same driver);
+- export against a bare streamed read writing the same file;
+- the CLI's peak memory at two sizes (the rows, and a quarter of them).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from conftest import mysql_ddl, sqlite_ddl
+from data import build_sqlite, timed
+from measure import run_measured
+from servers import Gearmand, JobSpec, MySQLServer, priority_status, sqlite_queue_args, submit
+
+from queuetool.changes.importing import export_jobs, import_jobs
+from queuetool.table.jobfile import JobSource
+from queuetool.table.store import QueueStore
+
+QUEUETOOL = str(Path(sys.executable).parent / "queuetool")
+COLS = "unique_key, function_name, priority, data, when_to_run"
+
+
+def line(text: str) -> None:
+    print(text, flush=True)
+
+
+def _empty_sqlite(path: Path) -> Path:
+    path.unlink(missing_ok=True)
+    conn = sqlite3.connect(path)
+    conn.execute(sqlite_ddl())
+    conn.commit()
+    conn.close()
+    return path
+
+
+def _rows(db: Path) -> list[tuple]:
+    conn = sqlite3.connect(db)
+    rows = conn.execute(f"SELECT {COLS} FROM gearman_queue").fetchall()
+    conn.close()
+    return rows
+
+
+def bare_export(db: Path, out: Path) -> None:
+    """A streamed read writing the same jobs as JSON Lines, base64 payloads."""
+    conn = sqlite3.connect(db)
+    cur = conn.execute(f"SELECT {COLS} FROM gearman_queue")
+    with out.open("w") as fh:
+        while batch := cur.fetchmany(5000):
+            for u, f, p, d, w in batch:
+                record = {"unique_key": u, "function": f, "priority": p, "when_to_run": w}
+                record["data"] = base64.b64encode(d).decode()
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    conn.close()
+    out.unlink()
+
+
+def bare_insert_sqlite(db: Path, rows: list[tuple]) -> None:
+    _empty_sqlite(db)
+    conn = sqlite3.connect(db)
+    for i in range(0, len(rows), 5000):
+        conn.executemany("INSERT INTO gearman_queue VALUES (?, ?, ?, ?, ?)", rows[i : i + 5000])
+    conn.commit()
+    conn.close()
+
+
+def bare_insert_mysql(server: MySQLServer, database: str, rows: list[tuple]) -> None:
+    with server.connect(database) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS gearman_queue")
+        cur.execute(mysql_ddl())
+        cur.max_stmt_length = 16 * 1024 * 1024
+        sql = f"INSERT INTO gearman_queue ({COLS}) VALUES (%s, %s, %s, %s, %s)"
+        for i in range(0, len(rows), 5000):
+            cur.executemany(sql, rows[i : i + 5000])
+        conn.commit()
+
+
+def _reset_mysql(server: MySQLServer, database: str) -> None:
+    with server.connect(database) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS gearman_queue")
+        cur.execute(mysql_ddl())
+        conn.commit()
+
+
+def _cli_import(url: str, file: Path, work: Path) -> object:
+    env = {"XDG_STATE_HOME": str(work / "state")}
+    return run_measured(
+        [QUEUETOOL, "import", "--queue", url, str(file), "--yes", "--quiet"], env=env
+    )
+
+
+def _ready_with(daemon: Gearmand, rows: int, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            counts = priority_status(daemon.port)
+            if sum(sum(c) for c in counts.values()) == rows:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("gearmand did not come up with every job")
+        time.sleep(0.05)
+
+
+def _lib_export(url: str, out: Path) -> None:
+    store = QueueStore(url)
+    try:
+        export_jobs(store, out)
+    finally:
+        store.close()
+    out.unlink()
+
+
+def _lib_import(db: Path, file: Path, work: Path) -> float:
+    _empty_sqlite(db)
+    store = QueueStore(f"sqlite:///{db}")
+    t0 = time.perf_counter()
+    try:
+        import_jobs(store, JobSource(file), work / "snaps", guard=False)
+    finally:
+        store.close()
+    return time.perf_counter() - t0
+
+
+def bench_import(
+    rows: int, work: Path, mysql: MySQLServer, sqlite_db: Path, results: dict, **_: object
+) -> None:
+    out = work / "export.jsonl"
+    # -- export vs a bare streamed read writing the same file
+    for name, url, bare in (
+        ("sqlite", f"sqlite:///{sqlite_db}", lambda: bare_export(sqlite_db, out)),
+        ("mysql", mysql.url("bench"), None),
+    ):
+        m = None
+        best = float("inf")
+        for _ in range(3):
+            out.unlink(missing_ok=True)
+            m = run_measured([QUEUETOOL, "export", "--queue", url, str(out), "--quiet"])
+            assert m.returncode == 0, m.stdout
+            best = min(best, m.seconds)
+        entry = {"export_cli_s": round(best, 3), "export_peak_mb": round(m.peak_mb, 1)}
+        if bare is not None:
+            t_bare = timed(bare)
+            t_lib = timed(_lib_export, url, out)
+            entry.update(
+                bare_stream_write_s=round(t_bare, 3),
+                ratio=round(t_bare / best, 2),
+                export_in_process_s=round(t_lib, 3),
+                ratio_in_process=round(t_bare / t_lib, 2),
+            )
+            entry["target"] = "bare/export >= 0.8 (export no slower than 1.25x bare)"
+        results[f"export/{name}"] = entry
+        line(f"export {name}: {entry}")
+    out.unlink(missing_ok=True)
+    ok = run_measured(
+        [QUEUETOOL, "export", "--queue", f"sqlite:///{sqlite_db}", str(out), "--quiet"]
+    )
+    assert ok.returncode == 0
+    source_rows = _rows(sqlite_db)
+
+    # -- import throughput vs a bare batched INSERT (same driver), into an empty table
+    target = work / "import.db"
+    t_import = float("inf")
+    peak = 0.0
+    for _ in range(3):
+        _empty_sqlite(target)
+        m = _cli_import(f"sqlite:///{target}", out, work)
+        assert m.returncode == 0, m.stdout
+        t_import, peak = min(t_import, m.seconds), m.peak_mb
+    t_bare = timed(bare_insert_sqlite, target, source_rows)
+    (work / "snaps").mkdir(exist_ok=True)
+    t_lib = min(_lib_import(target, out, work) for _ in range(3))
+    startup = run_measured([QUEUETOOL, "--version"]).seconds
+    results["import/sqlite"] = {
+        "import_in_process_s": round(t_lib, 3),
+        "ratio_bare_over_in_process": round(t_bare / t_lib, 2),
+        "cli_startup_s": round(startup, 3),
+        "import_cli_s": round(t_import, 3),
+        "bare_batched_insert_s": round(t_bare, 3),
+        "ratio_bare_over_import": round(t_bare / t_import, 2),
+        "target": ">= 0.8",
+        "import_peak_mb": round(peak, 1),
+    }
+    line(f"import sqlite: {results['import/sqlite']}")
+    t_import = float("inf")
+    mysql.create_database("bench_import")
+    for _ in range(3):
+        _reset_mysql(mysql, "bench_import")
+        m = _cli_import(mysql.url("bench_import"), out, work)
+        assert m.returncode == 0, m.stdout
+        t_import, peak = min(t_import, m.seconds), m.peak_mb
+    t_bare = timed(bare_insert_mysql, mysql, "bench_import", source_rows)
+    results["import/mysql"] = {
+        "import_cli_s": round(t_import, 3),
+        "bare_batched_insert_s": round(t_bare, 3),
+        "ratio_bare_over_import": round(t_bare / t_import, 2),
+        "target": ">= 0.8",
+        "import_peak_mb": round(peak, 1),
+    }
+    line(f"import mysql: {results['import/mysql']}")
+
+    # -- cold start: import + gearmand start until it answers with every job
+    _empty_sqlite(target)
+    started = time.perf_counter()
+    m = _cli_import(f"sqlite:///{target}", out, work)
+    assert m.returncode == 0
+    buckets = str(max(rows, 991))
+    daemon = Gearmand(
+        work / "gd", sqlite_queue_args(target), extra_args=["--hashtable-buckets", buckets]
+    )
+    daemon.start(expect_ready=False)
+    try:
+        _ready_with(daemon, rows)
+        cold = time.perf_counter() - started
+    finally:
+        daemon.stop()
+    # -- against the protocol: a sample of submissions, extrapolated
+    sample = int(os.environ.get("BENCH_SUBMIT", "5000"))
+    proto_db = _empty_sqlite(work / "proto.db")
+    daemon = Gearmand(work / "gp", sqlite_queue_args(proto_db))
+    daemon.start()
+    try:
+        specs = [JobSpec(f"function_{i % 10}", f"s{i}", b"x" * 200) for i in range(sample)]
+        t0 = time.perf_counter()
+        submit(daemon.port, specs)
+        t_sample = time.perf_counter() - t0
+    finally:
+        daemon.stop()
+    per_job = t_sample / sample
+    results["cold_start/sqlite"] = {
+        "rows": rows,
+        "import_plus_start_s": round(cold, 2),
+        "submitted_sample": sample,
+        "submit_sample_s": round(t_sample, 2),
+        "submit_jobs_per_s": round(1 / per_job),
+        "submit_extrapolated_s": round(per_job * rows, 1),
+        "speedup": round(per_job * rows / cold, 1),
+        "submit_extrapolated_100k_s": round(per_job * 100_000, 1),
+        "submit_extrapolated_1m_s": round(per_job * 1_000_000, 1),
+        "target": ">= 50x",
+    }
+    line(f"cold start: {results['cold_start/sqlite']}")
+
+    # -- peak memory at a second size (a quarter)
+    small = max(rows // 4, 1)
+    small_db = build_sqlite(work / "small.db", small)
+    small_out = work / "small.jsonl"
+    e = run_measured(
+        [QUEUETOOL, "export", "--queue", f"sqlite:///{small_db}", str(small_out), "--quiet"]
+    )
+    _empty_sqlite(target)
+    i = _cli_import(f"sqlite:///{target}", small_out, work)
+    results["import/peak_memory"] = {
+        f"export_peak_mb_at_{small}": round(e.peak_mb, 1),
+        f"export_peak_mb_at_{rows}": results["export/sqlite"]["export_peak_mb"],
+        f"import_peak_mb_at_{small}": round(i.peak_mb, 1),
+        f"import_peak_mb_at_{rows}": results["import/sqlite"]["import_peak_mb"],
+    }
+    line(f"peak memory: {results['import/peak_memory']}")
+    for path in (out, small_out, target, proto_db, small_db):
+        path.unlink(missing_ok=True)
