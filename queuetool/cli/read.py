@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ..exporter.metrics import report_exposition
 from ..render import render
 from ..table.check import check
 from ..table.filters import JobFilter
@@ -16,7 +17,6 @@ from ..table.report import (
     GROUPINGS,
     function_table,
     group_record,
-    prometheus,
     report,
 )
 from .options import AppContext, filter_options, format_option, queue_options
@@ -44,8 +44,8 @@ def report_cmd(app: AppContext, job_filter: JobFilter, by: str | None, fmt: str)
     rep = report(app.store, job_filter)
     out = sys.stdout
     if fmt == "prometheus":
-        for line in prometheus(rep, app.store.table_name):
-            out.write(line + "\n")
+        store = app.store
+        out.write(report_exposition(rep, "default", store.backend, store.table_name))
         return
     if by is None and fmt == "table":
         render(function_table(rep), fmt, out)
