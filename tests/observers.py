@@ -132,31 +132,64 @@ def prometheus(workdir: Path, target: str) -> Iterator[Prometheus]:
         server.stop()
 
 
-def chromium(url: str, workdir: Path, *args: str, budget_ms: int = 3000) -> str:
-    """Headless Chromium on `url` with a fresh profile; returns its stdout."""
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",  # tests run as root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def _launch(workdir: Path, args: tuple[str, ...], url: str, **kw: Any) -> subprocess.Popen:
     if not Path(CHROMIUM).exists():
         raise RuntimeError("chromium not found: apt-get install chromium (make test does)")
     profile = workdir / f"chromium-profile-{time.monotonic_ns()}"
-    argv = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",  # tests run as root
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        f"--virtual-time-budget={budget_ms}",
-        *args,
+    # A session of its own: its renderer and zygote processes are stopped with it.
+    return subprocess.Popen(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
+        start_new_session=True,
+        text=True,
+        **kw,
+    )
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def chromium(url: str, workdir: Path, *args: str, budget_ms: int = 2000) -> str:
+    """Headless Chromium on `url` with a fresh profile, e.g. `--dump-dom` after the
+    virtual time budget; returns its stdout."""
+    proc = _launch(
+        workdir,
+        (f"--virtual-time-budget={budget_ms}", *args),
         url,
-    ]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-    shutil.rmtree(profile, ignore_errors=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        _stop(proc)
     if proc.returncode != 0:
-        raise RuntimeError(f"chromium failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return proc.stdout
+        raise RuntimeError(f"chromium failed ({proc.returncode}): {err[-2000:]}")
+    return out
+
+
+@contextlib.contextmanager
+def chromium_open(url: str, workdir: Path) -> Iterator[subprocess.Popen]:
+    """Chromium keeping `url` open in real time (to see the page reload itself)."""
+    proc = _launch(workdir, (), url, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        _stop(proc)
 
 
 class PageTable(HTMLParser):

@@ -26,7 +26,7 @@ tr.total td{font-weight:bold;border-top:2px solid #999}
 .errors{color:#b00020;margin:.2em 0 .5em}
 .bar{display:flex;width:24em;height:1em;background:#eee}
 .seg{display:block;height:100%}
-.high{background:#c0392b}.normal{background:#2e86c1}.low{background:#7f8c8d}
+.seg.high{background:#c0392b}.seg.normal{background:#2e86c1}.seg.low{background:#7f8c8d}
 .seg.scheduled{background-image:repeating-linear-gradient(45deg,#fff8 0 3px,transparent 3px 7px)}
 .seg.blocked{outline:2px dashed #000;outline-offset:-2px}
 .legend span{display:inline-block;margin-right:1em}
