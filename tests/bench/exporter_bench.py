@@ -7,10 +7,10 @@ running as its own process (the real command, no daemon address):
   driver. Target: <= 1.2 x bare + 0.3 s.
 - cached scrape: GET /metrics within the minimum interval (median of 200).
   Target: < 50 ms.
-- memory: the exporter's RSS (its own `process_resident_memory_bytes`, and the
-  peak from /proc/PID/status VmHWM) after 1,000 scrapes, with a minimum interval of
-  0 for the last 100 so they rescan: flat means the peak after 1,000 is the peak
-  after 100.
+- memory: the exporter's peak RSS (/proc/PID/status VmHWM) after 100 and after
+  1,000 cached scrapes (and its own `process_resident_memory_bytes`), then after 20
+  and 100 scrapes that each rescan (minimum interval 0): flat means the later peak
+  equals the earlier one.
 """
 
 from __future__ import annotations
