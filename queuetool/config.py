@@ -24,8 +24,10 @@ SECTIONS: dict[str, frozenset[str]] = {
     "queue": frozenset({"url", "table"}),
     "gearmand": frozenset({"address", "stop", "start", "state_dir"}),
     "snapshots": frozenset({"dir", "keep"}),
+    "exporter": frozenset({"listen", "min_interval"}),
 }
-NAMED_QUEUE_KEYS = frozenset({"url", "table"})  # each [queues.NAME]
+# each [queues.NAME]: the queue, and for the exporter its daemon
+NAMED_QUEUE_KEYS = frozenset({"url", "table", "gearmand", "store_queue_on_shutdown"})
 
 
 def default_snapshot_dir() -> Path:

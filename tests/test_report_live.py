@@ -48,7 +48,7 @@ def test_report_table_and_prometheus(queue, cli):
     ]
     assert lines[-1].split()[:5] == ["TOTAL", "20", "21", "20", "61"]
     prom = cli("report", *queue.cli_args(), "--format", "prometheus")
-    assert 'gearman_queue_jobs{function="fn1",priority="normal",table="gearman_queue"} 20' in (
+    assert 'gearman_queue_jobs{function="fn1",priority="normal",queue="default"} 20.0' in (
         prom.stdout
     )
 

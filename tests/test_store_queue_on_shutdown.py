@@ -159,9 +159,15 @@ def test_report_and_jobs_show_the_daemons_counts(sqlite_queue, cli):
         {"priority": "low", "count": 3, "scheduled": None, "due": None, "bytes": None},
     ]
     prom = cli("report", *sqlite_queue.cli_args(), "--format", "prometheus", "-f", "mail")
-    assert prom.stdout.splitlines()[2:] == [
-        'gearman_queue_jobs{function="mail",priority="normal",table="gearman_queue"} 2'
+    held = [line for line in prom.stdout.splitlines() if not line.startswith("#")]
+    assert [line for line in held if line.startswith("gearman_queue_jobs{")] == [
+        f'gearman_queue_jobs{{function="mail",priority="{p}",queue="default"}} {n}'
+        for p, n in (("high", 0.0), ("normal", 2.0), ("low", 0.0))
     ]
+    assert (
+        'gearman_queue_info{backend="sqlite",queue="default",source="daemon",'
+        'store_queue_on_shutdown="true",table="gearman_queue"} 1.0'
+    ) in held
     assert "of function mail;" in prom.stderr
     jobs = cli("jobs", *sqlite_queue.cli_args(), "--unique", "u*", "--format", "csv")
     assert jobs.exit_code == 0, jobs.output

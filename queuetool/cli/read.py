@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 
 from ..daemon.discover import DaemonInfo
 from ..daemon.held import HeldQueue, held_queue, holding_daemon, why_empty
-from ..priority import label
+from ..exporter.figures import Cell
+from ..exporter.metrics import exposition, report_exposition
+from ..priority import Priority, label
 from ..render import render
 from ..table.check import check
 from ..table.filters import JobFilter
@@ -19,11 +22,7 @@ from ..table.report import (
     GROUPINGS,
     function_table,
     group_record,
-    prometheus,
     report,
-)
-from ..table.report import (
-    _escape as escape,
 )
 from .options import AppContext, filter_options, format_option, queue_options
 
@@ -50,12 +49,12 @@ def report_cmd(app: AppContext, job_filter: JobFilter, by: str | None, fmt: str)
     out = sys.stdout
     holder = holding_daemon(app.store)
     if holder is not None:
-        _held_report(holder, job_filter, by, fmt, app.store.table_name)
+        _held_report(holder, job_filter, by, fmt, app.store.backend, app.store.table_name)
         return
     rep = report(app.store, job_filter)
     if fmt == "prometheus":
-        for line in prometheus(rep, app.store.table_name):
-            out.write(line + "\n")
+        store = app.store
+        out.write(report_exposition(rep, "default", store.backend, store.table_name))
         return
     if by is None and fmt == "table":
         render(function_table(rep), fmt, out)
@@ -115,7 +114,7 @@ def _held_scope(held: HeldQueue, job_filter: JobFilter) -> str:
 
 
 def _held_report(
-    holder: DaemonInfo, job_filter: JobFilter, by: str | None, fmt: str, table: str
+    holder: DaemonInfo, job_filter: JobFilter, by: str | None, fmt: str, backend: str, table: str
 ) -> None:
     """`report` while a --store-queue-on-shutdown daemon runs: its own counts, since its
     table is empty; when jobs are due and how big they are is unknown until it stops."""
@@ -128,12 +127,13 @@ def _held_report(
     )
     out = sys.stdout
     if fmt == "prometheus":
-        name = "gearman_queue_jobs"
-        out.write(f"# HELP {name} Jobs waiting in gearmand (its own prioritystatus).\n")
-        out.write(f"# TYPE {name} gauge\n")
-        for f, p, n in held.by("function,priority"):
-            labels = f'function="{escape(f or "")}",priority="{label(p)}",table="{escape(table)}"'
-            out.write(f"{name}{{{labels}}} {n}\n")
+        # Every priority of a function, 0 where none: as the table's figures are exported.
+        cells = [
+            Cell(f, p.label, held.cells.get((f, int(p)), 0))
+            for f in held.functions()
+            for p in Priority
+        ]
+        out.write(exposition(cells, "default", backend, table, "daemon", time.time()))
         return
     if by is None and fmt == "table":
         render(held.table(), fmt, out)

@@ -141,29 +141,3 @@ def function_table(rep: Report) -> Iterator[dict[str, object]]:
         total = _sum(None, None, cells)
         row.update(total=total.count, scheduled=total.scheduled, due=total.due, bytes=total.bytes)
         yield row
-
-
-def prometheus(rep: Report, table: str) -> Iterator[str]:
-    """Prometheus text exposition, ready for node_exporter's textfile collector."""
-    metrics = (
-        ("gearman_queue_jobs", "Jobs in gearmand's persistent queue.", lambda g: g.count),
-        (
-            "gearman_queue_scheduled_jobs",
-            "Queued jobs whose when_to_run is in the future.",
-            lambda g: g.scheduled,
-        ),
-        ("gearman_queue_bytes", "Payload bytes of queued jobs.", lambda g: g.bytes),
-    )
-    for name, help_text, value in metrics:
-        yield f"# HELP {name} {help_text}"
-        yield f"# TYPE {name} gauge"
-        for g in rep.by("function,priority"):
-            labels = (
-                f'function="{_escape(g.function or "")}",'
-                f'priority="{label(g.priority)}",table="{_escape(table)}"'
-            )
-            yield f"{name}{{{labels}}} {value(g)}"
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

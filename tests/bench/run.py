@@ -22,6 +22,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from data import build_mysql, build_sqlite, timed  # noqa: E402
 from edits_bench import bench_edits  # noqa: E402
+from exporter_bench import bench_exporter  # noqa: E402
 from import_bench import bench_import  # noqa: E402
 from measure import run_measured  # noqa: E402
 from migrate_bench import bench_migrate  # noqa: E402
@@ -142,6 +143,7 @@ SECTIONS.append(bench_edits)
 SECTIONS.append(bench_window)
 SECTIONS.append(bench_migrate)
 SECTIONS.append(bench_import)
+SECTIONS.append(bench_exporter)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,227 @@
+"""One collection of a queue's figures: its table's counts and what its daemon says.
+
+`collect` never raises for a database or a daemon that does not answer: the figures
+then say which side is down and carry the error, so the exporter keeps serving.
+A `--store-queue-on-shutdown` daemon keeps its table empty while it runs
+(GEARMAND.md), so while it answers its own per-priority counts stand in for the
+table's, and the figures say so (`source == "daemon"`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pymysql
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from ..daemon.admin import AdminClient, FunctionStatus, PriorityStatus
+from ..daemon.guard import running_daemons
+from ..errors import QueuetoolError
+from ..priority import Priority, label
+from ..table.report import Report, report
+from ..table.store import QueueStore, db_message, mask_url
+
+ADMIN_TIMEOUT = 3.0
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    QueuetoolError,
+    SQLAlchemyError,
+    OSError,
+    pymysql.err.Error,
+    sqlite3.Error,
+)
+
+
+@dataclass(frozen=True)
+class QueueSource:
+    """One queue the exporter watches: its label, its table, its daemon's admin address.
+
+    `store_queue_on_shutdown` None means: find out from the local gearmand process
+    that uses this queue (its command line), as `queuetool status` does.
+    """
+
+    name: str
+    store: QueueStore
+    gearmand: str | None = None
+    store_queue_on_shutdown: bool | None = None
+    admin_timeout: float = ADMIN_TIMEOUT
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Figures for one function and priority. None: not known from this source."""
+
+    function: str
+    priority: str  # high, normal, low, or invalid(N) for a row gearmand cannot use
+    jobs: int
+    scheduled: int | None = None
+    payload_bytes: int | None = None
+    # Filled by TABLE_EXTRAS (issue 12, scheduling): None until that lands.
+    blocked: int | None = None
+    oldest_age_seconds: float | None = None
+
+    @property
+    def due(self) -> int | None:
+        return None if self.scheduled is None else self.jobs - self.scheduled
+
+
+@dataclass(frozen=True)
+class DaemonFigures:
+    """What gearmand answered: `version`, `status` and `prioritystatus`."""
+
+    version: str
+    status: list[FunctionStatus]
+    priorities: list[PriorityStatus]
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One collection of one queue. `taken_at` is wall-clock time when it started."""
+
+    queue: str
+    backend: str
+    table: str
+    source: str  # "table", "daemon" (store-queue-on-shutdown), or "none" (not readable)
+    store_queue_on_shutdown: bool
+    cells: list[Cell]
+    queue_up: bool
+    daemon: DaemonFigures | None
+    daemon_up: bool | None  # None: no admin address known for this queue
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (database|daemon, line)
+    taken_at: float = 0.0
+    duration: float = 0.0
+
+    def functions(self) -> list[str]:
+        return sorted({c.function for c in self.cells})
+
+
+# Extension point for issue 12 (scheduling): a function that, given the store and the
+# time of the scan, returns per-(function, priority label) figures to merge into the
+# cells: {"blocked": int, "oldest_age_seconds": float}. Empty until that issue lands;
+# the metrics and the page already show whatever it returns.
+TableExtras = Callable[[QueueStore, int], dict[tuple[str, str], dict[str, float]]]
+TABLE_EXTRAS: list[TableExtras] = []
+
+
+def collect(source: QueueSource, clock: Callable[[], float] = time.time) -> Figures:
+    """Read the queue's figures once; failures are recorded in the result, not raised."""
+    started = clock()
+    mono = time.monotonic()
+    errors: list[tuple[str, str]] = []
+    sqos = source.store_queue_on_shutdown
+    if sqos is None:
+        sqos = _runs_with_store_on_shutdown(source.store)
+    daemon, daemon_up = None, None
+    if source.gearmand:
+        try:
+            daemon = _ask_daemon(source.gearmand, source.admin_timeout)
+            daemon_up = True
+        except (QueuetoolError, OSError) as exc:
+            daemon_up = False
+            errors.append(("daemon", describe(exc)))
+    cells: list[Cell] = []
+    if sqos and daemon is not None:
+        # The table is empty while this daemon runs: its own counts are the queue.
+        cells, queue_up, origin = daemon_cells(daemon.priorities), True, "daemon"
+    else:
+        try:
+            cells = table_cells(source.store, int(started))
+            queue_up, origin = True, "table"
+        except DATABASE_ERRORS as exc:
+            queue_up, origin = False, "none"
+            errors.append(("database", describe(exc)))
+            # A lost server leaves dead connections in the pool: start afresh next time.
+            source.store.close()
+    return Figures(
+        queue=source.name,
+        backend=source.store.backend,
+        table=source.store.table_name,
+        source=origin,
+        store_queue_on_shutdown=bool(sqos),
+        cells=cells,
+        queue_up=queue_up,
+        daemon=daemon,
+        daemon_up=daemon_up,
+        errors=errors,
+        taken_at=started,
+        duration=time.monotonic() - mono,
+    )
+
+
+def table_cells(store: QueueStore, now: int) -> list[Cell]:
+    """The table's counts per function and priority (the one GROUP BY of `report`),
+    with every priority of a function present (0 where none) so graphs stack."""
+    return report_cells(report(store, now=now), _extras(store, now))
+
+
+def report_cells(
+    rep: Report, extras: dict[tuple[str, str], dict[str, float]] | None = None
+) -> list[Cell]:
+    """Cells from a `report`; HIGH/NORMAL/LOW of each function always, invalid when present."""
+    found = {(g.function or "", label(g.priority)): g for g in rep.groups}
+    keys = {(f, p.label) for f in {k[0] for k in found} for p in Priority} | set(found)
+    cells = []
+    for function, prio in sorted(keys, key=_cell_order):
+        group = found.get((function, prio))
+        extra = (extras or {}).get((function, prio), {})
+        blocked = extra.get("blocked")
+        cells.append(
+            Cell(
+                function,
+                prio,
+                group.count if group else 0,
+                group.scheduled if group else 0,
+                group.bytes if group else 0,
+                blocked=None if blocked is None else int(blocked),
+                oldest_age_seconds=extra.get("oldest_age_seconds"),
+            )
+        )
+    return cells
+
+
+def daemon_cells(priorities: list[PriorityStatus]) -> list[Cell]:
+    """Cells from gearmand's `prioritystatus`: job counts only (no schedule, no payload)."""
+    cells = []
+    for status in sorted(priorities, key=lambda s: s.function):
+        for prio, count in zip(Priority, status.counts, strict=True):
+            cells.append(Cell(status.function, prio.label, count))
+    return cells
+
+
+def describe(exc: BaseException) -> str:
+    """One line for the log and the page; a URL's password is masked."""
+    if isinstance(exc, DBAPIError):
+        return f"database error: {mask_url(db_message(exc))}"
+    if isinstance(exc, pymysql.err.Error | sqlite3.Error):
+        args = exc.args
+        text = args[1] if len(args) > 1 and isinstance(args[0], int) else args[0] if args else ""
+        return f"database error: {mask_url(str(text).strip().splitlines()[0] if text else '')}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip()
+    return mask_url(text.splitlines()[0]) if text else type(exc).__name__
+
+
+def _ask_daemon(address: str, timeout: float) -> DaemonFigures:
+    with AdminClient(address, timeout) as client:
+        return DaemonFigures(client.version(), client.status(), client.priority_status())
+
+
+def _runs_with_store_on_shutdown(store: QueueStore) -> bool:
+    return any(d.options.store_queue_on_shutdown for d in running_daemons(store))
+
+
+def _extras(store: QueueStore, now: int) -> dict[tuple[str, str], dict[str, float]]:
+    merged: dict[tuple[str, str], dict[str, float]] = {}
+    for hook in TABLE_EXTRAS:
+        for key, values in hook(store, now).items():
+            merged.setdefault(key, {}).update(values)
+    return merged
+
+
+def _cell_order(key: tuple[str, str]) -> tuple[str, int, str]:
+    function, prio = key
+    order = {p.label: int(p) for p in Priority}
+    return (function, order.get(prio, 3), prio)
