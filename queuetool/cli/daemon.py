@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..config import Setting
-from ..daemon.admin import AdminClient
+from ..daemon.admin import AdminClient, version_tuple
 from ..daemon.control import (
     StartResult,
     StopResult,
@@ -22,9 +22,11 @@ from ..daemon.control import (
     uptime,
 )
 from ..daemon.reload import predict_replay
+from ..daemon.version import FIXED_IN
 from ..errors import DaemonUnreachable
 from ..render import render
 from ..table.report import report
+from ..timeparse import format_epoch
 from .options import AppContext, discovered, format_option, queue_options
 
 
@@ -84,8 +86,13 @@ def status_cmd(app: AppContext, fmt: str) -> None:
     if daemon["up"] and daemon["pid"]:
         daemon["uptime_seconds"] = uptime(daemon["pid"])
     rows = {}
-    for g in report(store).by("function"):
+    blocked: dict[str, tuple[int, int | None]] = {}
+    version = daemon.get("version")
+    rules = version is None or version_tuple(version) < FIXED_IN  # gearmand 1.1.x's bugs
+    for g in report(store, blocking=rules).by("function"):
         rows[g.function or ""] = g.count
+        if g.blocked:
+            blocked[g.function or ""] = (g.blocked, g.blocked_until)
     sos = bool(info and info.options.store_queue_on_shutdown)
     lines = []
     for name in sorted(set(funcs) | set(rows)):
@@ -98,6 +105,10 @@ def status_cmd(app: AppContext, fmt: str) -> None:
             "table rows": rows.get(name, 0),
         }
         line["difference"] = line["table rows"] - line["daemon queued"] if daemon["up"] else 0
+        if blocked:
+            n, until = blocked.get(name, (0, None))
+            line["blocked"] = n
+            line["blocked until"] = format_epoch(until) if n else ""
         lines.append(line)
     settings = {
         "queue": app.queue_setting(),
@@ -134,6 +145,12 @@ def status_cmd(app: AppContext, fmt: str) -> None:
         click.echo("note: --store-queue-on-shutdown: the table is empty while the daemon runs")
     elif any(line["difference"] for line in lines):
         click.echo("note: the table and the daemon differ (the difference column)")
+    if blocked:
+        click.echo(
+            "note: blocked: due jobs gearmand before 2.0.0 hands to no worker while a higher "
+            "list of their function holds only scheduled jobs (`queuetool check` says how "
+            "to free them)"
+        )
     if fmt == "table":
         click.echo("settings:")
         for key, s in settings.items():

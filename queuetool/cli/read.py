@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 
 from ..daemon.discover import DaemonInfo
 from ..daemon.held import HeldQueue, held_queue, holding_daemon, why_empty
+from ..daemon.version import queue_daemon_version
 from ..priority import label
 from ..render import render
+from ..table.blocked import Blocker, blockers
 from ..table.check import check
 from ..table.filters import JobFilter
 from ..table.jobs import JOB_COLUMNS, job_record, list_jobs
@@ -52,7 +55,8 @@ def report_cmd(app: AppContext, job_filter: JobFilter, by: str | None, fmt: str)
     if holder is not None:
         _held_report(holder, job_filter, by, fmt, app.store.table_name)
         return
-    rep = report(app.store, job_filter)
+    version = queue_daemon_version(app.store, app.gearmand_address)
+    rep = report(app.store, job_filter, blocking=version.scheduling_bugs)
     if fmt == "prometheus":
         for line in prometheus(rep, app.store.table_name):
             out.write(line + "\n")
@@ -167,8 +171,22 @@ def check_cmd(ctx: click.Context, app: AppContext, fmt: str) -> None:
       queuetool check -q sqlite:////var/lib/gearman/queue.db && systemctl start gearman-job-server
     """
     result = check(app.store)
+    blocked = _blockers(app)
     if fmt == "json":
-        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        out = result.as_dict()
+        out["blocked"] = [
+            {
+                "function": b.function,
+                "blocked": b.blocked,
+                "blocked_until": b.until,
+                "by_priority": label(b.priority),
+                "by_scheduled_jobs": b.scheduled,
+                "first_run": b.first,
+                "remedy": b.remedy(),
+            }
+            for b in blocked
+        ]
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         rows = [
             {
@@ -182,13 +200,39 @@ def check_cmd(ctx: click.Context, app: AppContext, fmt: str) -> None:
             {"problem": "schema", "count": 1, "examples": "", "what it means": s}
             for s in result.schema
         ]
+        blocked_rows = [
+            {
+                "problem": "blocked",
+                "count": b.blocked,
+                "examples": b.function,
+                "what it means": b.describe() + "; to free it: " + b.remedy(),
+            }
+            for b in blocked
+        ]
         if fmt == "csv":
-            render(rows, fmt, sys.stdout)
+            render(rows + blocked_rows, fmt, sys.stdout)
         else:
             render(rows, fmt, sys.stdout)
             click.echo(result.summary())
+            for b in blocked:
+                click.echo(
+                    f"blocked (gearmand before 2.0.0 hands these to no worker): {b.describe()}"
+                )
+                click.echo(f"  to free it: {b.remedy()}")
+    # Blocked jobs are not lost and replay fine: they do not fail the check.
     if not result.ok:
         ctx.exit(1)
+
+
+def _blockers(app: AppContext) -> list[Blocker]:
+    """Blocked functions under gearmand 1.1.x's rules (none on 2.0.0 and later)."""
+    if not queue_daemon_version(app.store, app.gearmand_address).scheduling_bugs:
+        return []
+    store = app.store
+    with store.connect(read_only=True) as conn:
+        if not store.exists(conn):
+            return []
+        return blockers(conn, store.table, int(time.time()))
 
 
 COMMANDS = [report_cmd, jobs_cmd, check_cmd]

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..priority import label
+from ..timeparse import format_epoch
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,9 @@ class Blocker:
 
     def describe(self) -> str:
         return (
-            f"{self.function}: {self.blocked} due jobs blocked until @{self.until} by "
-            f"{self.scheduled} scheduled {label(self.priority)} jobs (first @{self.first})"
+            f"{self.function}: {self.blocked} due jobs blocked until {format_epoch(self.until)} "
+            f"by {self.scheduled} scheduled {label(self.priority)} jobs (first at "
+            f"{format_epoch(self.first)})"
         )
 
     def remedy(self) -> str:
@@ -57,7 +59,7 @@ class Blocker:
         p = label(self.priority)
         return (
             f"queuetool reprioritise --function '{self.function}' --priority {p} --scheduled "
-            f"--to low   (keeps their time; they wait in LOW, where they block nothing), or "
+            f"--to low (keeps their time; in LOW they block nothing), or "
             f"queuetool reschedule --function '{self.function}' --priority {p} --now"
         )
 
