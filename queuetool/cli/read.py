@@ -72,7 +72,12 @@ def report_cmd(app: AppContext, job_filter: JobFilter, by: str | None, fmt: str)
         # the queue is empty.
         label = {key: "TOTAL" if i == 0 else "" for i, key in enumerate(keys)}
         rows.append({**label, **group_record(rep.total())})
-    render(rows, fmt, out, columns=[*keys, *COUNT_COLUMNS])
+    columns = [*keys, *COUNT_COLUMNS]
+    if fmt == "table":
+        # As in the default table: the scheduling columns only when they say something.
+        shown = [c for c in columns if c not in COUNT_COLUMNS[4:] or any(r.get(c) for r in rows)]
+        rows = [{c: r.get(c) for c in shown} for r in rows]
+    render(rows, fmt, out, columns=columns)
 
 
 @click.command("jobs")
@@ -171,7 +176,7 @@ def check_cmd(ctx: click.Context, app: AppContext, fmt: str) -> None:
       queuetool check -q sqlite:////var/lib/gearman/queue.db && systemctl start gearman-job-server
     """
     result = check(app.store)
-    blocked = _blockers(app)
+    blocked = _blockers(app) if result.ok or not result.schema else []
     if fmt == "json":
         out = result.as_dict()
         out["blocked"] = [
