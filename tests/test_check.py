@@ -98,7 +98,13 @@ def test_clean_queue_passes(queue, cli):
     assert (out.exit_code, out.stdout, out.stderr) == (0, "6 rows checked: no problems\n", "")
     out = cli("check", *queue.cli_args(), "--format", "json")
     assert out.exit_code == 0
-    assert json.loads(out.stdout) == {"ok": True, "rows": 6, "schema": [], "problems": []}
+    assert json.loads(out.stdout) == {
+        "ok": True,
+        "rows": 6,
+        "schema": [],
+        "problems": [],
+        "blocked": [],
+    }
 
 
 def test_empty_queue_passes(queue, cli):
@@ -115,7 +121,7 @@ def test_every_problem_at_once_and_json_shape(sqlite_queue, cli):
     out = cli("check", *sqlite_queue.cli_args(), "--format", "json")
     assert out.exit_code == 1
     doc = json.loads(out.stdout)
-    assert list(doc) == ["ok", "rows", "schema", "problems"]
+    assert list(doc) == ["ok", "rows", "schema", "problems", "blocked"]
     assert (doc["ok"], doc["rows"], doc["schema"]) == (False, len(rows), [])
     counts = {p["kind"]: p["count"] for p in doc["problems"]}
     expected: dict[str, int] = {}
@@ -276,7 +282,13 @@ def test_missing_table(queue, cli):
     assert (result.rows, result.problems, result.schema) == (0, [], [missing])
     out = cli("check", *queue.cli_args(), "--format", "json")
     assert out.exit_code == 1
-    assert json.loads(out.stdout) == {"ok": False, "rows": 0, "schema": [missing], "problems": []}
+    assert json.loads(out.stdout) == {
+        "ok": False,
+        "rows": 0,
+        "schema": [missing],
+        "problems": [],
+        "blocked": [],
+    }
     out = cli("check", *queue.cli_args())
     assert out.exit_code == 1
     assert out.stdout.splitlines()[2].split(None, 2) == ["schema", "1", missing]

@@ -478,34 +478,52 @@ def test_report_by_as_table(report_queue, cli, by, table):
 
 def test_report_by_as_json_and_csv(report_queue, cli):
     assert json.loads(report_out(cli, report_queue, "--by", "function", "--format", "json")) == [
-        {"function": "mail", "count": 2, "scheduled": 0, "due": 2, "bytes": 5},
-        {"function": "resize", "count": 3, "scheduled": 1, "due": 2, "bytes": 5},
+        {
+            "function": "mail",
+            "count": 2,
+            "scheduled": 0,
+            "due": 2,
+            "bytes": 5,
+            "blocked": 0,
+            "blocked_until": None,
+            "oldest_age_seconds": None,
+        },
+        {
+            "function": "resize",
+            "count": 3,
+            "scheduled": 1,
+            "due": 2,
+            "bytes": 5,
+            "blocked": 0,
+            "blocked_until": None,
+            "oldest_age_seconds": None,
+        },
     ]
     assert report_out(cli, report_queue, "--by", "priority", "--format", "csv") == (
-        "priority,count,scheduled,due,bytes\nhigh,2,0,2,3\nnormal,2,1,1,3\nlow,1,0,1,4\n"
+        "priority,count,scheduled,due,bytes,blocked,blocked_until,oldest_age_seconds\nhigh,2,0,2,3,0,,\nnormal,2,1,1,3,0,,\nlow,1,0,1,4,0,,\n"
     )
     by_both = (
         '[\n  {"function": "mail", "priority": "high", "count": 1, "scheduled": 0, "due": 1, '
-        '"bytes": 1},\n'
+        '"bytes": 1, "blocked": 0, "blocked_until": null, "oldest_age_seconds": null},\n'
         '  {"function": "mail", "priority": "low", "count": 1, "scheduled": 0, "due": 1, '
-        '"bytes": 4},\n'
+        '"bytes": 4, "blocked": 0, "blocked_until": null, "oldest_age_seconds": null},\n'
         '  {"function": "resize", "priority": "high", "count": 1, "scheduled": 0, "due": 1, '
-        '"bytes": 2},\n'
+        '"bytes": 2, "blocked": 0, "blocked_until": null, "oldest_age_seconds": null},\n'
         '  {"function": "resize", "priority": "normal", "count": 2, "scheduled": 1, "due": 1, '
-        '"bytes": 3}\n]\n'
+        '"bytes": 3, "blocked": 0, "blocked_until": null, "oldest_age_seconds": null}\n]\n'
     )
     # function,priority is the default grouping for json and csv.
     assert report_out(cli, report_queue, "--format", "json") == by_both
     assert report_out(cli, report_queue, "--by", "function,priority", "--format", "json") == by_both
     assert report_out(cli, report_queue, "--format", "csv") == (
-        "function,priority,count,scheduled,due,bytes\n"
-        "mail,high,1,0,1,1\nmail,low,1,0,1,4\nresize,high,1,0,1,2\nresize,normal,2,1,1,3\n"
+        "function,priority,count,scheduled,due,bytes,blocked,blocked_until,oldest_age_seconds\n"
+        "mail,high,1,0,1,1,0,,\nmail,low,1,0,1,4,0,,\nresize,high,1,0,1,2,0,,\nresize,normal,2,1,1,3,0,,\n"
     )
 
 
 def test_report_filtered(report_queue, cli):
     assert report_out(cli, report_queue, "-f", "mail", "--format", "csv") == (
-        "function,priority,count,scheduled,due,bytes\nmail,high,1,0,1,1\nmail,low,1,0,1,4\n"
+        "function,priority,count,scheduled,due,bytes,blocked,blocked_until,oldest_age_seconds\nmail,high,1,0,1,1,0,,\nmail,low,1,0,1,4,0,,\n"
     )
 
 
@@ -525,8 +543,14 @@ def test_report_filtered(report_queue, cli):
             "TOTAL             0            0      0        0\n",
         ),
         (("--format", "json"), "[]\n"),
-        (("--format", "csv"), "function,priority,count,scheduled,due,bytes\n"),
-        (("--by", "priority", "--format", "csv"), "priority,count,scheduled,due,bytes\n"),
+        (
+            ("--format", "csv"),
+            "function,priority,count,scheduled,due,bytes,blocked,blocked_until,oldest_age_seconds\n",
+        ),
+        (
+            ("--by", "priority", "--format", "csv"),
+            "priority,count,scheduled,due,bytes,blocked,blocked_until,oldest_age_seconds\n",
+        ),
     ],
 )
 def test_report_of_an_empty_queue(queue, cli, args, expected):
@@ -653,7 +677,7 @@ def test_sqlite_path_is_used_as_given(tmp_path, cli, monkeypatch):
     result = run(cli, "report", "-q", "sqlite:///queue.db", "--by", "function", "--format", "csv")
     assert (result.exit_code, result.stdout) == (
         0,
-        "function,count,scheduled,due,bytes\nfn,1,0,1,1\n",
+        "function,count,scheduled,due,bytes,blocked,blocked_until,oldest_age_seconds\nfn,1,0,1,1,0,,\n",
     )
     assert sorted(p.name for p in workdir.iterdir()) == ["queue.db"]
 

@@ -246,7 +246,7 @@ def test_cli_reschedule_options(queue, snapdir, cli):
     assert late.exit_code == 2 and "32-bit INT" in late.output
     out = cli("reschedule", *args, "-f", "fn0", "--in", "2h", "--spread", "1h")
     assert out.exit_code == 0, out.output
-    assert "Note: gearmand 1.1" in out.stderr and "reconnect the workers" in out.stderr
+    assert "Note: gearmand 1.1" in out.stderr and "queuetool wake" in out.stderr
     whens = sorted(w for _, f, _, _, w in queue.rows() if f == "fn0")
     start = whens[0]
     assert abs(start - (time.time() + 7200)) < 60

@@ -108,9 +108,9 @@ def _show_warnings_plainly() -> None:
 
 
 def _register() -> None:
-    from . import daemon, edit, exporter, migrate, read, transfer
+    from . import daemon, edit, exporter, migrate, read, schedule, transfer
 
-    for module in (read, edit, daemon, migrate, transfer, exporter):
+    for module in (read, edit, daemon, migrate, schedule, transfer, exporter):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..config import Setting
-from ..daemon.admin import AdminClient
+from ..daemon.admin import AdminClient, version_tuple
 from ..daemon.control import (
     StartResult,
     StopResult,
@@ -22,10 +22,12 @@ from ..daemon.control import (
     uptime,
 )
 from ..daemon.reload import predict_replay
+from ..daemon.version import FIXED_IN
 from ..errors import DaemonUnreachable
 from ..priority import label
 from ..render import render
 from ..table.report import report
+from ..timeparse import format_epoch
 from .options import AppContext, discovered, format_option, queue_options
 
 
@@ -88,12 +90,19 @@ def status_cmd(app: AppContext, fmt: str) -> None:
             daemon["error"] = str(exc)
     if daemon["up"] and daemon["pid"]:
         daemon["uptime_seconds"] = uptime(daemon["pid"])
+    version = daemon.get("version")
+    rules = version is None or version_tuple(version) < FIXED_IN  # gearmand 1.1.x's bugs
+    rep = report(store, blocking=rules)
     rows: dict[str, int] = {}
     cells: dict[tuple[str, int], int] = {}
-    for g in report(store).by("function,priority"):
+    for g in rep.by("function,priority"):
         name = g.function or ""
         rows[name] = rows.get(name, 0) + g.count
         cells[(name, int(g.priority or 0))] = g.count
+    blocked: dict[str, tuple[int, int | None]] = {}
+    for g in rep.by("function"):
+        if g.blocked:
+            blocked[g.function or ""] = (g.blocked, g.blocked_until)
     sos = bool(info and info.options.store_queue_on_shutdown)
     lines = []
     for name in sorted(set(funcs) | set(rows)):
@@ -109,6 +118,10 @@ def status_cmd(app: AppContext, fmt: str) -> None:
         line["priority differences"] = (
             priority_differences(name, cells, queued, line["running"]) if daemon["up"] else []
         )
+        if blocked:
+            n, until = blocked.get(name, (0, None))
+            line["blocked"] = n
+            line["blocked until"] = format_epoch(until) if n else ""
         lines.append(line)
     settings = {
         "queue": app.queue_setting(),
@@ -147,11 +160,19 @@ def status_cmd(app: AppContext, fmt: str) -> None:
     if lines:
         render(lines, fmt, sys.stdout)
     if sos and daemon["up"]:
-        click.echo("note: --store-queue-on-shutdown: the table is empty while the daemon runs")
+        click.echo(
+            "note: --store-queue-on-shutdown: the table is not the queue while the daemon runs"
+        )
     elif any(line["difference"] or line["priority differences"] for line in lines):
         click.echo(
             "note: the table and the daemon differ (the difference and priority differences "
             "columns): the daemon does not hold what the table holds"
+        )
+    if blocked:
+        click.echo(
+            "note: blocked: due jobs gearmand before 2.0.0 hands to no worker while a higher "
+            "list of their function holds only scheduled jobs (`queuetool check` says how "
+            "to free them)"
         )
     if fmt == "table":
         click.echo("settings:")

@@ -7,9 +7,8 @@ Each editing command plans (count + sample), asks for confirmation, then calls
 from __future__ import annotations
 
 import functools
-import shutil
-import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,6 @@ from ..changes.edits import (
 from ..changes.restore import check_target, restore, same_queue
 from ..changes.snapshot import list_snapshots, read_manifest, take, verify
 from ..config import DEFAULT_KEEP
-from ..daemon.admin import version_tuple
 from ..daemon.discover import DaemonInfo
 from ..daemon.held import held_queue, holding_daemon, why_empty
 from ..errors import Aborted, UsageError
@@ -44,14 +42,6 @@ from .maintenance import is_live, load_plan, run_restore_window, run_window, win
 from .options import AppContext, filter_options, format_option, queue_options, quiet_option
 
 F = Callable[..., Any]
-
-WAKE_NOTE = (
-    "Note: gearmand {version} (before 2.0.0) does not hand out a scheduled job when its "
-    "time comes while the function's workers sleep: they get it only when woken, by a new "
-    "job for the function or by a worker (re)connecting. After the time has passed, "
-    "restart or reconnect the workers, or submit a far-future SUBMIT_JOB_EPOCH job for the "
-    "function and cancel it with the admin command `cancel job HANDLE` (GEARMAND.md)."
-)
 
 
 def snapshot_options(f: F) -> F:
@@ -371,22 +361,13 @@ def reschedule_cmd(
     result = run_edits(app, [Reschedule(job_filter, when, seconds, all_)], **opts)
     if result is not None and result.changed and (when or seconds):
         # Only a future when_to_run waits for a wake-up; --now (0) is handed out at once.
-        version = installed_gearmand_version()
-        if version is None or version_tuple(version) < (2, 0, 0):
-            note(opts["quiet"], WAKE_NOTE.format(version=version or "older than 2.0.0"))
+        from ..daemon.version import queue_daemon_version
+        from .schedule import wake_advice
 
-
-def installed_gearmand_version() -> str | None:
-    """`gearmand --version` of the gearmand on PATH (the daemon is stopped: no admin port)."""
-    binary = shutil.which("gearmand") or "/usr/sbin/gearmand"
-    try:
-        out = subprocess.run(
-            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    words = out.split()
-    return words[1] if len(words) > 1 and words[0] == "gearmand" else None
+        version = queue_daemon_version(app.store, app.gearmand_address)
+        advice = wake_advice(app, job_filter, when or int(time.time()), version)
+        if advice:
+            note(opts["quiet"], advice)
 
 
 @click.command("purge")

@@ -188,10 +188,23 @@ def filter_options(f: F) -> F:
     )
     @click.option("--run-after", metavar="TIME", help="Only jobs with when_to_run >= TIME.")
     @click.option("--run-before", metavar="TIME", help="Only jobs with when_to_run < TIME.")
+    @click.option(
+        "--submitted-after",
+        metavar="TIME",
+        help="Only jobs whose UUIDv1 key (libgearman's own) says they were submitted at or "
+        "after TIME; other keys never match.",
+    )
+    @click.option(
+        "--submitted-before",
+        metavar="TIME",
+        help="Only jobs whose UUIDv1 key says they were submitted before TIME.",
+    )
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         after = kwargs.pop("run_after")
         before = kwargs.pop("run_before")
+        sub_after = kwargs.pop("submitted_after")
+        sub_before = kwargs.pop("submitted_before")
         kwargs["job_filter"] = JobFilter(
             functions=tuple(kwargs.pop("functions")),
             uniques=tuple(kwargs.pop("uniques")),
@@ -199,6 +212,8 @@ def filter_options(f: F) -> F:
             scheduled=kwargs.pop("scheduled"),
             run_after=parse_time(after) if after else None,
             run_before=parse_time(before) if before else None,
+            submitted_after=parse_time(sub_after) if sub_after else None,
+            submitted_before=parse_time(sub_before) if sub_before else None,
         )
         return f(*args, **kwargs)
 

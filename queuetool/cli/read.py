@@ -10,10 +10,12 @@ import click
 
 from ..daemon.discover import DaemonInfo
 from ..daemon.held import HeldQueue, held_queue, holding_daemon, why_empty
+from ..daemon.version import queue_daemon_version
 from ..exporter.figures import Cell
 from ..exporter.metrics import exposition, report_exposition
 from ..priority import Priority, label
 from ..render import render
+from ..table.blocked import Blocker, blockers
 from ..table.check import check
 from ..table.filters import JobFilter
 from ..table.jobs import JOB_COLUMNS, job_record, list_jobs
@@ -51,10 +53,12 @@ def report_cmd(app: AppContext, job_filter: JobFilter, by: str | None, fmt: str)
     if holder is not None:
         _held_report(holder, job_filter, by, fmt, app.store.backend, app.store.table_name)
         return
-    rep = report(app.store, job_filter)
+    version = queue_daemon_version(app.store, app.gearmand_address)
+    rep = report(app.store, job_filter, blocking=version.scheduling_bugs)
     if fmt == "prometheus":
         store = app.store
-        out.write(report_exposition(rep, "default", store.backend, store.table_name))
+        blocking = version.scheduling_bugs
+        out.write(report_exposition(rep, "default", store.backend, store.table_name, blocking))
         return
     if by is None and fmt == "table":
         render(function_table(rep), fmt, out)
@@ -67,7 +71,12 @@ def report_cmd(app: AppContext, job_filter: JobFilter, by: str | None, fmt: str)
         # the queue is empty.
         label = {key: "TOTAL" if i == 0 else "" for i, key in enumerate(keys)}
         rows.append({**label, **group_record(rep.total())})
-    render(rows, fmt, out, columns=[*keys, *COUNT_COLUMNS])
+    columns = [*keys, *COUNT_COLUMNS]
+    if fmt == "table":
+        # As in the default table: the scheduling columns only when they say something.
+        shown = [c for c in columns if c not in COUNT_COLUMNS[4:] or any(r.get(c) for r in rows)]
+        rows = [{c: r.get(c) for c in shown} for r in rows]
+    render(rows, fmt, out, columns=columns)
 
 
 @click.command("jobs")
@@ -167,8 +176,22 @@ def check_cmd(ctx: click.Context, app: AppContext, fmt: str) -> None:
       queuetool check -q sqlite:////var/lib/gearman/queue.db && systemctl start gearman-job-server
     """
     result = check(app.store)
+    blocked = _blockers(app) if result.ok or not result.schema else []
     if fmt == "json":
-        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        out = result.as_dict()
+        out["blocked"] = [
+            {
+                "function": b.function,
+                "blocked": b.blocked,
+                "blocked_until": b.until,
+                "by_priority": label(b.priority),
+                "by_scheduled_jobs": b.scheduled,
+                "first_run": b.first,
+                "remedy": b.remedy(),
+            }
+            for b in blocked
+        ]
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         rows = [
             {
@@ -182,13 +205,39 @@ def check_cmd(ctx: click.Context, app: AppContext, fmt: str) -> None:
             {"problem": "schema", "count": 1, "examples": "", "what it means": s}
             for s in result.schema
         ]
+        blocked_rows = [
+            {
+                "problem": "blocked",
+                "count": b.blocked,
+                "examples": b.function,
+                "what it means": b.describe() + "; to free it: " + b.remedy(),
+            }
+            for b in blocked
+        ]
         if fmt == "csv":
-            render(rows, fmt, sys.stdout)
+            render(rows + blocked_rows, fmt, sys.stdout)
         else:
             render(rows, fmt, sys.stdout)
             click.echo(result.summary())
+            for b in blocked:
+                click.echo(
+                    f"blocked (gearmand before 2.0.0 hands these to no worker): {b.describe()}"
+                )
+                click.echo(f"  to free it: {b.remedy()}")
+    # Blocked jobs are not lost and replay fine: they do not fail the check.
     if not result.ok:
         ctx.exit(1)
+
+
+def _blockers(app: AppContext) -> list[Blocker]:
+    """Blocked functions under gearmand 1.1.x's rules (none on 2.0.0 and later)."""
+    if not queue_daemon_version(app.store, app.gearmand_address).scheduling_bugs:
+        return []
+    store = app.store
+    with store.connect(read_only=True) as conn:
+        if not store.exists(conn):
+            return []
+        return blockers(conn, store.table, int(time.time()))
 
 
 COMMANDS = [report_cmd, jobs_cmd, check_cmd]

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import pymysql
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from ..daemon.admin import AdminClient, FunctionStatus, PriorityStatus
+from ..daemon.admin import AdminClient, FunctionStatus, PriorityStatus, version_tuple
 from ..daemon.guard import running_daemons
+from ..daemon.version import FIXED_IN
 from ..errors import QueuetoolError
 from ..priority import Priority, label
 from ..table.report import Report, report
@@ -58,7 +59,7 @@ class Cell:
     jobs: int
     scheduled: int | None = None
     payload_bytes: int | None = None
-    # Filled by TABLE_EXTRAS (issue 12, scheduling): None until that lands.
+    # From the table only: None from the daemon's counts, and blocked None on 2.0.0+.
     blocked: int | None = None
     oldest_age_seconds: float | None = None
 
@@ -97,14 +98,6 @@ class Figures:
         return sorted({c.function for c in self.cells})
 
 
-# Extension point for issue 12 (scheduling): a function that, given the store and the
-# time of the scan, returns per-(function, priority label) figures to merge into the
-# cells: {"blocked": int, "oldest_age_seconds": float}. Empty until that issue lands;
-# the metrics and the page already show whatever it returns.
-TableExtras = Callable[[QueueStore, int], dict[tuple[str, str], dict[str, float]]]
-TABLE_EXTRAS: list[TableExtras] = []
-
-
 def collect(source: QueueSource, clock: Callable[[], float] = time.time) -> Figures:
     """Read the queue's figures once; failures are recorded in the result, not raised."""
     started = clock()
@@ -127,7 +120,9 @@ def collect(source: QueueSource, clock: Callable[[], float] = time.time) -> Figu
         cells, queue_up, origin = daemon_cells(daemon.priorities), True, "daemon"
     else:
         try:
-            cells = table_cells(source.store, int(started))
+            # gearmand before 2.0.0 (or unknown) blocks lower lists behind scheduled jobs.
+            blocking = daemon is None or version_tuple(daemon.version) < FIXED_IN
+            cells = table_cells(source.store, int(started), blocking)
             queue_up, origin = True, "table"
         except DATABASE_ERRORS as exc:
             queue_up, origin = False, "none"
@@ -150,23 +145,20 @@ def collect(source: QueueSource, clock: Callable[[], float] = time.time) -> Figu
     )
 
 
-def table_cells(store: QueueStore, now: int) -> list[Cell]:
+def table_cells(store: QueueStore, now: int, blocking: bool = True) -> list[Cell]:
     """The table's counts per function and priority (the one GROUP BY of `report`),
-    with every priority of a function present (0 where none) so graphs stack."""
-    return report_cells(report(store, now=now), _extras(store, now))
+    with every priority of a function present (0 where none) so graphs stack;
+    `blocking`: count the jobs gearmand before 2.0.0 blocks."""
+    return report_cells(report(store, now=now, blocking=blocking), blocking)
 
 
-def report_cells(
-    rep: Report, extras: dict[tuple[str, str], dict[str, float]] | None = None
-) -> list[Cell]:
+def report_cells(rep: Report, blocking: bool = True) -> list[Cell]:
     """Cells from a `report`; HIGH/NORMAL/LOW of each function always, invalid when present."""
     found = {(g.function or "", label(g.priority)): g for g in rep.groups}
     keys = {(f, p.label) for f in {k[0] for k in found} for p in Priority} | set(found)
     cells = []
     for function, prio in sorted(keys, key=_cell_order):
         group = found.get((function, prio))
-        extra = (extras or {}).get((function, prio), {})
-        blocked = extra.get("blocked")
         cells.append(
             Cell(
                 function,
@@ -174,8 +166,8 @@ def report_cells(
                 group.count if group else 0,
                 group.scheduled if group else 0,
                 group.bytes if group else 0,
-                blocked=None if blocked is None else int(blocked),
-                oldest_age_seconds=extra.get("oldest_age_seconds"),
+                blocked=(group.blocked if group else 0) if blocking else None,
+                oldest_age_seconds=group.oldest_age_seconds if group else None,
             )
         )
     return cells
@@ -211,14 +203,6 @@ def _ask_daemon(address: str, timeout: float) -> DaemonFigures:
 
 def _runs_with_store_on_shutdown(store: QueueStore) -> bool:
     return any(d.options.store_queue_on_shutdown for d in running_daemons(store))
-
-
-def _extras(store: QueueStore, now: int) -> dict[tuple[str, str], dict[str, float]]:
-    merged: dict[tuple[str, str], dict[str, float]] = {}
-    for hook in TABLE_EXTRAS:
-        for key, values in hook(store, now).items():
-            merged.setdefault(key, {}).update(values)
-    return merged
 
 
 def _cell_order(key: tuple[str, str]) -> tuple[str, int, str]:

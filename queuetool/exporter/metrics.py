@@ -28,9 +28,8 @@ from .cache import FiguresCache
 from .figures import Cell, Figures, report_cells
 
 CELL = ("queue", "function", "priority")
-# (name, help, value of a cell or None when not known); blocked and oldest age come
-# from figures.TABLE_EXTRAS (issue 12): the families are declared, samples appear
-# once something fills them.
+# (name, help, value of a cell or None when not known: no sample then). Oldest age has
+# samples only where keys are UUIDv1; blocked only from the table, before gearmand 2.0.0.
 TABLE_METRICS = (
     (
         "gearman_queue_jobs",
@@ -215,9 +214,12 @@ class _Static:
         return iter(self.families)
 
 
-def report_exposition(rep: Report, queue: str, backend: str, table: str) -> str:
-    """`report --format prometheus`: the exporter's table metrics for one report."""
-    return exposition(report_cells(rep), queue, backend, table, "table", rep.now)
+def report_exposition(
+    rep: Report, queue: str, backend: str, table: str, blocking: bool = True
+) -> str:
+    """`report --format prometheus`: the exporter's table metrics for one report
+    (`blocking`: it counted the jobs gearmand before 2.0.0 blocks)."""
+    return exposition(report_cells(rep, blocking), queue, backend, table, "table", rep.now)
 
 
 def exposition(

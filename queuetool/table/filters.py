@@ -29,6 +29,10 @@ class JobFilter:
     scheduled: bool | None = None  # True: when_to_run in the future; False: due now
     run_after: int | None = None  # when_to_run >= this epoch
     run_before: int | None = None  # when_to_run < this epoch
+    # The submission time a UUIDv1 key carries (libgearman's own keys): only such keys
+    # ever match, and a key that merely looks like one could lie, so it is a hint.
+    submitted_after: int | None = None  # >= this epoch
+    submitted_before: int | None = None  # < this epoch
     now: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -38,6 +42,12 @@ class JobFilter:
             and self.run_after >= self.run_before
         ):
             raise UsageError("--run-after must be earlier than --run-before")
+        if (
+            self.submitted_after is not None
+            and self.submitted_before is not None
+            and self.submitted_after >= self.submitted_before
+        ):
+            raise UsageError("--submitted-after must be earlier than --submitted-before")
 
     @property
     def is_empty(self) -> bool:
@@ -48,6 +58,8 @@ class JobFilter:
             or self.scheduled is not None
             or self.run_after is not None
             or self.run_before is not None
+            or self.submitted_after is not None
+            or self.submitted_before is not None
         )
 
     def where(self, table: sa.Table, dialect: ModuleType) -> sa.ColumnElement[bool]:
@@ -69,6 +81,12 @@ class JobFilter:
             clauses.append(when >= self.run_after)
         if self.run_before is not None:
             clauses.append(when < self.run_before)
+        if self.submitted_after is not None or self.submitted_before is not None:
+            submitted = dialect.uuid1_epoch(table.c.unique_key)  # NULL: no time in the key
+            if self.submitted_after is not None:
+                clauses.append(submitted >= self.submitted_after)
+            if self.submitted_before is not None:
+                clauses.append(submitted < self.submitted_before)
         return sa.and_(sa.true(), *clauses)
 
     def describe(self) -> str:
@@ -88,6 +106,10 @@ class JobFilter:
             parts.append(f"run after @{self.run_after}")
         if self.run_before is not None:
             parts.append(f"run before @{self.run_before}")
+        if self.submitted_after is not None:
+            parts.append(f"submitted after @{self.submitted_after} (UUIDv1 keys)")
+        if self.submitted_before is not None:
+            parts.append(f"submitted before @{self.submitted_before} (UUIDv1 keys)")
         return ", ".join(parts) if parts else "all jobs"
 
 

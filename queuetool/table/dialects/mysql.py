@@ -221,6 +221,28 @@ def glob_match(column: sa.ColumnElement, pattern: str) -> sa.ColumnElement[bool]
     return text_key(column).op("REGEXP")(regex)
 
 
+_HEX = "[0-9a-fA-F]"
+# A UUID version 1 as libgearman writes it; \\z: the absolute end (see glob_match).
+UUID1_REGEX = f"^{_HEX}{{8}}-{_HEX}{{4}}-1{_HEX}{{3}}-[89abAB]{_HEX}{{3}}-{_HEX}{{12}}\\z"
+UUID1_UNIX_OFFSET = 12219292800  # 1582-10-15 to 1970-01-01 in seconds
+
+
+def uuid1_epoch(column: sa.ColumnElement) -> sa.ColumnElement[int]:
+    """The submission time (Unix seconds) a UUIDv1 key carries, NULL for any other key.
+
+    The 60-bit timestamp's hex digits are time_hi (after the version digit), time_mid
+    and time_low; CONV makes them a number. SIGNED, not UNSIGNED: a key from before 1970
+    would make the unsigned subtraction an error instead of a negative number.
+    """
+    key = text_key(column)
+    digits = sa.func.concat(
+        sa.func.substring(key, 16, 3), sa.func.substring(key, 10, 4), sa.func.substring(key, 1, 8)
+    )
+    ticks = sa.cast(sa.func.conv(digits, 16, 10), sa.BigInteger)
+    seconds = sa.type_coerce(ticks.op("DIV")(10_000_000), sa.Integer) - UUID1_UNIX_OFFSET
+    return sa.case((key.op("REGEXP")(UUID1_REGEX), seconds), else_=sa.null())
+
+
 def int_div(left: sa.ColumnElement[int], right: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
     """Integer division, truncating: MySQL's `/` is DECIMAL with 4 places, which rounds
     (N-1)/N up to 1 for large N; DIV is exact."""

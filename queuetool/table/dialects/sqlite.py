@@ -350,6 +350,35 @@ def _fnmatch_class(body: str) -> tuple[bool, set[str], list[tuple[str, str]]]:
     return negate, singles, ranges
 
 
+# A UUID version 1 as libgearman writes it (uuid_unparse): 8-4-4-4-12 hex digits, the
+# version digit 1, the RFC 4122 variant (8, 9, a or b). GLOB without * matches the
+# whole string, so the length is checked too.
+_HEX = "[0-9a-fA-F]"
+UUID1_GLOB = f"{_HEX * 8}-{_HEX * 4}-1{_HEX * 3}-[89abAB]{_HEX * 3}-{_HEX * 12}"
+# 100 ns intervals from 1582-10-15 to 1970-01-01, in seconds (an exact multiple).
+UUID1_UNIX_OFFSET = 12219292800
+
+
+def uuid1_epoch(column: sa.ColumnElement) -> sa.ColumnElement[int]:
+    """The submission time (Unix seconds) a UUIDv1 key carries, NULL for any other key.
+
+    Pure SQL: the 60-bit timestamp is time_hi (3 digits after the version digit),
+    time_mid and time_low; SQLite has no hex-to-integer function, so each of the 15
+    digits is looked up with instr() and weighted by its power of 16. Integer division
+    of a non-negative number truncates, which is the floor.
+    """
+    positions = [16, 17, 18, 10, 11, 12, 13, 1, 2, 3, 4, 5, 6, 7, 8]  # most significant first
+    ticks: sa.ColumnElement[int] | None = None
+    for index, pos in enumerate(positions):
+        digit = sa.func.instr("0123456789abcdef", sa.func.lower(sa.func.substr(column, pos, 1))) - 1
+        term = digit * sa.literal(16 ** (len(positions) - 1 - index), sa.Integer)
+        ticks = term if ticks is None else ticks + term
+    assert ticks is not None
+    # self_group(): the sum in parentheses, or only its last term would be divided.
+    seconds = sa.type_coerce(ticks.self_group().op("/")(sa.literal(10_000_000)), sa.Integer)
+    return sa.case((column.op("GLOB")(UUID1_GLOB), seconds - UUID1_UNIX_OFFSET), else_=sa.null())
+
+
 def int_div(left: sa.ColumnElement[int], right: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
     """Integer division, truncating: SQLite's `/` on two INTEGERs already is."""
     return sa.type_coerce(left.op("/")(right), sa.Integer)
