@@ -195,7 +195,7 @@ def test_no_restart_leaves_it_stopped_then_cli_start(mysql_queue, tmp_path, cli)
     started = cli("start", *mysql_queue.cli_args(), env={"XDG_STATE_HOME": str(tmp_path / "xdg")})
     # The window kept its state in its own state_dir; the CLI looks in XDG: none there.
     assert started.exit_code == 6 and "no captured gearmand command line" in started.stderr
-    from queuetool.daemon.control import start
+    from queuetool.daemon.start import start
 
     res = start(QueueStore(mysql_queue.url), state_dir=tmp_path / "state")
     adopt(daemon)

@@ -29,10 +29,12 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from ..config import DEFAULT_KEEP
-from ..daemon.control import DaemonState, StartResult, StopResult, start, state_path, stop
 from ..daemon.discover import process_info
 from ..daemon.guard import admin_state, measure, running_daemons
 from ..daemon.reload import examine
+from ..daemon.start import StartResult, start
+from ..daemon.state import DaemonState, state_path
+from ..daemon.stop import StopResult, stop
 from ..errors import Aborted, DaemonError, ProblemsFound, QueuetoolError, VerifyError
 from ..table.check import CheckResult, check
 from ..table.store import QueueStore

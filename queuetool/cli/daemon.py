@@ -11,17 +11,11 @@ import click
 
 from ..config import Setting
 from ..daemon.admin import AdminClient
-from ..daemon.control import (
-    StartResult,
-    StopResult,
-    ensure_not_migrated,
-    find_daemon,
-    start,
-    state_path,
-    stop,
-    uptime,
-)
+from ..daemon.process import uptime
 from ..daemon.reload import predict_replay
+from ..daemon.start import StartResult, start
+from ..daemon.state import ensure_not_migrated, state_path
+from ..daemon.stop import StopResult, find_daemon, stop
 from ..errors import DaemonUnreachable
 from ..priority import label
 from ..render import render

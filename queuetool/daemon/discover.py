@@ -19,8 +19,8 @@ from pathlib import Path
 from ..errors import UsageError
 from ..table.dialects import Dialect, dialect_for_queue_type
 from .admin import DEFAULT_PORT, Address, answers
+from .process import PROC, is_gearmand, read_cmdline
 
-PROC = Path("/proc")
 GEARMAND_CONF = Path("/etc/gearmand.conf")
 DEBIAN_DEFAULTS = Path("/etc/default/gearman-job-server")
 # What Debian's unit adds in front of $PARAMS (gearman-job-server.service).
@@ -272,20 +272,6 @@ def debian_params(path: Path = DEBIAN_DEFAULTS) -> list[str] | None:
 
 
 # -- processes -----------------------------------------------------------------------
-
-
-def read_cmdline(pid: int, proc: Path = PROC) -> tuple[str, ...] | None:
-    try:
-        raw = (proc / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return None
-    if not raw:
-        return None  # a kernel thread, or a zombie
-    return tuple(p.decode("utf-8", "surrogateescape") for p in raw.rstrip(b"\0").split(b"\0"))
-
-
-def is_gearmand(argv: tuple[str, ...]) -> bool:
-    return bool(argv) and os.path.basename(argv[0]) in ("gearmand", "gearmand.bin")
 
 
 def process_info(pid: int, proc: Path = PROC) -> DaemonInfo | None:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from ..changes import snapshot
 from ..daemon import guard
-from ..daemon.control import clear_migrated, mark_migrated
+from ..daemon.state import clear_migrated, mark_migrated
 from ..errors import Aborted, ProblemsFound, SchemaError, UsageError, VerifyError
 from ..table.checksum import Checksum, raw_batches
 from ..table.export import check_export_path
@@ -63,7 +63,7 @@ class MigrateOptions:
     snapshot_dir: str | None = None
     keep: int | None = snapshot.DEFAULT_KEEP
     batch: int = BATCH_ROWS
-    state_dir: Path | None = None  # where the daemons' state files are (control.py)
+    state_dir: Path | None = None  # where the daemons' state files are (daemon/state.py)
 
 
 @dataclass
