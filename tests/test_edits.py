@@ -15,17 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from queuetool.changes import snapshot
-from queuetool.changes.edits import (
-    Purge,
-    Reprioritise,
-    Reschedule,
-    apply_edits,
-    plan,
-    purge,
-    reprioritise,
-    reschedule,
-    spread_times,
-)
+from queuetool.changes.apply import apply_edits, purge, reprioritise, reschedule
+from queuetool.changes.dryrun import plan
+from queuetool.changes.kinds import Purge, Reprioritise, Reschedule, spread_times
 from queuetool.changes.restore import restore
 from queuetool.errors import UsageError, VerifyError
 from queuetool.priority import Priority

@@ -1,7 +1,7 @@
 """The maintenance window against real daemons: success, rollback paths, interrupts.
 
 The edit here is a stand-in written with the plain driver (the real edit commands
-live in queuetool.changes.edits); it snapshots every row and restores them on demand.
+live in queuetool.changes.kinds); it snapshots every row and restores them on demand.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def test_a_real_edit_is_undone_by_its_rows_snapshot_when_the_start_fails(queue, 
     import shlex
 
     from queuetool.changes import snapshot
-    from queuetool.changes.edits import Purge
+    from queuetool.changes.kinds import Purge
     from queuetool.changes.window import edit_window
     from queuetool.table.filters import JobFilter
 

@@ -38,7 +38,8 @@ from ..daemon.stop import StopResult, stop
 from ..errors import Aborted, DaemonError, ProblemsFound, QueuetoolError, VerifyError
 from ..table.check import CheckResult, check
 from ..table.store import QueueStore
-from .edits import Edit, EditResult, Repair, Undo, apply_edits
+from .apply import EditResult, Undo, apply_edits
+from .kinds import Edit, Repair
 from .restore import RestoreResult, check_target, restore
 from .snapshot import verify
 

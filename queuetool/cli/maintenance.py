@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from ..changes.edits import Edit, Plan, Purge, Repair, Reprioritise, Reschedule, plan
+from ..changes.dryrun import Plan, plan
+from ..changes.kinds import Edit, Purge, Repair, Reprioritise, Reschedule
 from ..changes.window import EditWindowResult, WindowResult, edit_window, restore_window
 from ..daemon.discover import local_daemons
 from ..daemon.guard import live_reasons, uses_queue

@@ -55,7 +55,7 @@ from servers import (
 import queuetool.changes.window
 import queuetool.daemon.start
 import queuetool.daemon.stop
-from queuetool.changes.edits import Reprioritise
+from queuetool.changes.kinds import Reprioritise
 from queuetool.changes.window import edit_window
 from queuetool.daemon.reload import DEFAULT_BUCKETS, recommended_buckets
 from queuetool.daemon.start import with_buckets
