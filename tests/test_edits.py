@@ -72,7 +72,7 @@ def test_undo_for_the_maintenance_window(queue, store, snapdir):
     result = purge(store, only("fn0"), snapshot_dir=snapdir)
     undo = result.undo(store)
     assert undo.snapshot == result.snapshot.path
-    replaced = undo.restore()  # no arguments: what window.Change asks for
+    replaced = undo.restore()  # no arguments: what window.UndoableChange asks for
     assert queue.rows() == sorted(ROWS)
     # What the restore replaced: the ten purged jobs' keys, none of them there.
     kept = snapshot.read_manifest(replaced) if replaced is not None else None

@@ -34,7 +34,9 @@ from .snapshot import SnapshotInfo, check_keep, prune, take
 
 
 @dataclass(frozen=True)
-class Change:
+class AppliedEdit:
+    """One edit of a batch as applied: the rows it matched and changed."""
+
     edit: Edit
     matched: int
     changed: int
@@ -50,7 +52,7 @@ class Change:
 class EditResult:
     """What `apply_edits` did; `restore()` puts the table back as it was before."""
 
-    changes: list[Change] = field(default_factory=list)
+    changes: list[AppliedEdit] = field(default_factory=list)
     snapshot: SnapshotInfo | None = None
     elapsed: float = 0.0
     snapshot_seconds: float = 0.0
@@ -75,7 +77,8 @@ class EditResult:
 
     def undo(self, store: QueueStore, guard: bool = False) -> Undo:
         """The pre-edit snapshot and a no-argument `restore()`, as the maintenance window
-        (`window.Change`) wants them; the window owns the daemon, so no guard by default."""
+        (`window.UndoableChange`) wants them; the window owns the daemon, so no guard by
+        default."""
         if self.snapshot is None:
             raise UsageError("this edit took no snapshot, so it cannot be undone")
         return Undo(store, self.snapshot.path, self.snapshot_dir, guard, self.checked)
@@ -83,13 +86,13 @@ class EditResult:
 
 @dataclass
 class Undo:
-    """Puts the table back as it was before an edit (`window.Change`)."""
+    """Puts the table back as it was before an edit (`window.UndoableChange`)."""
 
     store: QueueStore
     snapshot: Path
     snapshot_dir: Path | None = None
     guard: bool = False
-    checked: CheckResult | None = None  # vouches for the table the edit left (window.Change)
+    checked: CheckResult | None = None  # vouches for the table the edit left (the window's)
 
     def restore(self) -> Path | None:
         """Restore the snapshot; returns the snapshot of the replaced (edited) rows."""
@@ -206,7 +209,7 @@ class _Batch:
         if self.by_rows and not snapshot_rows:
             # No edit matches a row before the first runs, so none ever does.
             result.changes = [
-                Change(e, 0, 0, already_settled(conn, store, live))
+                AppliedEdit(e, 0, 0, already_settled(conn, store, live))
                 for e, live in zip(edits, frozen, strict=True)
             ]
             return
@@ -237,11 +240,11 @@ class _Batch:
                     f"{live.describe()}: {matched} jobs matched but {changed} changed; "
                     "rolled back, nothing changed"
                 )
-            result.changes.append(Change(edit, matched, changed, already))
+            result.changes.append(AppliedEdit(edit, matched, changed, already))
 
 
 def _unchanged(result: EditResult, edits: Sequence[Edit], started: float) -> EditResult:
-    result.changes = result.changes or [Change(e, 0, 0) for e in edits]
+    result.changes = result.changes or [AppliedEdit(e, 0, 0) for e in edits]
     result.elapsed = time.monotonic() - started
     return result
 

@@ -124,7 +124,7 @@ class SnapshotInfo:
 
 
 @dataclass(frozen=True)
-class Verification:
+class SnapshotVerification:
     """What `verify` found: the manifest, and the rows and checksum actually in the file."""
 
     info: SnapshotInfo
@@ -543,7 +543,7 @@ def _hash_rows(path: Path) -> Checksum:
     return checksum
 
 
-def verify(path: str | os.PathLike[str]) -> Verification:
+def verify(path: str | os.PathLike[str]) -> SnapshotVerification:
     """Re-read every row and compare count and checksum with the manifest."""
     info = read_manifest(path)
     if info.algorithm != ALGORITHM:
@@ -553,7 +553,7 @@ def verify(path: str | os.PathLike[str]) -> Verification:
         )
     checksum = _hash_rows(info.path)
     keys = sum(len(k) for k in snapshot_keys(path)) if info.partial else 0
-    return Verification(info, checksum.rows, checksum.hex, keys)
+    return SnapshotVerification(info, checksum.rows, checksum.hex, keys)
 
 
 def list_snapshots(directory: str | os.PathLike[str] | None = None) -> list[SnapshotInfo]:

@@ -1,8 +1,8 @@
 """The maintenance window: stop -> change -> check -> start -> verify, or roll back.
 
 The change itself is the caller's (`change()` takes a snapshot and edits, see
-`Change`), so the window works for any edit. Whatever happens after the stop, the
-window ends with the daemon running on a queue it can replay (unless `no_restart`):
+`UndoableChange`), so the window works for any edit. Whatever happens after the stop,
+the window ends with the daemon running on a queue it can replay (unless `no_restart`):
 - the edit leaves rows gearmand cannot replay, the daemon does not come up, dies
   in its replay, or comes up with other counts -> stop the daemon the restart
   brought up (if it runs: the table is never restored under a running daemon),
@@ -44,7 +44,7 @@ from .restore import RestoreResult, check_target, restore
 from .snapshot import verify
 
 
-class Change(Protocol):
+class UndoableChange(Protocol):
     """What `change()` returns: where the pre-edit snapshot is and how to put it back."""
 
     snapshot: Path
@@ -61,7 +61,7 @@ class Change(Protocol):
 @dataclass
 class WindowResult:
     stopped: StopResult
-    change: Change | None = None
+    change: UndoableChange | None = None
     started: StartResult | None = None
     rolled_back: bool = False
     interrupted: str | None = None  # the signal's name, when one arrived
@@ -98,7 +98,7 @@ class _Deferred:
 
 def window(
     store: QueueStore,
-    change: Callable[[], Change],
+    change: Callable[[], UndoableChange],
     *,
     address: str | None = None,
     drain: float | None = None,
@@ -375,7 +375,7 @@ def edit_window(
     batch = [Repair(), *edits] if store.dialect.REPAIRS_ROWS else list(edits)
     applied: list[EditResult] = []
 
-    def change() -> Change:
+    def change() -> UndoableChange:
         if after_stop is not None:
             after_stop()
         # The whole table is checked (the daemon is stopped now) while the edit reads
@@ -421,7 +421,7 @@ def restore_window(
     check_target(found.info, store, onto_other_queue)  # before the daemon is stopped
     done: list[RestoreResult] = []
 
-    def change() -> Change:
+    def change() -> UndoableChange:
         result = restore(
             store, path, snapshot_dir, keep=keep, guard=False, onto_other_queue=onto_other_queue
         )

@@ -30,8 +30,8 @@ from .guard import running_daemons
 from .process import pid_alive, run_command
 from .reload import (
     Cell,
+    ReloadVerification,
     ReplayPrediction,
-    Verification,
     compare,
     count_cells,
     daemon_cells,
@@ -58,7 +58,7 @@ class StartResult:
     check: CheckResult
     prediction: ReplayPrediction
     ready_seconds: float = 0.0
-    verification: Verification | None = None
+    verification: ReloadVerification | None = None
     downtime: float | None = None
     notes: list[str] = field(default_factory=list)
 
