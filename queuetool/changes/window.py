@@ -169,7 +169,7 @@ def window(
                 + _kept(failed)
                 + _tail(store, result, probe)
             )
-        vouched = getattr(result.change, "checked", None)
+        vouched = getattr(result.change, "checked", None)  # a caller's change may not vouch
         checked, expected = examine(store, count=restart, checked=vouched)
         if check_before_start and not checked.ok:
             failed = _roll_back(store, result)
@@ -240,8 +240,8 @@ def _stop_restarted(
     answer = admin_state(address) if address and not mine and stopper["stop_command"] else None
     # Not a process here (another host, a container): only the stop command can reach it.
     remote = answer is not None and (answer[0] is None or process_info(answer[0]) is None)
-    partial = getattr(failure, "result", None)
-    pid = getattr(partial, "pid", None)
+    partial = failure.result if isinstance(failure, VerifyError) else None
+    pid = partial.pid if partial is not None else None
     other = ""
     if pid is not None and pid not in {d.pid for d in mine} and not remote:
         other = (
@@ -396,7 +396,7 @@ def edit_window(
     try:
         outcome = window(store, change, **options)
     except QueuetoolError as exc:
-        exc.edit_result = applied[0] if applied else None  # type: ignore[attr-defined]
+        exc.edit_result = applied[0] if applied else None
         raise
     return EditWindowResult(outcome, applied[0] if applied else None)
 

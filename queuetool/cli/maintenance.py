@@ -174,7 +174,7 @@ def run_window(
             **options,
         )
     except QueuetoolError as exc:
-        applied = getattr(exc, "edit_result", None)
+        applied = exc.edit_result
         if applied is not None and applied.snapshot is not None:
             click.echo(f"snapshot: {applied.snapshot.path}", err=True)
         raise

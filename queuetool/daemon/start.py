@@ -175,9 +175,7 @@ def start(
     if stopped is not None:
         result.downtime = time.time() - stopped
     if not result.verification.ok:
-        error = VerifyError(result.verification.summary())
-        error.result = result  # type: ignore[attr-defined]
-        raise error
+        raise VerifyError(result.verification.summary(), result=result)
     if state is not None:
         state.pid, state.stopped_at = pid, None
         state.migrated_to = state.migrated_at = None  # started here on purpose
