@@ -47,7 +47,7 @@ from .. import __version__
 from ..config import DEFAULT_KEEP, default_snapshot_dir
 from ..errors import QueuetoolError, QueuetoolWarning, SnapshotError, UsageError
 from ..table.checksum import ALGORITHM, Checksum, stream_rows
-from ..table.dialects.sqlite import insert_exact, lenient_text, not_utf8
+from ..table.dialects.sqlite import insert_exact, lenient_text, not_utf8  # the file is SQLite
 from ..table.store import COLUMNS, QueueStore, queue_table
 
 FORMAT = "queuetool-snapshot/1"
