@@ -14,11 +14,20 @@ Exit codes (documented in the README):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .changes.apply import EditResult
+    from .daemon.start import StartResult
+
 
 class QueuetoolError(Exception):
     """Base class: the message is one line a person can act on."""
 
     exit_code = 2
+    #: Set by a maintenance window that failed after its edit was applied (whatever
+    #: the failure's class): the edit's result, so its snapshot can still be named.
+    edit_result: EditResult | None = None
 
 
 class UsageError(QueuetoolError):
@@ -61,9 +70,16 @@ class MigratedAway(QueuetoolError):
 
 
 class VerifyError(QueuetoolError):
-    """A change did not verify (counts, checksums, reload); it was not kept."""
+    """A change did not verify (counts, checksums, reload); it was not kept.
+
+    `result` is the start whose reload did not verify (`daemon.start`), else None.
+    """
 
     exit_code = 5
+
+    def __init__(self, message: str, result: StartResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class ProblemsFound(QueuetoolError):

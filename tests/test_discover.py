@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ from queuetool.daemon.discover import (
     parse_args,
 )
 from queuetool.errors import UsageError
+from queuetool.table.dialects import DIALECTS
 from queuetool.table.store import QueueStore
 
 
@@ -80,7 +85,7 @@ def test_config_file_and_relative_paths(tmp_path):
     opts = options_from_argv(["gearmand", f"--config-file={conf}", "--port=4800"], cwd=tmp_path)
     assert opts.port == 4800  # the command line wins over the file
     assert opts.hashtable_buckets == 4001
-    assert opts.sqlite_path == tmp_path / "rel" / "q.db"
+    assert opts.database_file == tmp_path / "rel" / "q.db"
     assert opts.queue_url == f"sqlite:///{tmp_path}/rel/q.db"
 
 
@@ -179,3 +184,73 @@ def test_several_local_daemons_ask_which(tmp_path, cli):
 
 def test_pid_of_this_process_is_not_scanned():
     assert all(d.pid != os.getpid() for d in local_daemons())
+
+
+@contextlib.contextmanager
+def fake_redis() -> Iterator[int]:
+    """A Redis stand-in on a free port that answers every command with an empty array:
+    enough for gearmand's redis queue to replay nothing and serve."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(0.2)
+                while not stop.is_set():
+                    try:
+                        data = conn.recv(65536)
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    conn.sendall(b"*0\r\n" * max(1, data.count(b"*")))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+KNOWN = " or ".join(d.QUEUE_TYPE for d in DIALECTS.values())  # "libsqlite3 or mysql"
+
+
+def test_daemon_on_a_queue_queuetool_cannot_use_says_which(tmp_path, cli):
+    """A gearmand on a Redis queue: discovery names its queue type instead of the generic
+    "no queue given" (the old message)."""
+    with fake_redis() as port:
+        daemon = Gearmand(
+            tmp_path, ["-q", "redis", "--redis-server", "127.0.0.1", "--redis-port", str(port)]
+        )
+        daemon.start()
+        try:
+            result = cli("report", "--gearmand", daemon.address)
+            assert result.exit_code == 2
+            assert result.stderr.splitlines() == [
+                f"Error: gearmand pid {daemon.pid} (answering at {daemon.address}) uses queue "
+                f"type 'redis', which queuetool cannot use (it reads {KNOWN} queues): name the "
+                "queue with --queue URL, QUEUETOOL_QUEUE or [queue] url in the config"
+            ]
+        finally:
+            daemon.stop()
+
+
+def test_why_no_queue():
+    assert options_from_argv(["gearmand"]).why_no_queue() is None  # builtin: in memory
+    assert options_from_argv(["gearmand", "-q", "libsqlite3"]).why_no_queue() == (
+        "names no --libsqlite3-db on its command line"
+    )
+    assert options_from_argv(["gearmand", "-q", "libmemcached"]).why_no_queue() == (
+        f"uses queue type 'libmemcached', which queuetool cannot use (it reads {KNOWN} queues)"
+    )

@@ -15,17 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from queuetool.changes import snapshot
-from queuetool.changes.edits import (
-    Purge,
-    Reprioritise,
-    Reschedule,
-    apply_edits,
-    plan,
-    purge,
-    reprioritise,
-    reschedule,
-    spread_times,
-)
+from queuetool.changes.apply import apply_edits, purge, reprioritise, reschedule
+from queuetool.changes.dryrun import plan
+from queuetool.changes.kinds import Purge, Reprioritise, Reschedule, spread_times
 from queuetool.changes.restore import restore
 from queuetool.errors import UsageError, VerifyError
 from queuetool.priority import Priority
@@ -80,7 +72,7 @@ def test_undo_for_the_maintenance_window(queue, store, snapdir):
     result = purge(store, only("fn0"), snapshot_dir=snapdir)
     undo = result.undo(store)
     assert undo.snapshot == result.snapshot.path
-    replaced = undo.restore()  # no arguments: what window.Change asks for
+    replaced = undo.restore()  # no arguments: what window.UndoableChange asks for
     assert queue.rows() == sorted(ROWS)
     # What the restore replaced: the ten purged jobs' keys, none of them there.
     kept = snapshot.read_manifest(replaced) if replaced is not None else None

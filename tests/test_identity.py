@@ -24,7 +24,7 @@ from servers import (
 from test_window import edit, run_window
 
 from queuetool.changes import window as window_module
-from queuetool.daemon import control
+from queuetool.daemon import start as start_module
 from queuetool.daemon.guard import running_daemons
 from queuetool.errors import DaemonError, VerifyError
 from queuetool.table.store import QueueStore, mask_url
@@ -160,7 +160,7 @@ def test_the_right_address_still_runs_the_window(sqlite_queue, cli):
 def fail_verification_once(monkeypatch) -> None:
     """The first start's read of the daemon's counts shows one job more than it holds:
     the daemon is up on the edited queue and its verification fails; later reads are true."""
-    real = control.daemon_cells
+    real = start_module.daemon_cells
     calls = []
 
     def daemon_cells(client):
@@ -170,7 +170,7 @@ def fail_verification_once(monkeypatch) -> None:
         calls.append(1)
         return cells, running
 
-    monkeypatch.setattr(control, "daemon_cells", daemon_cells)
+    monkeypatch.setattr(start_module, "daemon_cells", daemon_cells)
 
 
 @pytest.mark.parametrize("sos", [False, True], ids=["plain", "store-queue-on-shutdown"])

@@ -31,9 +31,10 @@ from pathlib import Path
 import pytest
 from servers import Gearmand, JobSpec, pid_alive, priority_status, submit, wait_gone
 
-from queuetool.daemon import control as daemon_mod
-from queuetool.daemon.control import DaemonWarning, _service_unit, stop
+from queuetool.daemon import stop as daemon_mod
 from queuetool.daemon.discover import read_cmdline
+from queuetool.daemon.process import service_unit
+from queuetool.daemon.stop import DaemonWarning, stop
 from queuetool.errors import DaemonError
 from queuetool.table.store import QueueStore
 
@@ -312,7 +313,7 @@ def test_service_unit_from_cgroup(tmp_path, cgroup, layout, expected):
     fake_process(proc, 700, ["/usr/sbin/gearmand", "-d"], cgroup)
     path = cgroup.splitlines()[-1].split(":", 2)[2]
     fake_cgroup(root / layout, path, [700])
-    assert _service_unit(700, proc, root) == expected
+    assert service_unit(700, proc, root) == expected
 
 
 def test_service_unit_not_a_unit_gearmand_was_merely_started_from(tmp_path):
@@ -322,14 +323,14 @@ def test_service_unit_not_a_unit_gearmand_was_merely_started_from(tmp_path):
     fake_process(proc, 700, ["/usr/sbin/gearmand", "-d"], f"0::{CRON}\n")
     fake_process(proc, 80, ["/usr/sbin/cron", "-f"], f"0::{CRON}\n")
     fake_cgroup(root, CRON, [80, 700])
-    assert _service_unit(700, proc, root) is None
+    assert service_unit(700, proc, root) is None
     # The same unit with gearmand alone in it (cron gone) is gearmand's own.
     fake_cgroup(root, CRON, [700])
-    assert _service_unit(700, proc, root) == "cron.service"
+    assert service_unit(700, proc, root) == "cron.service"
     # Members unreadable: named all the same (a warning too many beats one too few).
     (root / CRON.strip("/") / "cgroup.procs").unlink()
-    assert _service_unit(700, proc, root) == "cron.service"
-    assert _service_unit(701, proc, root) is None  # no such process
+    assert service_unit(700, proc, root) == "cron.service"
+    assert service_unit(701, proc, root) is None  # no such process
 
 
 def under_systemd(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -341,7 +342,7 @@ def under_systemd(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         asked.append(pid)
         return "gearman-job-server.service"
 
-    monkeypatch.setattr(daemon_mod, "_service_unit", fake)
+    monkeypatch.setattr(daemon_mod, "service_unit", fake)
     return asked
 
 

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from queuetool.changes import snapshot
-from queuetool.changes.edits import Purge, Repair, Reprioritise, Reschedule, apply_edits
+from queuetool.changes.apply import apply_edits
+from queuetool.changes.kinds import Purge, Repair, Reprioritise, Reschedule
 from queuetool.changes.restore import restore
 from queuetool.errors import VerifyError
 from queuetool.priority import Priority

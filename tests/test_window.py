@@ -1,7 +1,7 @@
 """The maintenance window against real daemons: success, rollback paths, interrupts.
 
 The edit here is a stand-in written with the plain driver (the real edit commands
-live in queuetool.changes.edits); it snapshots every row and restores them on demand.
+live in queuetool.changes.kinds); it snapshots every row and restores them on demand.
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def test_no_restart_leaves_it_stopped_then_cli_start(mysql_queue, tmp_path, cli)
     started = cli("start", *mysql_queue.cli_args(), env={"XDG_STATE_HOME": str(tmp_path / "xdg")})
     # The window kept its state in its own state_dir; the CLI looks in XDG: none there.
     assert started.exit_code == 6 and "no captured gearmand command line" in started.stderr
-    from queuetool.daemon.control import start
+    from queuetool.daemon.start import start
 
     res = start(QueueStore(mysql_queue.url), state_dir=tmp_path / "state")
     adopt(daemon)
@@ -212,7 +212,7 @@ def test_a_real_edit_is_undone_by_its_rows_snapshot_when_the_start_fails(queue, 
     import shlex
 
     from queuetool.changes import snapshot
-    from queuetool.changes.edits import Purge
+    from queuetool.changes.kinds import Purge
     from queuetool.changes.window import edit_window
     from queuetool.table.filters import JobFilter
 

@@ -47,7 +47,7 @@ from ..table.export import check_export_path, format_of, write_jobs
 from ..table.filters import JobFilter
 from ..table.jobfile import FileCheck, JobSource
 from ..table.store import COLUMNS, QueueStore, conn_quote
-from .edits import Undo
+from .apply import Undo
 from .snapshot import SnapshotInfo, check_keep, prune, take_rows
 
 TEMP = "qt_import"

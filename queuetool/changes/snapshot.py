@@ -47,7 +47,7 @@ from .. import __version__
 from ..config import DEFAULT_KEEP, default_snapshot_dir
 from ..errors import QueuetoolError, QueuetoolWarning, SnapshotError, UsageError
 from ..table.checksum import ALGORITHM, Checksum, stream_rows
-from ..table.dialects.sqlite import insert_exact, lenient_text, not_utf8
+from ..table.dialects.sqlite import insert_exact, lenient_text, not_utf8  # the file is SQLite
 from ..table.store import COLUMNS, QueueStore, queue_table
 
 FORMAT = "queuetool-snapshot/1"
@@ -124,7 +124,7 @@ class SnapshotInfo:
 
 
 @dataclass(frozen=True)
-class Verification:
+class SnapshotVerification:
     """What `verify` found: the manifest, and the rows and checksum actually in the file."""
 
     info: SnapshotInfo
@@ -543,7 +543,7 @@ def _hash_rows(path: Path) -> Checksum:
     return checksum
 
 
-def verify(path: str | os.PathLike[str]) -> Verification:
+def verify(path: str | os.PathLike[str]) -> SnapshotVerification:
     """Re-read every row and compare count and checksum with the manifest."""
     info = read_manifest(path)
     if info.algorithm != ALGORITHM:
@@ -553,7 +553,7 @@ def verify(path: str | os.PathLike[str]) -> Verification:
         )
     checksum = _hash_rows(info.path)
     keys = sum(len(k) for k in snapshot_keys(path)) if info.partial else 0
-    return Verification(info, checksum.rows, checksum.hex, keys)
+    return SnapshotVerification(info, checksum.rows, checksum.hex, keys)
 
 
 def list_snapshots(directory: str | os.PathLike[str] | None = None) -> list[SnapshotInfo]:

@@ -1,8 +1,8 @@
 """The maintenance window: stop -> change -> check -> start -> verify, or roll back.
 
 The change itself is the caller's (`change()` takes a snapshot and edits, see
-`Change`), so the window works for any edit. Whatever happens after the stop, the
-window ends with the daemon running on a queue it can replay (unless `no_restart`):
+`UndoableChange`), so the window works for any edit. Whatever happens after the stop,
+the window ends with the daemon running on a queue it can replay (unless `no_restart`):
 - the edit leaves rows gearmand cannot replay, the daemon does not come up, dies
   in its replay, or comes up with other counts -> stop the daemon the restart
   brought up (if it runs: the table is never restored under a running daemon),
@@ -29,19 +29,22 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from ..config import DEFAULT_KEEP
-from ..daemon.control import DaemonState, StartResult, StopResult, start, state_path, stop
 from ..daemon.discover import process_info
 from ..daemon.guard import admin_state, measure, running_daemons
 from ..daemon.reload import examine
+from ..daemon.start import StartResult, start
+from ..daemon.state import DaemonState, state_path
+from ..daemon.stop import StopResult, stop
 from ..errors import Aborted, DaemonError, ProblemsFound, QueuetoolError, VerifyError
 from ..table.check import CheckResult, check
 from ..table.store import QueueStore
-from .edits import Edit, EditResult, Repair, Undo, apply_edits
+from .apply import EditResult, Undo, apply_edits
+from .kinds import Edit, Repair
 from .restore import RestoreResult, check_target, restore
 from .snapshot import verify
 
 
-class Change(Protocol):
+class UndoableChange(Protocol):
     """What `change()` returns: where the pre-edit snapshot is and how to put it back."""
 
     snapshot: Path
@@ -58,7 +61,7 @@ class Change(Protocol):
 @dataclass
 class WindowResult:
     stopped: StopResult
-    change: Change | None = None
+    change: UndoableChange | None = None
     started: StartResult | None = None
     rolled_back: bool = False
     interrupted: str | None = None  # the signal's name, when one arrived
@@ -95,7 +98,7 @@ class _Deferred:
 
 def window(
     store: QueueStore,
-    change: Callable[[], Change],
+    change: Callable[[], UndoableChange],
     *,
     address: str | None = None,
     drain: float | None = None,
@@ -166,7 +169,7 @@ def window(
                 + _kept(failed)
                 + _tail(store, result, probe)
             )
-        vouched = getattr(result.change, "checked", None)
+        vouched = getattr(result.change, "checked", None)  # a caller's change may not vouch
         checked, expected = examine(store, count=restart, checked=vouched)
         if check_before_start and not checked.ok:
             failed = _roll_back(store, result)
@@ -237,8 +240,8 @@ def _stop_restarted(
     answer = admin_state(address) if address and not mine and stopper["stop_command"] else None
     # Not a process here (another host, a container): only the stop command can reach it.
     remote = answer is not None and (answer[0] is None or process_info(answer[0]) is None)
-    partial = getattr(failure, "result", None)
-    pid = getattr(partial, "pid", None)
+    partial = failure.result if isinstance(failure, VerifyError) else None
+    pid = partial.pid if partial is not None else None
     other = ""
     if pid is not None and pid not in {d.pid for d in mine} and not remote:
         other = (
@@ -372,7 +375,7 @@ def edit_window(
     batch = [Repair(), *edits] if store.dialect.REPAIRS_ROWS else list(edits)
     applied: list[EditResult] = []
 
-    def change() -> Change:
+    def change() -> UndoableChange:
         if after_stop is not None:
             after_stop()
         # The whole table is checked (the daemon is stopped now) while the edit reads
@@ -393,7 +396,7 @@ def edit_window(
     try:
         outcome = window(store, change, **options)
     except QueuetoolError as exc:
-        exc.edit_result = applied[0] if applied else None  # type: ignore[attr-defined]
+        exc.edit_result = applied[0] if applied else None
         raise
     return EditWindowResult(outcome, applied[0] if applied else None)
 
@@ -418,7 +421,7 @@ def restore_window(
     check_target(found.info, store, onto_other_queue)  # before the daemon is stopped
     done: list[RestoreResult] = []
 
-    def change() -> Change:
+    def change() -> UndoableChange:
         result = restore(
             store, path, snapshot_dir, keep=keep, guard=False, onto_other_queue=onto_other_queue
         )

@@ -11,19 +11,13 @@ import click
 
 from ..config import Setting
 from ..daemon.admin import AdminClient, version_tuple
-from ..daemon.control import (
-    StartResult,
-    StopResult,
-    ensure_not_migrated,
-    find_daemon,
-    start,
-    state_path,
-    stop,
-    uptime,
-)
+from ..daemon.process import uptime
 from ..daemon.reload import predict_replay
+from ..daemon.start import StartResult, start
+from ..daemon.state import ensure_not_migrated, state_path
+from ..daemon.stop import StopResult, find_daemon, stop
 from ..daemon.version import FIXED_IN
-from ..errors import DaemonUnreachable
+from ..errors import DaemonUnreachable, VerifyError
 from ..priority import label
 from ..render import render
 from ..table.report import report
@@ -358,10 +352,9 @@ def start_cmd(
             timeout=timeout,
             after_migration=after_migration,
         )
-    except Exception as exc:
-        partial = getattr(exc, "result", None)
-        if isinstance(partial, StartResult):
-            _print_differences(partial)
+    except VerifyError as exc:
+        if exc.result is not None:
+            _print_differences(exc.result)
         raise
     _render_start(result, quiet)
     if not quiet:

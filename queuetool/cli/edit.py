@@ -1,7 +1,7 @@
 """Editing commands (reprioritise, reschedule, purge, restore) and snapshots.
 
 Each editing command plans (count + sample), asks for confirmation, then calls
-`edits.apply_edits` or `snapshot.restore`, which do the safety sequence.
+`apply.apply_edits` or `snapshot.restore`, which do the safety sequence.
 """
 
 from __future__ import annotations
@@ -15,17 +15,9 @@ from typing import Any
 
 import click
 
-from ..changes.edits import (
-    Edit,
-    EditResult,
-    Plan,
-    Purge,
-    Repair,
-    Reprioritise,
-    Reschedule,
-    apply_edits,
-    plan,
-)
+from ..changes.apply import EditResult, apply_edits
+from ..changes.dryrun import Plan, plan
+from ..changes.kinds import Edit, Purge, Repair, Reprioritise, Reschedule
 from ..changes.restore import check_target, restore, same_queue
 from ..changes.snapshot import list_snapshots, read_manifest, take, verify
 from ..config import DEFAULT_KEEP

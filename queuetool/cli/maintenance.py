@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from ..changes.edits import Edit, Plan, Purge, Repair, Reprioritise, Reschedule, plan
+from ..changes.dryrun import Plan, plan
+from ..changes.kinds import Edit, Purge, Repair, Reprioritise, Reschedule
 from ..changes.window import EditWindowResult, WindowResult, edit_window, restore_window
 from ..daemon.discover import local_daemons
 from ..daemon.guard import live_reasons, uses_queue
@@ -173,7 +174,7 @@ def run_window(
             **options,
         )
     except QueuetoolError as exc:
-        applied = getattr(exc, "edit_result", None)
+        applied = exc.edit_result
         if applied is not None and applied.snapshot is not None:
             click.echo(f"snapshot: {applied.snapshot.path}", err=True)
         raise

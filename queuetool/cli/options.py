@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..config import DEFAULT_TABLE, Config, Setting, load_config
-from ..daemon.discover import DaemonInfo, discover
+from ..daemon.discover import DaemonInfo, discover, queue_url_of
 from ..priority import Priority
 from ..table.filters import JobFilter
 from ..table.store import QueueStore, open_store
@@ -90,9 +90,10 @@ def discovered(app: AppContext) -> DaemonInfo | None:
 
 def discover_queue(app: AppContext) -> Setting | None:
     info = discovered(app)
-    if info is None or info.options.queue_url is None:
+    url = queue_url_of(info) if info is not None else None
+    if info is None or url is None:
         return None
-    return Setting(info.options.queue_url, f"discovered from {info.source}")
+    return Setting(url, f"discovered from {info.source}")
 
 
 def discover_table(app: AppContext) -> Setting | None:

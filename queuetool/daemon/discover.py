@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from ..table.dialects import Dialect, dialect_for_queue_type
+from ..table.dialects import DIALECTS, Dialect, dialect_for_queue_type
 from .admin import DEFAULT_PORT, Address, answers
+from .process import PROC, is_gearmand, read_cmdline
 
-PROC = Path("/proc")
 GEARMAND_CONF = Path("/etc/gearmand.conf")
 DEBIAN_DEFAULTS = Path("/etc/default/gearman-job-server")
 # What Debian's unit adds in front of $PARAMS (gearman-job-server.service).
@@ -130,8 +130,6 @@ class GearmandOptions:
         """The file that holds the queue (--libsqlite3-db), None for a server."""
         return self.dialect.daemon_database_file(self) if self.dialect else None
 
-    sqlite_path = database_file
-
     @property
     def table(self) -> str | None:
         return self.dialect.daemon_table(self) if self.dialect else None
@@ -141,10 +139,18 @@ class GearmandOptions:
         """The queue as a URL queuetool can open, or None (builtin, Redis, Postgres...)."""
         return self.dialect.daemon_queue_url(self) if self.dialect else None
 
-    def why_no_queue(self) -> str:
+    def why_no_queue(self) -> str | None:
+        """Why this daemon has no queue queuetool can open, or None: it has one, or it
+        keeps its jobs in memory only (builtin), which is no queue to name."""
+        if self.queue_url is not None or self.queue_type == "builtin":
+            return None
         if self.dialect is None:
-            return f"gearmand uses queue type {self.queue_type!r}, which queuetool cannot edit"
-        return f"gearmand's command line names no {self.dialect.DAEMON_QUEUE_OPTION}"
+            known = " or ".join(d.QUEUE_TYPE for d in DIALECTS.values())
+            return (
+                f"uses queue type {self.queue_type!r}, which queuetool cannot use "
+                f"(it reads {known} queues)"
+            )
+        return f"names no {self.dialect.DAEMON_QUEUE_OPTION} on its command line"
 
     def number(self, name: str, default: int) -> int:
         """The option `--name` as a number; a UsageError when it is not one."""
@@ -274,20 +280,6 @@ def debian_params(path: Path = DEBIAN_DEFAULTS) -> list[str] | None:
 # -- processes -----------------------------------------------------------------------
 
 
-def read_cmdline(pid: int, proc: Path = PROC) -> tuple[str, ...] | None:
-    try:
-        raw = (proc / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return None
-    if not raw:
-        return None  # a kernel thread, or a zombie
-    return tuple(p.decode("utf-8", "surrogateescape") for p in raw.rstrip(b"\0").split(b"\0"))
-
-
-def is_gearmand(argv: tuple[str, ...]) -> bool:
-    return bool(argv) and os.path.basename(argv[0]) in ("gearmand", "gearmand.bin")
-
-
 def process_info(pid: int, proc: Path = PROC) -> DaemonInfo | None:
     """The gearmand with this pid, or None when it is not a (visible) gearmand."""
     argv = read_cmdline(pid, proc)
@@ -348,7 +340,8 @@ def discover(
         if info is None:
             return None
         return DaemonInfo(info.pid, info.options, f"gearmand pid {pid} (answering at {address})")
-    daemons = [d for d in local_daemons(proc) if d.options.queue_url is not None]
+    found = local_daemons(proc)
+    daemons = [d for d in found if d.options.queue_url is not None]
     if len(daemons) > 1:
         listing = ", ".join(f"pid {d.pid} ({d.options.address})" for d in daemons)
         raise UsageError(
@@ -357,4 +350,21 @@ def discover(
         )
     if daemons:
         return daemons[0]
+    # None usable: the one running with a queue queuetool cannot use says so (queue_url_of).
+    unusable = [d for d in found if d.options.why_no_queue() is not None]
+    if len(unusable) == 1:
+        return unusable[0]
     return configured_daemon(defaults, conf)
+
+
+def queue_url_of(info: DaemonInfo) -> str | None:
+    """The queue URL of a discovered gearmand; None when it keeps its jobs in memory
+    (builtin). A UsageError saying which queue type it uses when queuetool cannot use
+    that queue (Redis, PostgreSQL, ... with no dialect here), instead of "no queue"."""
+    problem = info.options.why_no_queue()
+    if problem is not None:
+        raise UsageError(
+            f"{info.source} {problem}: name the queue with --queue URL, QUEUETOOL_QUEUE or "
+            "[queue] url in the config"
+        )
+    return info.options.queue_url

@@ -33,7 +33,7 @@ from ..errors import (
 from ..table.store import QueueStore, mask_url
 from .admin import Address, AdminClient
 from .discover import PROC, DaemonInfo, local_daemons, process_info
-from .reload import Verification, compare, count_cells, daemon_cells
+from .reload import ReloadVerification, compare, count_cells, daemon_cells
 
 ADMIN_TIMEOUT = 2.0
 PRIORITY_NAMES = {0: "high", 1: "normal", 2: "low"}
@@ -195,7 +195,7 @@ class Measured:
     daemons: list[DaemonInfo] = field(default_factory=list)
     address: str | None = None  # where the admin protocol was asked
     pid: int | None = None  # what answered `getpid` there
-    verification: Verification | None = None
+    verification: ReloadVerification | None = None
     error: str = ""  # why the admin port or the table could not be read
 
     @property

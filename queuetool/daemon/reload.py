@@ -92,7 +92,7 @@ Cell = tuple[str, int]  # (function, priority)
 
 
 @dataclass
-class Verification:
+class ReloadVerification:
     """The table's counts (before the start) against the daemon's `prioritystatus`."""
 
     table: dict[Cell, int]
@@ -180,7 +180,7 @@ def compare(
     daemon: dict[Cell, int],
     running: dict[str, int],
     table_now: dict[Cell, int] | None = None,
-) -> Verification:
+) -> ReloadVerification:
     """Match the daemon against the table, allowing for jobs workers took meanwhile.
 
     `prioritystatus` does not count running jobs. A job a worker took after the
@@ -189,7 +189,7 @@ def compare(
     the reload just as well. (`table_now` is None with --store-queue-on-shutdown:
     the daemon empties the table after its replay.)
     """
-    result = Verification(expected, daemon, running)
+    result = ReloadVerification(expected, daemon, running)
     if not result.differences() or table_now is None:
         return result
     functions = {f for f, _ in expected} | {f for f, _ in daemon}

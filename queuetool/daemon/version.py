@@ -86,7 +86,8 @@ def queue_daemon_version(
     """The version of the gearmand that owns `store` (a QueueStore): the running one
     (by its address and binary), else the command line `queuetool stop` captured."""
     from ..errors import QueuetoolError
-    from .control import DaemonState, find_daemon, state_path
+    from .state import DaemonState, state_path
+    from .stop import find_daemon
 
     argv: Sequence[str] | None = None
     try:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from ..changes import snapshot
 from ..daemon import guard
-from ..daemon.control import clear_migrated, mark_migrated
+from ..daemon.state import clear_migrated, mark_migrated
 from ..errors import Aborted, ProblemsFound, SchemaError, UsageError, VerifyError
 from ..table.checksum import Checksum, raw_batches
 from ..table.export import check_export_path
@@ -63,7 +63,7 @@ class MigrateOptions:
     snapshot_dir: str | None = None
     keep: int | None = snapshot.DEFAULT_KEEP
     batch: int = BATCH_ROWS
-    state_dir: Path | None = None  # where the daemons' state files are (control.py)
+    state_dir: Path | None = None  # where the daemons' state files are (daemon/state.py)
 
 
 @dataclass
@@ -117,6 +117,20 @@ class MigrationResult:
             "moved": self.moved,
             "seconds": round(self.seconds, 3),
         }
+
+
+@dataclass
+class CopyRun:
+    """One pass of the copy (`_copy`, `_stream`): the two sides and how to report."""
+
+    source: QueueStore
+    target: QueueStore
+    opts: MigrateOptions
+    result: MigrationResult
+    total: int  # the source's rows, for the progress bar (0: not counted)
+    progress: Progress | None
+    say: Note
+    lenient: bool  # read text that is not UTF-8 byte-exact (the second pass)
 
 
 # -- the migration -------------------------------------------------------------------------
@@ -174,7 +188,7 @@ def migrate(
                 result.snapshots.append(str(info.path))
         for attempt in (False, True):
             try:
-                _copy(source, target, opts, result, total, progress, say, lenient=attempt)
+                _copy(CopyRun(source, target, opts, result, total, progress, say, attempt))
                 break
             # The rows are read through the raw DB-API cursor: its error comes unwrapped.
             except (
@@ -278,17 +292,9 @@ def _leftovers(target: QueueStore) -> tuple[str, str]:
     return (target.table_name + STAGING_SUFFIX, target.table_name + OLD_SUFFIX)
 
 
-def _copy(
-    source: QueueStore,
-    target: QueueStore,
-    opts: MigrateOptions,
-    result: MigrationResult,
-    total: int,
-    progress: Progress | None,
-    say: Note,
-    lenient: bool,
-) -> None:
+def _copy(run: CopyRun) -> None:
     """One pass: stream, check, write to staging, verify, swap."""
+    target, opts, result, say = run.target, run.opts, run.result, run.say
     result.source_rows = result.carried = 0
     result.source_checksum = Checksum()
     staging = target.table_name + STAGING_SUFFIX
@@ -297,7 +303,7 @@ def _copy(
         result.refusals = Refusals(sink=sink)
         if opts.dry_run:
             with _probe(target, opts, result) as (probe, charsets):
-                _stream(source, target, opts, result, total, progress, probe, charsets, lenient)
+                _stream(run, probe, charsets)
                 if probe is not None:
                     probe.close()
                     result.skipped_conflicts, result.replaced = probe.skipped, probe.replaced
@@ -318,9 +324,7 @@ def _copy(
                 )
                 charsets = _charsets(target, tconn, staging)
                 try:
-                    _stream(
-                        source, target, opts, result, total, progress, writer, charsets, lenient
-                    )
+                    _stream(run, writer, charsets)
                 except BaseException:
                     writer.abort()  # before anything else touches the connection
                     raise
@@ -437,17 +441,10 @@ def _copy_target_rows(target: QueueStore, conn: Connection, staging: str) -> Che
     return staging_checksum(target, conn, staging)
 
 
-def _stream(
-    source: QueueStore,
-    target: QueueStore,
-    opts: MigrateOptions,
-    result: MigrationResult,
-    total: int,
-    progress: Progress | None,
-    writer: Writer | None,
-    charsets: tuple[str | None, str | None],
-    lenient: bool,
-) -> None:
+def _stream(run: CopyRun, writer: Writer | None, charsets: tuple[str | None, str | None]) -> None:
+    """Read the source once, carry each row, and write the carried ones in batches."""
+    source, target, opts, result = run.source, run.target, run.opts, run.result
+    total, progress, lenient = run.total, run.progress, run.lenient
     carrier = Carrier(
         result.refusals,
         int32=target.dialect.INT32_WHEN_TO_RUN,

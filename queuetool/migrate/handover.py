@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..daemon.control import StartResult, StopResult, start, stop
 from ..daemon.discover import options_from_argv
+from ..daemon.start import StartResult, start
+from ..daemon.stop import StopResult, stop
 from ..errors import UsageError
 from ..table.store import QueueStore
 

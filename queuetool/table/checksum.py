@@ -155,14 +155,16 @@ def stream_rows(
     try:
         yield from result
     except BaseException:
-        _forget_unread(dbapi_conn)  # the server died mid-stream: see dialects/mysql.py
+        _forget_unread(conn, dbapi_conn)  # the server died mid-stream
         raise
 
 
-def _forget_unread(dbapi_conn: object) -> None:
-    from .dialects.mysql import forget_unread  # the dialect imports this module
+def _forget_unread(conn: Connection, dbapi_conn: object) -> None:
+    from .dialects import dialect_for_url  # the dialects import this module
 
-    forget_unread(dbapi_conn)
+    dialect = dialect_for_url(conn.engine.url)
+    if dialect is not None:
+        dialect.after_lost_stream(dbapi_conn)
 
 
 def stream_query(conn: Connection, sql: str) -> CursorResult:
@@ -186,7 +188,7 @@ def raw_batches(
             yield rows
     finally:
         # A server-side cursor on a MySQL server that died: close without reading on.
-        _forget_unread(getattr(cursor, "connection", None))
+        _forget_unread(conn, getattr(cursor, "connection", None))
         cursor.close()
 
 

@@ -44,7 +44,8 @@ from conftest import sqlite_ddl
 from measure import Measured, run_measured
 from servers import MySQLServer
 
-from queuetool.changes.edits import Edit, EditResult, Purge, Reprioritise, Reschedule, apply_edits
+from queuetool.changes.apply import EditResult, apply_edits
+from queuetool.changes.kinds import Edit, Purge, Reprioritise, Reschedule
 from queuetool.changes.restore import restore
 from queuetool.changes.snapshot import take
 from queuetool.priority import Priority

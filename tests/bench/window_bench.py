@@ -53,11 +53,12 @@ from servers import (
 )
 
 import queuetool.changes.window
-import queuetool.daemon.control
-from queuetool.changes.edits import Reprioritise
+import queuetool.daemon.start
+import queuetool.daemon.stop
+from queuetool.changes.kinds import Reprioritise
 from queuetool.changes.window import edit_window
-from queuetool.daemon.control import with_buckets
 from queuetool.daemon.reload import DEFAULT_BUCKETS, recommended_buckets
+from queuetool.daemon.start import with_buckets
 from queuetool.priority import Priority
 from queuetool.table.filters import JobFilter
 from queuetool.table.store import QueueStore
@@ -68,10 +69,10 @@ TARGET_FACTOR, TARGET_PLUS = 1.2, 1.0
 STEPS = (  # (module, function name, label) timed inside the window
     (queuetool.changes.window, "apply_edits", "edit"),
     (queuetool.changes.window, "examine", "check_and_count"),
-    (queuetool.daemon.control, "_wait_stopped", "stop_wait"),
-    (queuetool.daemon.control, "_confirm_at_rest", "at_rest"),
-    (queuetool.daemon.control, "_spawn", "spawn"),
-    (queuetool.daemon.control, "_wait_ready", "replay_ready"),
+    (queuetool.daemon.stop, "_wait_stopped", "stop_wait"),
+    (queuetool.daemon.stop, "_confirm_at_rest", "at_rest"),
+    (queuetool.daemon.start, "_spawn", "spawn"),
+    (queuetool.daemon.start, "_wait_ready", "replay_ready"),
 )
 
 

@@ -59,6 +59,11 @@ class Dialect(Protocol):
 
     def create_engine(self, url: URL) -> Engine: ...
 
+    def after_lost_stream(self, dbapi_conn: object) -> None:
+        """A streamed result broke off (the server died): leave the driver's connection
+        so that closing its cursor raises nothing but the real error."""
+        ...
+
     # The table's layout, and the SQL that reads and edits it.
     def column_type_problem(self, name: str, coltype: sa.types.TypeEngine) -> str | None: ...
 

@@ -140,7 +140,7 @@ def create_engine(url: URL) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
 
 
-def forget_unread(dbapi_conn: object) -> None:
+def after_lost_stream(dbapi_conn: object) -> None:
     """After the server was lost mid-result, PyMySQL still tries to read the rest of an
     unbuffered (streamed) result from its closed socket, when the cursor is closed or
     garbage-collected: `AttributeError: 'NoneType' object has no attribute 'read'`

@@ -151,6 +151,10 @@ def create_engine(url: URL) -> Engine:
     return engine
 
 
+def after_lost_stream(dbapi_conn: object) -> None:
+    """Nothing to do: a SQLite result reads from a file, and no server can be lost."""
+
+
 def lenient_text(raw: bytes) -> str:
     """TEXT as SQLite holds it, byte for byte: bytes that are not UTF-8 become lone
     surrogates (surrogateescape), which checksum.py hashes and `insert_exact` writes back
