@@ -451,6 +451,7 @@ def _stream(
     carrier = Carrier(
         result.refusals,
         int32=target.dialect.INT32_WHEN_TO_RUN,
+        nul=target.dialect.TEXT_HOLDS_NUL,
         key_charset=charsets[0],
         function_charset=charsets[1],
     )
