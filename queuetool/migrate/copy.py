@@ -260,6 +260,9 @@ def _inspect_target(
                 f"target {target.display_url} table {target.table_name!r} cannot be used by "
                 "gearmand: " + "; ".join(problems) + " (drop or rename it, or choose another)"
             )
+        replay = target.dialect.replay_problem(conn, target.table_name)
+        if replay is not None:
+            say(f"target table {target.table_name}: {replay}")
         rows = target.count(conn)
     result.target_rows_before = rows
     if rows and not (opts.merge or opts.replace):

@@ -197,6 +197,9 @@ def daemon_uses(url: URL, opts: DaemonOptions) -> bool:
 
 
 def _conninfo_value(value: str) -> str:
+    """A conninfo value, quoted only when libpq needs it (space, quote, backslash)."""
+    if value and not re.search(r"[\s'\\]", value):
+        return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -277,7 +280,8 @@ def replay_problem(conn: sa.Connection, table: str) -> str | None:
     kind = "is an integer column" if len(ints) == 1 else "are integer columns"
     return (
         f"{' and '.join(ints)} {kind}: gearmand's PostgreSQL replay reads them as 0, so "
-        "after a restart every job is HIGH and due now; fix: `queuetool make-replay-safe` (makes them TEXT, snapshot first)"
+        "after a restart every job is HIGH and due now; fix: `queuetool make-replay-safe` "
+        "(makes them TEXT, snapshot first)"
     )
 
 
@@ -470,7 +474,10 @@ def column_charsets(conn: sa.Connection, table: str) -> tuple[str | None, str | 
 
 
 def key_collation(conn: sa.Connection) -> tuple[None, str]:
-    return None, "PostgreSQL compares keys exactly (deterministic collation)"
+    return None, (
+        "byte-exact comparison, and priority and when_to_run as TEXT: the replay-safe layout "
+        "(gearmand's own INTEGER one loses every priority and schedule at each restart)"
+    )
 
 
 def create_staging(
