@@ -102,8 +102,8 @@ def test_the_replay_bug_is_found_refused_and_fixed_with_a_verified_restart(
 
     # A worker gets the jobs in priority order; the scheduled one keeps waiting.
     got = work(daemon.port, ["fn", "later"], 5, timeout=8)
-    assert [r.unique for r in got][0] == "h1"
-    assert [r.unique for r in got][3] == "l1"
+    assert got[0].unique == "h1"
+    assert got[3].unique == "l1"
     assert sorted(r.unique for r in got[1:3]) == ["n1", "n2"]
     assert [r.data for r in got if r.unique == "l1"] == [b"low\x00\xff"]
     assert len(got) == 4  # s1 (2033) did not run
