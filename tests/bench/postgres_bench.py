@@ -103,8 +103,8 @@ def main() -> None:
             )
             with server.connect("bench") as c, c.transaction(), c.cursor(name="s") as cur:
                 cur.execute(
-                    f"SELECT unique_key, function_name, priority::bigint, data, "
-                    f"when_to_run::bigint FROM queue"
+                    "SELECT unique_key, function_name, priority::bigint, data, "
+                    "when_to_run::bigint FROM queue"
                 )
                 while batch := cur.fetchmany(5000):
                     db.executemany("INSERT INTO q VALUES (?,?,?,?,?)", batch)
