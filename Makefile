@@ -5,12 +5,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SYSTEM_PACKAGES := gearman-job-server gearman-tools mariadb-server mariadb-client sqlite3 \
-                   prometheus chromium
+                   postgresql prometheus chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps venv test lint format demo demo-stop bench clean
 
-deps:  ## Debian packages: gearmand, gearadmin, MariaDB, Prometheus, Chromium for the tests
+deps:  ## Debian packages: gearmand, gearadmin, MariaDB, PostgreSQL, Prometheus, Chromium
 	@missing=""; \
 	for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	$(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \

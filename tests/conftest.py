@@ -20,10 +20,14 @@ from click.testing import CliRunner, Result
 from servers import (
     Gearmand,
     MySQLServer,
+    PostgresServer,
     mysql_from_url,
     mysql_queue_args,
+    postgres_from_url,
+    postgres_queue_args,
     sqlite_queue_args,
     start_mariadb,
+    start_postgres,
 )
 
 from queuetool.cli import main
@@ -74,6 +78,41 @@ def mysql_db(mysql_server: MySQLServer) -> Iterator[str]:
         mysql_server.drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """QUEUETOOL_TEST_POSTGRES_URL when set, else a throwaway PostgreSQL started here."""
+    url = os.environ.get("QUEUETOOL_TEST_POSTGRES_URL")
+    if url:
+        yield postgres_from_url(url)
+        return
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_db(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = f"qt_test_{os.getpid()}_{next(_names)}"
+    postgres_server.create_database(name)
+    try:
+        yield name
+    finally:
+        postgres_server.drop_database(name)
+
+
+def postgres_ddl(table: str = TABLE, replay_safe: bool = False) -> str:
+    """gearmand's own CREATE TABLE; `replay_safe`: priority and when_to_run TEXT."""
+    text = (SQL_DIR / "postgresql.sql").read_text()
+    body = "\n".join(x for x in text.splitlines() if not x.startswith("--"))
+    if replay_safe:
+        body = body.replace("priority INTEGER", "priority TEXT")
+        body = body.replace("when_to_run INTEGER", "when_to_run TEXT")
+    return body.format(table=f'"{table}"')
+
+
 def sqlite_ddl(table: str = TABLE) -> str:
     text = (SQL_DIR / "sqlite.sql").read_text()
     body = "\n".join(x for x in text.splitlines() if not x.startswith("--"))
@@ -105,6 +144,7 @@ class Queue:
     sqlite_path: Path | None = None
     mysql: MySQLServer | None = None
     database: str | None = None
+    postgres: PostgresServer | None = None
     daemons: list[Gearmand] = field(default_factory=list)
 
     def sql(self, statement: str, args: tuple | list = ()) -> list[tuple]:
@@ -182,6 +222,52 @@ class MySQLQueue(Queue):
         return mysql_queue_args(self.mysql, self.database, self.table)
 
 
+class PostgresQueue(Queue):
+    def sql(self, statement: str, args: tuple | list = ()) -> list[tuple]:
+        """Plain psycopg; priority and when_to_run come back as integers on the TEXT
+        layout too (by the result column's name), as on gearmand's INTEGER one."""
+        assert self.postgres is not None and self.database is not None
+        statement = statement.replace("?", "%s")
+        with self.postgres.connect(self.database) as conn, conn.cursor() as cur:
+            cur.execute(statement, args or None)
+            if cur.description is None:
+                return []
+            ints = [d.name in ("priority", "when_to_run") for d in cur.description]
+            return [
+                tuple(
+                    int(v) if i and isinstance(v, str) and v.lstrip("-").isdigit() else v
+                    for v, i in zip(row, ints, strict=True)
+                )
+                for row in cur.fetchall()
+            ]
+
+    def rows(self) -> list[Row]:
+        """Every row, priority and when_to_run as integers whatever the layout."""
+        got = self.sql(
+            f"SELECT unique_key, function_name, priority::bigint, data, when_to_run::bigint "
+            f'FROM "{self.table}"'
+        )
+        return sorted((u, f, p, bytes(d) if d is not None else None, w) for u, f, p, d, w in got)
+
+    def counts(self) -> dict[str, tuple[int, int, int]]:
+        result: dict[str, list[int]] = {}
+        for f, p, n in self.sql(
+            f'SELECT function_name, priority::int, COUNT(*) FROM "{self.table}" GROUP BY 1, 2'
+        ):
+            result.setdefault(f, [0, 0, 0])[p] += n
+        return {f: (c[0], c[1], c[2]) for f, c in result.items()}
+
+    def insert(self, rows: list[Row]) -> None:
+        assert self.postgres is not None
+        with self.postgres.connect(self.database) as conn, conn.cursor() as cur:
+            cur.executemany(f'INSERT INTO "{self.table}" VALUES (%s, %s, %s, %s, %s)', rows)
+
+    @property
+    def queue_args(self) -> list[str]:
+        assert self.postgres is not None and self.database is not None
+        return postgres_queue_args(self.postgres, self.database, self.table, password=True)
+
+
 def make_sqlite_queue(workdir: Path, table: str = TABLE, create: bool = True) -> Queue:
     path = workdir / "queue.db"
     if create:
@@ -198,6 +284,23 @@ def make_mysql_queue(
         server.query(database, mysql_ddl(table))
     return MySQLQueue(
         "mysql", server.url(database), table, workdir, mysql=server, database=database
+    )
+
+
+def make_postgres_queue(
+    workdir: Path,
+    server: PostgresServer,
+    database: str,
+    table: str = TABLE,
+    create: bool = True,
+    replay_safe: bool = True,
+) -> Queue:
+    """A PostgreSQL queue; `replay_safe` (the default for the parametrised tests): the
+    layout queuetool creates and gearmand replays right, else gearmand's own."""
+    if create:
+        server.query(database, postgres_ddl(table, replay_safe))
+    return PostgresQueue(
+        "postgres", server.url(database), table, workdir, postgres=server, database=database
     )
 
 
@@ -230,14 +333,26 @@ def mysql_queue(tmp_path: Path, mysql_server: MySQLServer, mysql_db: str) -> Ite
         _stop_all(queue)
 
 
+@pytest.fixture
+def postgres_queue(
+    tmp_path: Path, postgres_server: PostgresServer, postgres_db: str
+) -> Iterator[Queue]:
+    queue = make_postgres_queue(tmp_path, postgres_server, postgres_db)
+    try:
+        yield queue
+    finally:
+        _stop_all(queue)
+
+
 # Every backend the `queue` fixture runs a test on; each has a `<name>_queue` fixture
 # above. A new backend: its Queue subclass, make function and fixture, and its name here.
-BACKENDS = ("sqlite", "mysql")
+BACKENDS = ("sqlite", "mysql", "postgres")
 
 
 @pytest.fixture(params=BACKENDS)
 def queue(request: pytest.FixtureRequest) -> Queue:
-    """The same test on a SQLite and on a MySQL queue (each with gearmand's own table)."""
+    """The same test on a SQLite, a MySQL and a PostgreSQL queue (gearmand's own table;
+    on PostgreSQL the replay-safe layout queuetool creates)."""
     return request.getfixturevalue(f"{request.param}_queue")
 
 

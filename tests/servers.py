@@ -619,3 +619,195 @@ def holding_worker(port: int, function: str, timeout: float = 30.0) -> Iterator[
     finally:
         timer.cancel()
         worker.shutdown()
+
+
+# -- PostgreSQL ----------------------------------------------------------------------
+
+PG_BIN = Path("/usr/lib/postgresql")
+PG_USER = "postgres"  # the system user Debian's package creates: postgres refuses root
+
+
+def pg_bin(name: str) -> str:
+    """A PostgreSQL server binary (Debian keeps them in /usr/lib/postgresql/N/bin)."""
+    found = sorted(PG_BIN.glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        raise RuntimeError("PostgreSQL not found: apt-get install postgresql (make test does)")
+    return str(found[-1])
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL server we may create databases on (ours or the environment's)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    workdir: Path | None = None
+    pid: int | None = None
+
+    def url(self, database: str) -> str:
+        from urllib.parse import quote
+
+        return (
+            f"postgresql+psycopg://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
+            f"@{self.host}:{self.port}/{database}"
+        )
+
+    def conninfo(self, database: str, password: bool = False) -> str:
+        """libpq's key=value form, as gearmand's --libpq-conninfo takes it."""
+        info = f"host={self.host} port={self.port} user={self.user} dbname={database}"
+        return info + (f" password='{self._quoted()}'" if password else "")
+
+    def _quoted(self) -> str:
+        return self.password.replace("\\", "\\\\").replace("'", "\\'")
+
+    def connect(self, database: str = "postgres"):  # type: ignore[no-untyped-def]
+        import psycopg
+
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=database,
+            autocommit=True,
+        )
+
+    def create_database(self, name: str) -> str:
+        with self.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with self.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def query(self, database: str, sql: str, args: object = None) -> list[tuple]:
+        with self.connect(database) as conn, conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall()) if cur.description else []
+
+    def stop(self) -> None:
+        """SIGINT: PostgreSQL's fast shutdown (SIGTERM waits for every client)."""
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGINT)
+            if not wait_gone(self.pid, 60):
+                os.kill(self.pid, signal.SIGKILL)
+                wait_gone(self.pid, 10)
+            self.pid = None
+        if self.workdir is not None and self.workdir.name.startswith("queuetool-pg-"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _as_pg_user() -> dict[str, object]:
+    """Popen's arguments that run a server binary as the `postgres` user when we are root
+    (the process itself, not a runuser around it: its pid is the postmaster's)."""
+    if os.geteuid() != 0:
+        return {}
+    return {"user": PG_USER, "group": PG_USER, "extra_groups": []}
+
+
+def start_postgres(timeout: float = 60.0) -> PostgresServer:
+    """A throwaway PostgreSQL in a temp dir of its own on a free loopback port, with a
+    password user; `stop()` removes the dir.
+
+    Not under pytest's tmp_path: its parents are private to root, and the server runs
+    as the `postgres` user, which must reach its data directory.
+    """
+    import tempfile
+
+    workdir = Path(tempfile.mkdtemp(prefix="queuetool-pg-"))
+    data = workdir / "data"
+    pwfile = workdir / "pw"
+    server = PostgresServer("127.0.0.1", free_port(), "queuetool", "t3st:p@ss/w'rd", workdir)
+    pwfile.write_text(server.password + "\n")
+    if os.geteuid() == 0:
+        shutil.chown(workdir, PG_USER)
+        shutil.chown(pwfile, PG_USER)
+    subprocess.run(
+        [
+            pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            server.user,
+            f"--pwfile={pwfile}",
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        **_as_pg_user(),  # type: ignore[arg-type]
+    )
+    pwfile.unlink()
+    log = workdir / "postgres.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                pg_bin("postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(server.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={workdir}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "shared_buffers=128MB",
+                "-c",
+                "max_connections=200",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **_as_pg_user(),  # type: ignore[arg-type]
+        )
+    server.pid = proc.pid
+    server._proc = proc  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            server.connect().close()
+            return server
+        except Exception:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                server.stop()
+                raise RuntimeError(
+                    f"postgres did not start:\n{log.read_text(errors='replace')[-2000:]}"
+                ) from None
+            time.sleep(0.1)
+
+
+def postgres_from_url(url: str) -> PostgresServer:
+    """A server named by QUEUETOOL_TEST_POSTGRES_URL (postgresql://user:pass@host:port)."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return PostgresServer(
+        u.host or "127.0.0.1", u.port or 5432, u.username or "postgres", u.password or ""
+    )
+
+
+def postgres_queue_args(
+    server: PostgresServer, database: str, table: str = "queue", password: bool = False
+) -> list[str]:
+    return [
+        "-q",
+        "Postgres",
+        "--libpq-conninfo",
+        server.conninfo(database, password),
+        "--libpq-table",
+        table,
+    ]

@@ -208,6 +208,9 @@ def test_mysql_64_byte_key_flagged_63_not(mysql_queue, cli):
     assert out.stdout.splitlines()[-1] == "2 rows checked: 1 unique_key_length"
 
 
+# Hand-written SQLite/MySQL DDL and gearmand's key handling of those two plugins; the
+# PostgreSQL layout has its own tests (test_postgres_replay.py).
+@pytest.mark.parametrize("queue", ["sqlite", "mysql"], indirect=True)
 def test_gearmand_corrupts_a_64_byte_key_after_a_restart(queue, cli):
     """GEARMAND.md: a job with a 64-byte key comes back with the key cut to 63 bytes and
     a NUL before its payload; 63 bytes are safe. `check` flags exactly the first."""
@@ -248,6 +251,9 @@ def recreate(queue, ddl: str) -> None:
     queue.sql(ddl.format(t=queue.table))
 
 
+# Hand-written SQLite/MySQL DDL and gearmand's key handling of those two plugins; the
+# PostgreSQL layout has its own tests (test_postgres_replay.py).
+@pytest.mark.parametrize("queue", ["sqlite", "mysql"], indirect=True)
 def test_duplicate_pairs_without_a_key(queue, cli):
     recreate(queue, SQLITE_NO_KEY if queue.backend == "sqlite" else MYSQL_NO_KEY)
     queue.insert(
@@ -333,6 +339,7 @@ def test_missing_table(queue, cli):
     ],
     ids=["missing-column", "data-text", "priority-text", "several"],
 )
+@pytest.mark.parametrize("queue", ["sqlite", "mysql"], indirect=True)
 def test_schema_problems(queue, cli, sqlite_ddl, mysql_ddl, problems):
     recreate(queue, sqlite_ddl if queue.backend == "sqlite" else mysql_ddl)
     words = (

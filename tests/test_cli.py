@@ -68,14 +68,16 @@ def test_missing_sqlite_file_is_an_error_and_is_not_created(tmp_path, cli, comma
         ("notaurl", "not a database URL: 'notaurl'"),
         ("://x", "not a database URL: '://x'"),
         (
-            "postgresql://u:s3cr3t@db/gearman",
-            "unsupported queue database 'postgresql' in postgresql://u:***@db/gearman: "
-            "use sqlite:///PATH or mysql+pymysql://USER:PASS@HOST:PORT/DB",
+            "oracle://u:s3cr3t@db/gearman",
+            "unsupported queue database 'oracle' in oracle://u:***@db/gearman: "
+            "use sqlite:///PATH or mysql+pymysql://USER:PASS@HOST:PORT/DB or "
+            "postgresql+psycopg://USER:PASS@HOST:5432/DB",
         ),
         (
             "redis://:s3cr3t@localhost:6379/0",
             "unsupported queue database 'redis' in redis://:***@localhost:6379/0: "
-            "use sqlite:///PATH or mysql+pymysql://USER:PASS@HOST:PORT/DB",
+            "use sqlite:///PATH or mysql+pymysql://USER:PASS@HOST:PORT/DB or "
+            "postgresql+psycopg://USER:PASS@HOST:5432/DB",
         ),
         ("mysql+nosuchdriver://u:s3cr3t@h/db", None),
     ],

@@ -32,19 +32,20 @@ def test_every_dialect_provides_the_whole_interface(name):
 
 
 def test_an_unknown_backend_is_an_error():
-    with pytest.raises(UsageError, match="unknown queue backend 'postgresql': queuetool knows "):
-        dialect_for("postgresql")
+    with pytest.raises(UsageError, match="unknown queue backend 'oracle': queuetool knows "):
+        dialect_for("oracle")
 
 
 def test_a_url_object_of_an_unknown_backend_is_refused_not_taken_for_mysql():
     # A URL object skips parse_queue_url; the store used to treat it as MySQL.
-    url = make_url("postgresql://u:secret@db/gearman")
+    url = make_url("oracle://u:secret@db/gearman")
     assert dialect_for_url(url) is None
     with pytest.raises(UsageError) as caught:
         QueueStore(url)
     assert str(caught.value) == (
-        "unsupported queue database 'postgresql' in postgresql://u:***@db/gearman: "
-        "use sqlite:///PATH or mysql+pymysql://USER:PASS@HOST:PORT/DB"
+        "unsupported queue database 'oracle' in oracle://u:***@db/gearman: "
+        "use sqlite:///PATH or mysql+pymysql://USER:PASS@HOST:PORT/DB or "
+        "postgresql+psycopg://USER:PASS@HOST:5432/DB"
     )
 
 
@@ -57,5 +58,6 @@ def test_mariadb_urls_are_the_mysql_dialect():
 def test_the_dialect_of_a_gearmand_queue_type():
     assert dialect_for_queue_type("libsqlite3") is dialect_for("sqlite")
     assert dialect_for_queue_type("MySQL") is dialect_for("mysql")  # gearmand's spelling
-    assert dialect_for_queue_type("Postgres") is None
+    assert dialect_for_queue_type("Postgres") is dialect_for("postgres")
+    assert dialect_for_queue_type("redis") is None
     assert dialect_for_queue_type("builtin") is None

@@ -582,6 +582,8 @@ def test_merge_with_duplicates_in_several_batches(
     assert _tables(dst) == ["gearman_queue"]
 
 
+# Reads PyMySQL's / sqlite3's own transaction state; PostgreSQL's writer is not covered here.
+@pytest.mark.parametrize("queue", ["sqlite", "mysql"], indirect=True)
 def test_writer_failure_in_the_row_by_row_retry_leaves_no_transaction(queue, monkeypatch):
     """The retry after a conflict runs in a unit of its own: when it fails, that unit is
     rolled back too and the connection is clean (no open transaction or savepoint)."""

@@ -171,7 +171,7 @@ def window(
             )
         vouched = getattr(result.change, "checked", None)  # a caller's change may not vouch
         checked, expected = examine(store, count=restart, checked=vouched)
-        if check_before_start and not checked.ok:
+        if check_before_start and not checked.startable:
             failed = _roll_back(store, result)
             _restart(store, result, restart, starter, f"the edit was rolled back to {snap}", probe)
             raise VerifyError(
@@ -331,12 +331,25 @@ class _NoChange:
         return None
 
 
+def refuse_replay_layout(store: QueueStore) -> None:
+    """Refuse to stop a daemon whose restart would replay the queue wrongly (PostgreSQL's
+    INTEGER layout: every job HIGH and due now), saying how to fix it."""
+    with store.connect(read_only=True) as conn:
+        problem = store.dialect.replay_problem(conn, store.table_name)
+    if problem is not None:
+        raise ProblemsFound(
+            f"table {store.table_name!r}: {problem}. A restart now would flatten the queue's "
+            "priorities and schedules, so gearmand was not stopped"
+        )
+
+
 def preflight(store: QueueStore) -> None:
     """Refuse to stop a daemon that could not come back on the queue as it is now.
 
     Rows a lossless repair fixes are allowed: the window repairs them. Anything else
     (a priority of 7, a bad key) would leave gearmand down after the restart.
     """
+    refuse_replay_layout(store)
     found = check(store)
     if found.ok:
         return
@@ -419,6 +432,7 @@ def restore_window(
     if not found.ok:
         raise VerifyError(found.summary() + "; not restored, gearmand not stopped")
     check_target(found.info, store, onto_other_queue)  # before the daemon is stopped
+    refuse_replay_layout(store)
     done: list[RestoreResult] = []
 
     def change() -> UndoableChange:

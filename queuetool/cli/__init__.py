@@ -13,6 +13,7 @@ import sys
 import warnings
 
 import click
+import psycopg
 import pymysql
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -24,7 +25,7 @@ from .options import env_flag
 # Errors of the drivers themselves: where queuetool uses a DB-API cursor directly (bulk
 # copies, checksums, snapshots) SQLAlchemy does not wrap them. A server that dies
 # mid-command ends here too, as one line.
-DRIVER_ERRORS: tuple[type[Exception], ...] = (pymysql.err.Error, sqlite3.Error)
+DRIVER_ERRORS: tuple[type[Exception], ...] = (pymysql.err.Error, sqlite3.Error, psycopg.Error)
 INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 
@@ -108,9 +109,9 @@ def _show_warnings_plainly() -> None:
 
 
 def _register() -> None:
-    from . import daemon, edit, exporter, migrate, read, schedule, transfer
+    from . import daemon, edit, exporter, migrate, read, replay, schedule, transfer
 
-    for module in (read, edit, daemon, migrate, schedule, transfer, exporter):
+    for module in (read, edit, daemon, migrate, replay, schedule, transfer, exporter):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -70,6 +70,12 @@ class ProgressLine:
     help="The MySQL queue for the word `mysql`: mysql+pymysql://USER:PASS@HOST:3306/DB.",
 )
 @click.option(
+    "--postgres-url",
+    envvar="QUEUETOOL_POSTGRES_URL",
+    metavar="URL",
+    help="The PostgreSQL queue for the word `postgres`: postgresql+psycopg://USER:PASS@HOST/DB.",
+)
+@click.option(
     "--source-table", metavar="NAME", help="Source table [default: config or gearman_queue]."
 )
 @click.option(
@@ -120,6 +126,7 @@ def migrate_cmd(
     config: str | None,
     sqlite_db: str | None,
     mysql_url: str | None,
+    postgres_url: str | None,
     source_table: str | None,
     target_table: str | None,
     merge: bool,
@@ -137,9 +144,9 @@ def migrate_cmd(
     fmt: str,
     quiet: bool,
 ) -> None:
-    """Copy the queue from SOURCE to TARGET (SQLite <-> MySQL), verified, atomically.
+    """Copy the queue from SOURCE to TARGET (SQLite, MySQL, PostgreSQL), verified, atomically.
 
-    Each side is a URL, a [queues.NAME] from the config, or `sqlite` / `mysql`.
+    Each side is a URL, a [queues.NAME] from the config, or `sqlite` / `mysql` / `postgres`.
     The target table is created with gearmand's DDL when missing; the copy goes
     to a staging table, is verified (count and checksum on both sides) and then
     swapped in. The source is never changed (except by --move, after a snapshot).
@@ -152,7 +159,7 @@ def migrate_cmd(
     app = AppContext({"config": config, "gearmand": gearmand}, {})
     ctx = click.get_current_context()
     ctx.call_on_close(app.close)
-    given = {"sqlite": sqlite_db, "mysql": mysql_url}
+    given = {"sqlite": sqlite_db, "mysql": mysql_url, "postgres": postgres_url}
     src = resolve_side(source, app.config, given=given, table=source_table)
     ctx.call_on_close(src.close)
     dst = resolve_side(target, app.config, given=given, table=target_table)

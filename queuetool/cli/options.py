@@ -13,7 +13,7 @@ from ..config import DEFAULT_TABLE, Config, Setting, load_config
 from ..daemon.discover import DaemonInfo, discover, queue_url_of
 from ..priority import Priority
 from ..table.filters import JobFilter
-from ..table.store import QueueStore, open_store
+from ..table.store import QueueStore, default_table, open_store
 from ..timeparse import parse_time
 
 F = Callable[..., Any]
@@ -63,7 +63,7 @@ class AppContext:
             discovered = discover_table(self)
             if discovered is not None:
                 return discovered
-            return Setting(DEFAULT_TABLE, "default")
+            return Setting(default_table(self.queue_setting().value), "default")
         return setting
 
     @property

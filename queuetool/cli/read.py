@@ -203,7 +203,7 @@ def check_cmd(ctx: click.Context, app: AppContext, fmt: str) -> None:
             for p in result.problems
         ] + [
             {"problem": "schema", "count": 1, "examples": "", "what it means": s}
-            for s in result.schema
+            for s in result.schema + result.replay
         ]
         blocked_rows = [
             {

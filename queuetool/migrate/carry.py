@@ -29,6 +29,8 @@ REASONS = {
     "function_name_length": f"function_name longer than {MAX_FUNCTION_BYTES} bytes",
     "function_name_utf8": "function_name is not valid UTF-8",
     "function_name_charset": "function_name has characters the target table's charset cannot hold",
+    "unique_key_nul": "unique_key holds a NUL byte (the target's text cannot: PostgreSQL)",
+    "function_name_nul": "function_name holds a NUL byte (the target's text cannot: PostgreSQL)",
     "priority_range": "priority is not 0, 1 or 2 (gearmand crashes or reads HIGH)",
     "when_to_run_type": "when_to_run is not an integer",
     "when_to_run_range": "when_to_run outside the 32-bit INT a MySQL queue holds",
@@ -138,11 +140,13 @@ class Carrier:
     """Validates and normalises rows for one target.
 
     `int32`: the target's when_to_run is a MySQL INT. `charsets`: the target's
-    column charsets (MySQL), None for SQLite, which stores any UTF-8 text.
+    column charsets (MySQL), None for SQLite, which stores any UTF-8 text. `nul`: the
+    target's text holds a NUL character (not PostgreSQL's).
     """
 
     refusals: Refusals
     int32: bool = False
+    nul: bool = True
     key_charset: str | None = None
     function_charset: str | None = None
     normalised: dict[str, int] = field(default_factory=dict)
@@ -169,6 +173,7 @@ class Carrier:
             and function.isascii()
             and (not self.int32 or -INT32_MAX - 1 <= when <= INT32_MAX)
             and type(row) is tuple
+            and (self.nul or ("\0" not in unique and "\0" not in function))
         ):
             return row
         changed = False
@@ -177,6 +182,10 @@ class Carrier:
             kind = self._text_problem(
                 "function_name", function, MAX_FUNCTION_BYTES, self.function_charset
             )
+        if kind is None and not self.nul:
+            for name, value in (("unique_key", unique), ("function_name", function)):
+                if kind is None and "\0" in value:
+                    kind = f"{name}_nul"
         if kind is None and (type(priority) is not int or not 0 <= priority <= 2):
             kind = "priority_range"
         if kind is None:

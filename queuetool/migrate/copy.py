@@ -274,6 +274,9 @@ def _inspect_target(
                 f"target {target.display_url} table {target.table_name!r} cannot be used by "
                 "gearmand: " + "; ".join(problems) + " (drop or rename it, or choose another)"
             )
+        replay = target.dialect.replay_problem(conn, target.table_name)
+        if replay is not None:
+            say(f"target table {target.table_name}: {replay}")
         rows = target.count(conn)
     result.target_rows_before = rows
     if rows and not (opts.merge or opts.replace):
@@ -448,6 +451,7 @@ def _stream(run: CopyRun, writer: Writer | None, charsets: tuple[str | None, str
     carrier = Carrier(
         result.refusals,
         int32=target.dialect.INT32_WHEN_TO_RUN,
+        nul=target.dialect.TEXT_HOLDS_NUL,
         key_charset=charsets[0],
         function_charset=charsets[1],
     )

@@ -4,7 +4,7 @@ mysql`)."""
 
 from __future__ import annotations
 
-from ..config import DEFAULT_TABLE, Config
+from ..config import Config
 from ..errors import UsageError
 from ..table.dialects import DIALECTS
 from ..table.store import QueueStore
@@ -25,7 +25,7 @@ def resolve_side(
         dialect = DIALECTS[text]
         explicit = (given or {}).get(text)
         if explicit:
-            return QueueStore(dialect.side_url(explicit), table or DEFAULT_TABLE)
+            return QueueStore(dialect.side_url(explicit), table or None)
         matches = {
             name: q
             for name, q in config.queues().items()
@@ -46,8 +46,8 @@ def resolve_side(
     if entry is not None:
         if not entry.get("url"):
             raise UsageError(f"[queues.{text}] in {config.path} has no url")
-        return QueueStore(str(entry["url"]), table or entry.get("table") or DEFAULT_TABLE)
+        return QueueStore(str(entry["url"]), table or entry.get("table") or None)
     if "://" in text:
-        return QueueStore(text, table or DEFAULT_TABLE)
+        return QueueStore(text, table or None)
     words = "/".join(DIALECTS)
     raise UsageError(f"{text!r} is not a queue URL, a [queues.NAME] in the config, or {words}")

@@ -25,7 +25,9 @@ def staging_checksum(store: QueueStore, conn: Connection, staging: str) -> Check
     """The checksum of `staging`; on MySQL every batch must be committed already (the
     second half is read on another connection)."""
     table = queue_table(staging)
-    if store.dialect.server_checksum is None:
+    if store.dialect.server_checksum is None or store.dialect.TRANSACTIONAL_DDL:
+        # One transaction holds the copy (PostgreSQL, SQLite): no other connection sees
+        # staging yet, so it is summed on this one.
         return store.dialect.stored_checksum(conn, table)
     first = sa.func.coalesce(sa.func.crc32(table.c.unique_key), 0) % 2 == 0
     other: list[Checksum] = []

@@ -48,22 +48,29 @@ class CheckResult:
     rows: int = 0
     problems: list[Problem] = field(default_factory=list)
     schema: list[str] = field(default_factory=list)
+    # A layout gearmand starts on but replays wrongly (PostgreSQL's INTEGER columns).
+    replay: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
+        return self.startable and not self.replay
+
+    @property
+    def startable(self) -> bool:
+        """gearmand comes up on this table (a wrong `replay` does not keep it down)."""
         return not self.problems and not self.schema
 
     def summary(self) -> str:
         if self.ok:
             return f"{self.rows} rows checked: no problems"
-        parts = [f"{p.count} {p.kind}" for p in self.problems] + self.schema
+        parts = [f"{p.count} {p.kind}" for p in self.problems] + self.schema + self.replay
         return f"{self.rows} rows checked: " + ", ".join(parts)
 
     def as_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,
             "rows": self.rows,
-            "schema": self.schema,
+            "schema": self.schema + self.replay,
             "problems": [
                 {
                     "kind": p.kind,
@@ -121,6 +128,9 @@ def check(
     result = CheckResult(schema=store.schema_problems(conn))
     if not store.exists(conn):
         return result
+    replay = store.dialect.replay_problem(conn, store.table_name)
+    if replay is not None and where is None:
+        result.replay.append(replay)
     present = {c["name"].lower() for c in sa.inspect(conn).get_columns(store.table_name)}
     if not present.issuperset(COLUMNS):
         return result  # the schema problem says which column; rows cannot be read

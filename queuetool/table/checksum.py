@@ -151,7 +151,9 @@ def stream_rows(
     if where is not None:
         query = query.where(where)
     dbapi_conn = conn.connection.dbapi_connection
-    result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+    # On the statement, not the connection (whose options stay set for what follows: a
+    # later UPDATE would then be run through a server-side cursor, which PostgreSQL refuses).
+    result = conn.execute(query.execution_options(stream_results=True, yield_per=batch))
     try:
         yield from result
     except BaseException:

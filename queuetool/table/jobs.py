@@ -54,7 +54,7 @@ def list_jobs(
         query = query.limit(limit)
     with store.connect() as conn:
         store.require_table(conn)
-        result = conn.execution_options(stream_results=True, yield_per=1000).execute(query)
+        result = conn.execute(query.execution_options(stream_results=True, yield_per=1000))
         for row in result:
             data = row.data if with_data else None
             if isinstance(data, str):  # a TEXT payload (a bad row); show it all the same

@@ -123,13 +123,14 @@ def _dialect(url: URL) -> Dialect:
 class QueueStore:
     """One gearmand queue table. Connections open on first use; call `close()` when done."""
 
-    def __init__(self, url: str | URL, table: str = DEFAULT_TABLE) -> None:
+    def __init__(self, url: str | URL, table: str | None = None) -> None:
         self.url = parse_queue_url(url) if isinstance(url, str) else url
+        self.dialect: Dialect = _dialect(self.url)
+        table = table or self.dialect.DEFAULT_TABLE  # PostgreSQL's is `queue`
         if not _TABLE_NAME.match(table):
             raise UsageError(f"not a valid table name: {table!r}")
         self.table_name = table
         self.table = queue_table(table)
-        self.dialect: Dialect = _dialect(self.url)
         self.backend = self.dialect.NAME
         self._engine: Engine | None = None
 
@@ -275,6 +276,17 @@ def db_message(exc: DBAPIError) -> str:
     return str(exc).splitlines()[0]
 
 
+def default_table(url: str | None) -> str:
+    """The table gearmand's plugin uses for this queue URL when given none (`queue` on
+    PostgreSQL, `gearman_queue` elsewhere); gearman_queue for no or an unusable URL."""
+    if not url:
+        return DEFAULT_TABLE
+    try:
+        return _dialect(parse_queue_url(url)).DEFAULT_TABLE
+    except UsageError:
+        return DEFAULT_TABLE
+
+
 def open_store(url: str | None, table: str | None = None) -> QueueStore:
     """A store for the URL, or a UsageError saying how to name the queue."""
     if not url:
@@ -282,4 +294,4 @@ def open_store(url: str | None, table: str | None = None) -> QueueStore:
             "no queue given: use --queue URL, QUEUETOOL_QUEUE, [queue] url in the config, "
             "or run on a host where gearmand is running"
         )
-    return QueueStore(url, table or DEFAULT_TABLE)
+    return QueueStore(url, table or None)

@@ -1,6 +1,6 @@
 """What differs between the queue backends, one small module each, and the registry.
 
-A dialect is a module (sqlite.py, mysql.py) that provides everything in `Dialect`;
+A dialect is a module (sqlite.py, mysql.py, postgresql.py) that provides everything in `Dialect`;
 the rest of queuetool asks `store.dialect` and never tests a backend's name. A new
 backend is a module here (listed in `DIALECTS`), its DDL file in queuetool/sql/, and
 a test-server fixture in tests/conftest.py (a Queue subclass, its `<name>_queue`
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
 from ...errors import UsageError
-from . import mysql, sqlite
+from . import mysql, postgresql, sqlite
 
 if TYPE_CHECKING:
     from ...changes.restore import Replaced, Restoring
@@ -43,6 +43,7 @@ class Dialect(Protocol):
     URL_NAMES: tuple[str, ...]  # SQLAlchemy backend names of its URLs
     URL_EXAMPLE: str
     DDL_FILE: str  # gearmand's own CREATE TABLE, in queuetool/sql/
+    DEFAULT_TABLE: str  # the table gearmand's plugin uses when it is given none
     GROUP_BY_SORTS: bool
 
     SIDE_OPTION: str  # `migrate`'s option for the queue named by the word NAME
@@ -89,6 +90,16 @@ class Dialect(Protocol):
 
     def repaired_values(self, table: sa.Table) -> dict[str, sa.ColumnElement]: ...
 
+    def replay_problem(self, conn: Connection, table: str) -> str | None:
+        """Why gearmand would replay this table's layout wrongly, and the fix; None: it
+        replays right."""
+        ...
+
+    def make_replay_safe(self, conn: Connection, table: str) -> list[str]:
+        """Convert the layout replay_problem() names (in the caller's transaction);
+        returns the columns converted."""
+        ...
+
     # The daemon's command line: its queue, and whether it is a given store's.
     QUEUE_TYPE: str  # gearmand's `-q`, lower case
     DAEMON_QUEUE_OPTION: str  # the option without which there is no queue
@@ -122,6 +133,7 @@ class Dialect(Protocol):
     def bulk_load(self, writer: StagingWriter) -> Writer: ...
 
     INT32_WHEN_TO_RUN: bool  # when_to_run is a 32-bit INT (times after 2038 do not fit)
+    TEXT_HOLDS_NUL: bool  # text columns can hold a NUL character
     TEXT_CHARSETS: bool  # text columns have a charset that may not hold every key
     LENIENT_TEXT: bool  # text that is not UTF-8 can be read again byte-exact
 
@@ -173,7 +185,7 @@ class Dialect(Protocol):
     def replace_rows(self, job: Restoring) -> Replaced: ...
 
 
-DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (sqlite, mysql)}  # type: ignore[misc]
+DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (sqlite, mysql, postgresql)}  # type: ignore[misc]
 
 
 def dialect_for(name: str) -> Dialect:

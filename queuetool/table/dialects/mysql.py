@@ -310,6 +310,7 @@ def insert_statements(raw_conn: object, table: str, rows: list, limit: int) -> l
 # Each DDL statement commits: batches are transactions of their own, a staging table is
 # dropped by hand, and the swap is one atomic RENAME TABLE.
 TRANSACTIONAL_DDL = False
+TEXT_HOLDS_NUL = True
 INT32_WHEN_TO_RUN = True  # when_to_run is a signed 32-bit INT
 TEXT_CHARSETS = True  # the plugin's table has the server's default charset (latin1?)
 
@@ -582,6 +583,14 @@ REPAIRS_ROWS = False  # repairable() matches nothing: MySQL enforces the column 
 def repairable(table: sa.Table) -> sa.ColumnElement[bool]:
     """MySQL enforces the column types and replays NULL data and when_to_run fine."""
     return sa.false()
+
+
+def replay_problem(conn: sa.Connection, table: str) -> str | None:
+    return None  # the replay reads this layout right
+
+
+def make_replay_safe(conn: sa.Connection, table: str) -> list[str]:
+    return []  # nothing to convert
 
 
 def repaired_values(table: sa.Table) -> dict[str, sa.ColumnElement]:

@@ -1,0 +1,704 @@
+"""The PostgreSQL queue (gearmand's libpq plugin, `-q Postgres`), through psycopg 3.
+
+gearmand's replay reads priority and when_to_run wrongly from its own layout (INTEGER
+columns, read in binary and parsed as text: every job comes back HIGH and due now).
+TEXT columns replay right, so a table here has one of two layouts: gearmand's
+(`replay_problem` says so, `make_replay_safe` converts it) or the replay-safe one,
+which is what queuetool creates. Every query reads both: the two columns are cast to
+BIGINT wherever SQLAlchemy renders them (see `_queue_int_column`), and integers are
+written into TEXT by PostgreSQL's assignment cast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.schema import Column
+
+from ..checksum import MOD, Checksum
+from .identity import same_host
+
+if TYPE_CHECKING:
+    from ...changes.restore import Replaced, Restoring
+    from ...migrate.carry import Row
+    from ...migrate.staging import StagingWriter
+    from . import DaemonOptions
+
+NAME = "postgres"
+URL_NAMES = ("postgresql",)
+URL_EXAMPLE = "postgresql+psycopg://USER:PASS@HOST:5432/DB"
+DDL_FILE = "postgresql.sql"  # gearmand's own layout (INTEGER priority and when_to_run)
+DEFAULT_TABLE = "queue"  # the libpq plugin's default, not gearman_queue
+QUEUE_TYPE = "postgres"  # gearmand's -q Postgres (lower case)
+DAEMON_QUEUE_OPTION = "--libpq-conninfo"
+GROUP_BY_SORTS = False  # hash aggregation
+SIDE_OPTION = "--postgres-url URL"  # how `migrate` is given the queue for the word `postgres`
+PORT = 5432
+# The two columns gearmand's replay misreads when they are integers.
+REPLAY_COLUMNS = ("priority", "when_to_run")
+
+
+def normalise_url(url: URL) -> URL:
+    """Plain `postgresql://` uses psycopg 3."""
+    if url.get_driver_name() in ("", "psycopg2"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def side_url(given: str) -> str:
+    return given
+
+
+def database_file(url: URL) -> Path | None:
+    return None  # a server, not a file
+
+
+def location(url: URL) -> str:
+    """host:port/database: how queues are told apart (never the user or password)."""
+    host = str(url.query.get("host") or url.host or "localhost").lower()
+    return f"{host}:{url.port or PORT}/{url.database or ''}"
+
+
+# -- the daemon's command line ----------------------------------------------------------
+
+_CONNINFO_PAIR = re.compile(r"\s*(\w+)\s*=\s*('((?:[^'\\]|\\.)*)'|(\S*))")
+# libpq's environment variables for the fields queuetool needs (libpq-envars).
+_ENV = {
+    "host": "PGHOST",
+    "port": "PGPORT",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "dbname": "PGDATABASE",
+}
+
+
+def parse_conninfo(text: str) -> dict[str, str]:
+    """libpq's connection string, key=value pairs (values quoted with '...' and \\
+    escapes) or a postgresql:// URI, as a dict of libpq keywords."""
+    text = text.strip()
+    if text.startswith(("postgresql://", "postgres://")):
+        return _parse_uri(text)
+    fields: dict[str, str] = {}
+    pos = 0
+    while pos < len(text):
+        m = _CONNINFO_PAIR.match(text, pos)
+        if m is None:
+            if text[pos:].strip():
+                from ...errors import UsageError
+
+                raise UsageError("gearmand's --libpq-conninfo is not key=value pairs or a URI")
+            break
+        quoted, plain = m.group(3), m.group(4)
+        fields[m.group(1)] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else plain
+        pos = m.end()
+    return fields
+
+
+def _parse_uri(text: str) -> dict[str, str]:
+    parts = urlsplit(text)
+    fields: dict[str, str] = {}
+    if parts.username:
+        fields["user"] = unquote(parts.username)
+    if parts.password:
+        fields["password"] = unquote(parts.password)
+    if parts.hostname:
+        fields["host"] = unquote(parts.hostname)
+    if parts.port:
+        fields["port"] = str(parts.port)
+    if parts.path.strip("/"):
+        fields["dbname"] = unquote(parts.path.lstrip("/"))
+    fields.update(parse_qsl(parts.query))
+    return fields
+
+
+def daemon_server(opts: DaemonOptions) -> dict[str, str]:
+    """host, port, user, password, dbname as gearmand's libpq resolves them: the
+    conninfo, then the daemon process's PG* variables, then ~/.pgpass, then defaults."""
+    fields = parse_conninfo(opts.get("libpq-conninfo") or "")
+    env: Mapping[str, str] = getattr(opts, "env", None) or {}
+    for key, var in _ENV.items():
+        if not fields.get(key) and env.get(var):
+            fields[key] = env[var]
+    host = fields.get("host") or fields.get("hostaddr") or "localhost"
+    port = fields.get("port") or str(PORT)
+    user = fields.get("user") or env.get("USER") or env.get("LOGNAME") or "gearman"
+    dbname = fields.get("dbname") or user
+    server = {"host": host, "port": port, "user": user, "dbname": dbname}
+    password = fields.get("password")
+    if not password:
+        passfile = env.get("PGPASSFILE") or (
+            str(Path(env["HOME"]) / ".pgpass") if env.get("HOME") else None
+        )
+        password = pgpass_password(Path(passfile), server) if passfile else None
+    server["password"] = password or ""
+    return server
+
+
+def pgpass_password(path: Path, server: Mapping[str, str]) -> str | None:
+    """The password ~/.pgpass gives this server (hostname:port:database:username:password,
+    `*` matches anything, the first matching line wins), None when none does."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    wanted = [server["host"], server["port"], server["dbname"], server["user"]]
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = [p.replace("\\:", ":").replace("\\\\", "\\") for p in re.split(r"(?<!\\):", line)]
+        if len(parts) < 5:
+            continue
+        if all(
+            p == "*" or p == w or (p == "localhost" and w.startswith("/"))
+            for p, w in zip(parts[:4], wanted, strict=True)
+        ):
+            return ":".join(parts[4:])
+    return None
+
+
+def daemon_database_file(opts: DaemonOptions) -> Path | None:
+    return None
+
+
+def daemon_table(opts: DaemonOptions) -> str:
+    return opts.get("libpq-table") or DEFAULT_TABLE
+
+
+def daemon_queue_url(opts: DaemonOptions) -> str | None:
+    s = daemon_server(opts)
+    auth = quote(s["user"], safe="")
+    if s["password"]:
+        auth += ":" + quote(s["password"], safe="")
+    host = s["host"]
+    if host.startswith("/"):  # a socket directory: libpq's host= in the query
+        return f"postgresql+psycopg://{auth}@/{quote(s['dbname'], safe='')}?host={host}" + (
+            f"&port={s['port']}"
+        )
+    return f"postgresql+psycopg://{auth}@{host}:{s['port']}/{quote(s['dbname'], safe='')}"
+
+
+def daemon_uses(url: URL, opts: DaemonOptions) -> bool:
+    """Whether the daemon's queue is on this URL's server and database."""
+    s = daemon_server(opts)
+    return (
+        same_host(s["host"], str(url.query.get("host") or url.host or "localhost"))
+        and int(s["port"]) == (url.port or PORT)
+        and s["dbname"] == (url.database or "")
+    )
+
+
+def _conninfo_value(value: str) -> str:
+    """A conninfo value, quoted only when libpq needs it (space, quote, backslash)."""
+    if value and not re.search(r"[\s'\\]", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def gearmand_options(url: URL, table: str, mask: str | None) -> list[str]:
+    """The `-q Postgres ...` options for this queue; the password is replaced by `mask`
+    unless that is None."""
+    fields = {
+        "host": str(url.query.get("host") or url.host or "localhost"),
+        "port": str(url.port or PORT),
+        "user": url.username or "",
+        "dbname": url.database or "",
+    }
+    if url.password:
+        fields["password"] = url.password if mask is None else mask
+    info = " ".join(f"{k}={_conninfo_value(v)}" for k, v in fields.items() if v)
+    return ["-q", "Postgres", "--libpq-conninfo", info, "--libpq-table", table]
+
+
+def still_held(url: URL) -> str | None:
+    return None  # a server: nothing to check once no daemon uses the queue
+
+
+# -- connecting ----------------------------------------------------------------------------
+
+
+def create_engine(url: URL) -> Engine:
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+
+
+# -- both layouts: the two columns read as BIGINT wherever they are rendered ------------
+
+
+@compiles(Column, "postgresql")
+def _queue_int_column(element: Column, compiler: sa.sql.compiler.SQLCompiler, **kw: object) -> str:
+    """priority and when_to_run of a queue table as BIGINT in every expression (SELECT,
+    WHERE, GROUP BY, ORDER BY, function arguments), so the same SQL reads gearmand's
+    INTEGER layout and the replay-safe TEXT one. A SET or INSERT target is rendered by
+    name, not here: an integer written into TEXT is PostgreSQL's assignment cast."""
+    text = compiler.visit_column(element, **kw)
+    if element.name in REPLAY_COLUMNS and isinstance(element.table, sa.Table):
+        return f"CAST({text} AS BIGINT)"
+    return text
+
+
+class stored(sa.sql.expression.ColumnElement):
+    """The column as stored (TEXT or INTEGER), without the cast."""
+
+    inherit_cache = True
+
+    def __init__(self, column: sa.ColumnElement) -> None:
+        self.column = column
+        self.type = sa.Text()
+
+
+@compiles(stored)
+def _stored(element: stored, compiler: sa.sql.compiler.SQLCompiler, **kw: object) -> str:
+    return f"CAST({compiler.visit_column(element.column, **kw)} AS TEXT)"
+
+
+def column_type_problem(name: str, coltype: sa.types.TypeEngine) -> str | None:
+    declared = str(coltype).upper()
+    if name in REPLAY_COLUMNS and "INT" not in declared and "TEXT" not in declared:
+        return f"column {name!r} is {declared}, gearmand needs INTEGER (or TEXT)"
+    if name == "data" and "BYTEA" not in declared:
+        return f"column {name!r} is {declared}, gearmand needs BYTEA"
+    if name in ("unique_key", "function_name") and "CHAR" not in declared and declared != "TEXT":
+        return f"column {name!r} is {declared}, gearmand needs VARCHAR"
+    return None
+
+
+def replay_problem(conn: sa.Connection, table: str) -> str | None:
+    """Why gearmand replays this table wrongly (its own INTEGER layout), with the fix;
+    None for the replay-safe layout."""
+    columns = {c["name"].lower(): c for c in sa.inspect(conn).get_columns(table)}
+    ints = [n for n in REPLAY_COLUMNS if n in columns and "INT" in str(columns[n]["type"]).upper()]
+    if not ints:
+        return None
+    kind = "is an integer column" if len(ints) == 1 else "are integer columns"
+    return (
+        f"{' and '.join(ints)} {kind}: gearmand's PostgreSQL replay reads them as 0, so "
+        "after a restart every job is HIGH and due now; fix: `queuetool make-replay-safe` "
+        "(makes them TEXT, snapshot first)"
+    )
+
+
+_INTEGER_TEXT = r"^-?[0-9]{1,18}$"
+
+
+def storage_type_conditions(table: sa.Table) -> dict[str, sa.ColumnElement[bool]]:
+    """PostgreSQL enforces the column types; the replay reads NULL priority as 0 (HIGH).
+    On the TEXT layout, a value that is no integer is what the replay cannot read."""
+
+    def not_integer(name: str) -> sa.ColumnElement[bool]:
+        return sa.not_(stored(table.c[name]).op("~", is_comparison=True)(_INTEGER_TEXT))
+
+    return {
+        "unique_key_type": table.c.unique_key.is_(None),
+        "function_name_type": table.c.function_name.is_(None),
+        "priority_type": sa.or_(stored(table.c.priority).is_(None), not_integer("priority")),
+        "when_to_run_type": not_integer("when_to_run"),
+    }
+
+
+def payload_length(column: sa.ColumnElement) -> sa.ColumnElement[int]:
+    return sa.func.length(column)  # bytes of a BYTEA
+
+
+def byte_length(column: sa.ColumnElement) -> sa.ColumnElement[int]:
+    return sa.func.octet_length(column)
+
+
+def text_key(column: sa.ColumnElement) -> sa.ColumnElement:
+    """Byte order, whatever the database's collation: keys compare as gearmand's do."""
+    return column.collate("C")
+
+
+def exact_match(column: sa.ColumnElement, names: list[str]) -> sa.ColumnElement[bool]:
+    return column.in_(names)  # text equality is exact in PostgreSQL (deterministic)
+
+
+def glob_match(column: sa.ColumnElement, pattern: str) -> sa.ColumnElement[bool]:
+    """fnmatch's pattern as a POSIX regular expression (`~`, case-sensitive)."""
+    import fnmatch
+
+    return column.op("~")(_posix_regex(fnmatch.translate(pattern)))
+
+
+def _posix_regex(python_regex: str) -> str:
+    """fnmatch.translate's Python regex in the subset PostgreSQL's ARE reads the same:
+    its `(?s:...)\\Z` wrapper becomes `^(...)$` with `.` matching newlines (ARE's default)."""
+    body = python_regex
+    if body.startswith("(?s:") and body.endswith(")\\Z"):
+        body = body[4:-3]
+    # fnmatch emits atomic groups (?>...) in 3.11+ for runs of '*': ARE has none, but a
+    # plain non-capturing group matches the same strings.
+    body = body.replace("(?>", "(?:")
+    return f"^(?:{body})$"
+
+
+def int_div(left: sa.ColumnElement[int], right: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """Integer division, truncating: `/` on two integers already is in PostgreSQL."""
+    return sa.type_coerce(
+        sa.cast(left, sa.BigInteger).op("/")(sa.cast(right, sa.BigInteger)), sa.Integer
+    )
+
+
+REPAIRS_ROWS = False  # PostgreSQL enforces the column types
+
+
+def repairable(table: sa.Table) -> sa.ColumnElement[bool]:
+    return sa.false()
+
+
+def repaired_values(table: sa.Table) -> dict[str, sa.ColumnElement]:
+    return {}
+
+
+# -- the fix of the layout ------------------------------------------------------------------
+
+
+def make_replay_safe(conn: sa.Connection, table: str) -> list[str]:
+    """priority and when_to_run as TEXT, in the caller's transaction (the values keep
+    their digits: gearmand's text INSERT goes on working, and its replay reads them).
+    Returns the columns converted."""
+    columns = {c["name"].lower(): c for c in sa.inspect(conn).get_columns(table)}
+    ints = [n for n in REPLAY_COLUMNS if "INT" in str(columns[n]["type"]).upper()]
+    if ints:
+        quoted = _quote(table)
+        alters = ", ".join(f"ALTER COLUMN {n} TYPE TEXT USING {n}::TEXT" for n in ints)
+        conn.exec_driver_sql(f"ALTER TABLE {quoted} {alters}")
+    return ints
+
+
+def replay_safe_ddl(ddl: str) -> str:
+    """gearmand's CREATE TABLE with priority and when_to_run as TEXT."""
+    for name in REPLAY_COLUMNS:
+        ddl = ddl.replace(f"{name} INTEGER", f"{name} TEXT")
+    return ddl
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# -- migration: staging table, bulk writes, atomic swap ---------------------------------
+
+COLUMNS = "unique_key, function_name, priority, data, when_to_run"
+INSERT_ROWS = "INSERT INTO {table} (" + COLUMNS + ") VALUES (%s, %s, %s, %s, %s)"
+# DDL is transactional: a copy or a restore is ONE transaction, whose rollback also
+# removes its staging table; the swap is a DROP and a RENAME inside it.
+TRANSACTIONAL_DDL = True
+INT32_WHEN_TO_RUN = True  # gearmand's own layout: when_to_run INTEGER (32 bits)
+TEXT_CHARSETS = False  # the database is UTF8; only NUL is refused (TEXT_HOLDS_NUL)
+TEXT_HOLDS_NUL = False  # PostgreSQL text cannot hold a NUL character
+LENIENT_TEXT = False
+
+
+def prepare_writer(raw_conn: object) -> None:
+    pass  # types are enforced and nothing is cut silently: a value that does not fit fails
+
+
+def statement_bytes(raw_conn: object) -> int:
+    return 0
+
+
+def insert_statements(raw_conn: object, table: str, rows: list, limit: int) -> None:
+    return None  # psycopg's executemany pipelines the rows already
+
+
+def begin_batch(raw_conn: object) -> None:
+    raw_conn.execute("SAVEPOINT queuetool_batch")  # type: ignore[attr-defined]
+
+
+def end_batch(raw_conn: object) -> None:
+    raw_conn.execute("RELEASE SAVEPOINT queuetool_batch")  # type: ignore[attr-defined]
+
+
+def undo_batch(raw_conn: object) -> None:
+    raw_conn.execute("ROLLBACK TO SAVEPOINT queuetool_batch")  # type: ignore[attr-defined]
+    raw_conn.execute("RELEASE SAVEPOINT queuetool_batch")  # type: ignore[attr-defined]
+
+
+def bulk_load(writer: StagingWriter) -> CopyLoad:
+    return CopyLoad(writer)
+
+
+class CopyLoad:
+    """Each batch by `COPY ... FROM STDIN` (binary) inside a savepoint: several times
+    faster than INSERTs (see tests/bench). A batch the unique key refuses is undone and
+    written again through the StagingWriter, which finds exactly which rows collide."""
+
+    def __init__(self, writer: StagingWriter) -> None:
+        self.writer = writer
+        self.raw = writer.raw
+        self.copy_sql = f"COPY {writer.quoted} ({COLUMNS}) FROM STDIN"
+        self.cursor = self.raw.cursor()
+
+    skipped = property(lambda self: self.writer.skipped)
+    replaced = property(lambda self: self.writer.replaced)
+    not_written = property(lambda self: self.writer.not_written)
+    removed = property(lambda self: self.writer.removed)
+
+    def write(self, batch: list[Row]) -> None:
+        self.raw.execute("SAVEPOINT queuetool_copy")
+        try:
+            with self.cursor.copy(self.copy_sql) as copy:
+                for row in batch:
+                    copy.write_row(row)
+        except self.writer.integrity_error:
+            self.raw.execute("ROLLBACK TO SAVEPOINT queuetool_copy")
+            self.raw.execute("RELEASE SAVEPOINT queuetool_copy")
+            self.writer.write(batch)
+            return
+        self.raw.execute("RELEASE SAVEPOINT queuetool_copy")
+
+    def close(self, keep: bool = True) -> None:
+        self.cursor.close()
+        self.writer.close(keep)
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.cursor.close()
+        self.writer.abort()
+
+
+def create_database_file(path: Path) -> None:
+    raise NotImplementedError  # a server: database_file() is None
+
+
+def column_charsets(conn: sa.Connection, table: str) -> tuple[str | None, str | None]:
+    return None, None  # the database's encoding is UTF8 (gearmand's own is too)
+
+
+def key_collation(conn: sa.Connection) -> tuple[None, str]:
+    return None, (
+        "byte-exact comparison, and priority and when_to_run as TEXT: the replay-safe layout "
+        "(gearmand's own INTEGER one loses every priority and schedule at each restart)"
+    )
+
+
+def create_staging(
+    conn: sa.Connection,
+    store: object,
+    staging: str,
+    like: str | None,
+    collation: str | None = None,
+    temporary: bool = False,
+) -> None:
+    """The staging table: the target's own layout (LIKE, constraints included), or, for a
+    new table, gearmand's DDL in the replay-safe layout."""
+    create = "CREATE TEMPORARY TABLE" if temporary else "CREATE TABLE"
+    if like is None:
+        ddl = replay_safe_ddl(store.ddl(staging))  # type: ignore[attr-defined]
+        conn.exec_driver_sql(create + ddl[len("CREATE TABLE") :])
+    else:
+        conn.exec_driver_sql(f"{create} {_quote(staging)} (LIKE {_quote(like)} INCLUDING ALL)")
+
+
+def swap(conn: sa.Connection, target: str, staging: str, old: str | None) -> None:
+    """Inside the caller's transaction: the old table is renamed to `old` (None: dropped),
+    staging takes its name. Nothing is visible to another connection until the commit."""
+    if old is not None:
+        conn.exec_driver_sql(f"ALTER TABLE {_quote(target)} RENAME TO {_quote(old)}")
+    else:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_quote(target)}")
+    conn.exec_driver_sql(f"ALTER TABLE {_quote(staging)} RENAME TO {_quote(target)}")
+    _rename_constraints(conn, target, staging)
+
+
+def _rename_constraints(conn: sa.Connection, target: str, staging: str) -> None:
+    """The unique constraint LIKE copied is named after staging: give it the name gearmand's
+    CREATE TABLE would (`<table>_unique_key_function_name_key`), when that one is free."""
+    rows = conn.exec_driver_sql(
+        "SELECT conname FROM pg_constraint WHERE conrelid = %(t)s::regclass AND contype = 'u'",
+        {"t": _quote(target)},
+    ).all()
+    wanted = f"{target}_unique_key_function_name_key"[:63]
+    for (name,) in rows:
+        if name != wanted and name.startswith(staging[:20]):
+            taken = conn.exec_driver_sql(
+                "SELECT 1 FROM pg_class WHERE relname = %(n)s", {"n": wanted}
+            ).first()
+            if taken is None:
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {_quote(target)} RENAME CONSTRAINT {_quote(name)} "
+                    f"TO {_quote(wanted)}"
+                )
+
+
+def drop_table(conn: sa.Connection, name: str, temporary: bool = False) -> None:
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {'pg_temp.' if temporary else ''}{_quote(name)}")
+
+
+# `migrate --move`: the source locked against writers until the emptying commits.
+MOVE_ISOLATION = None  # the lock below holds whatever the isolation level
+
+
+def count_locked(conn: sa.Connection, table: str) -> int:
+    """The rows of `table` (quoted), locked against writers for the transaction."""
+    conn.exec_driver_sql(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+    return conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()
+
+
+def decode_text(raw_conn: object, lenient: bool) -> None:
+    pass  # the server's encoding is UTF8: every text arrives as valid UTF-8
+
+
+def stream_cursor(raw_conn: object) -> object:
+    """A server-side (named) cursor: rows arrive in batches, memory stays flat."""
+    return raw_conn.cursor(name="queuetool_stream")  # type: ignore[attr-defined]
+
+
+# -- checksum on the server ----------------------------------------------------------------
+
+
+def _encoded(column: sa.ColumnElement, kind: str) -> sa.ColumnElement:
+    """The bytes checksum.encode_value() gives for this column's value, as BYTEA."""
+    if kind == "s":
+        value = sa.func.convert_to(column, "UTF8")
+        body = sa.literal_column("'s'::bytea").op("||")(
+            sa.func.convert_to(sa.cast(sa.func.octet_length(value), sa.Text), "UTF8")
+        )
+        body = body.op("||")(sa.literal_column("':'::bytea")).op("||")(value)
+    elif kind == "b":
+        body = (
+            sa.literal_column("'b'::bytea")
+            .op("||")(sa.func.convert_to(sa.cast(sa.func.length(column), sa.Text), "UTF8"))
+            .op("||")(sa.literal_column("':'::bytea"))
+            .op("||")(column)
+        )
+    else:
+        body = sa.func.convert_to(
+            sa.literal("i") + sa.cast(column, sa.Text) + sa.literal(";"), "UTF8"
+        )
+    return sa.func.coalesce(body, sa.literal_column("'n'::bytea"))
+
+
+_KINDS = (
+    ("unique_key", "s"),
+    ("function_name", "s"),
+    ("priority", "i"),
+    ("data", "b"),
+    ("when_to_run", "i"),
+)
+
+
+def server_checksum(
+    conn: sa.Connection, table: sa.Table | str, where: sa.ColumnElement[bool] | None = None
+) -> Checksum:
+    """checksum.py's checksum of the table, computed by the server: no row is read here.
+
+    Per row MD5 over the same type-tagged, length-prefixed encoding; the server sums the
+    digest as four 32-bit chunks (exact in NUMERIC), Python puts them together modulo
+    2**128. Identical to reading every row and hashing it in Python.
+    """
+    from ..store import queue_table  # store imports this module
+
+    if isinstance(table, str):
+        table = queue_table(table)
+    message = _encoded(table.c.unique_key, "s")
+    for name, kind in _KINDS[1:]:
+        message = message.op("||")(_encoded(table.c[name], kind))
+    inner = sa.select(sa.func.decode(sa.func.md5(message), "hex").label("digest")).select_from(
+        table
+    )
+    if where is not None:
+        inner = inner.where(where)
+    digests = inner.subquery("digests")
+
+    def byte(n: int) -> sa.ColumnElement[int]:
+        return sa.cast(sa.func.get_byte(digests.c.digest, sa.literal_column(str(n))), sa.BigInteger)
+
+    # Each 32-bit chunk in BIGINT (get_byte is int4: 255 * 2**24 would overflow it); the
+    # sums are NUMERIC, exact.
+    chunks = [
+        sa.func.sum(
+            byte(4 * i) * sa.literal_column("16777216")
+            + byte(4 * i + 1) * sa.literal_column("65536")
+            + byte(4 * i + 2) * sa.literal_column("256")
+            + byte(4 * i + 3)
+        )
+        for i in range(4)
+    ]
+    count, *sums = conn.execute(sa.select(sa.func.count(), *chunks)).one()
+    total = 0
+    for part in sums:
+        total = (total << 32) + int(part or 0)
+    return Checksum(int(count), total % MOD)
+
+
+def stored_checksum(conn: sa.Connection, table: sa.Table) -> Checksum:
+    """The checksum of the rows as they are in the table, computed by the server."""
+    return server_checksum(conn, table)
+
+
+# -- restore: the table or the rows replaced -------------------------------------------
+
+UNDO_KEYS, UNDO_ROWS = "qt_undo_keys", "qt_undo_rows"
+
+
+def replace_table(job: Restoring) -> Replaced:
+    """restore: a staging table LIKE the queue table, filled and checked, swapped in,
+    all in one transaction (PostgreSQL's DDL is transactional)."""
+    store, snapshot_before = job.store, job.snapshot_before
+    target = store.table_name
+    with store.connect() as conn, conn.begin():
+        store.require_table(conn)
+        before = snapshot_before(conn)
+        rows_before = before.rows if before is not None else store.count(conn)
+        drop_table(conn, job.staging)
+        create_staging(conn, store, job.staging, target)
+        job.insert_rows(conn, job.staging)
+        after = job.check(conn, job.staging)
+        swap(conn, target, job.staging, None)
+    return before, rows_before, after
+
+
+def replace_rows(job: Restoring) -> Replaced:
+    """restore of a rows snapshot: its keys and rows go into TEMPORARY tables LIKE the
+    queue table, then the rows with those keys are replaced, in one transaction."""
+    from ..store import COLUMNS as NAMES  # store imports this module
+
+    store, keep_replaced = job.store, job.keep_replaced
+    table = _quote(store.table_name)
+    columns = ", ".join(
+        f"CAST(q.{c} AS BIGINT) AS {c}" if c in REPLAY_COLUMNS else f"q.{c}" for c in NAMES
+    )
+    join = (
+        f"FROM {UNDO_KEYS} AS k JOIN {table} AS q ON q.unique_key IS NOT DISTINCT FROM "
+        "k.unique_key AND q.function_name IS NOT DISTINCT FROM k.function_name"
+    )
+    with store.connect() as conn, conn.begin():
+        store.require_table(conn)
+        for name in (UNDO_KEYS, UNDO_ROWS):
+            conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} (LIKE {table}) ON COMMIT DROP")
+        job.insert_rows(conn, UNDO_KEYS, keys=True)
+        job.insert_rows(conn, UNDO_ROWS)
+        with conn.exec_driver_sql(f"SELECT {columns} {join}") as current:
+            before = keep_replaced(current)
+        replaced = conn.exec_driver_sql(
+            f"DELETE FROM {table} AS q USING {UNDO_KEYS} AS k WHERE q.unique_key IS NOT "
+            "DISTINCT FROM k.unique_key AND q.function_name IS NOT DISTINCT FROM k.function_name"
+        ).rowcount
+        names = ", ".join(NAMES)
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {names} FROM {UNDO_ROWS}")
+        with conn.exec_driver_sql(f"SELECT {columns} {join}") as restored:
+            after = job.check_rows(restored)
+    return before, replaced, after
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    """A process's environment (/proc/PID/environ), {} when it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    env = {}
+    for item in raw.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep:
+            env[os.fsdecode(key)] = os.fsdecode(value)
+    return env

@@ -1,0 +1,164 @@
+"""PostgreSQL figures: queuetool against the bare SQL it replaces (BENCH_ROWS, default 20000).
+
+    .venv/bin/python tests/bench/postgres_bench.py
+
+report vs the bare GROUP BY; reprioritise of 10 % vs the bare UPDATE; migrate
+sqlite -> postgres vs a bare COPY of the same rows, and postgres -> sqlite vs a bare
+SELECT + executemany. A throwaway PostgreSQL (tests/servers.py), best of 3.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+from data import build_sqlite, timed  # noqa: E402
+from queuetool.changes.edits import Reprioritise, apply_edits  # noqa: E402
+from servers import start_postgres  # noqa: E402
+
+from queuetool.migrate.copy import MigrateOptions, migrate  # noqa: E402
+from queuetool.priority import Priority  # noqa: E402
+from queuetool.table.filters import JobFilter  # noqa: E402
+from queuetool.table.report import report  # noqa: E402
+from queuetool.table.store import QueueStore  # noqa: E402
+
+ROWS = int(os.environ.get("BENCH_ROWS", "20000"))
+COLS = "unique_key, function_name, priority, data, when_to_run"
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="qt-pgbench-"))
+    server = start_postgres()
+    try:
+        server.create_database("bench")
+        src = build_sqlite(work / "src.db", ROWS)
+        rows = sqlite3.connect(src).execute(f"SELECT {COLS} FROM gearman_queue").fetchall()
+        snapdir = work / "snaps"
+        snapdir.mkdir()
+
+        def to_pg() -> None:
+            with server.connect("bench") as c:
+                c.execute("DROP TABLE IF EXISTS queue")
+            store = QueueStore(f"sqlite:///{src}")
+            dst = QueueStore(server.url("bench"))
+            migrate(store, dst, MigrateOptions(snapshot_dir=snapdir))
+            store.close()
+            dst.close()
+
+        def bare_copy() -> None:
+            with server.connect("bench") as c, c.cursor() as cur:
+                cur.execute("DROP TABLE IF EXISTS bare")
+                cur.execute(
+                    "CREATE TABLE bare (unique_key VARCHAR(64), function_name VARCHAR(255), "
+                    "priority TEXT, data BYTEA, when_to_run TEXT, "
+                    "UNIQUE (unique_key, function_name))"
+                )
+                with cur.copy(f"COPY bare ({COLS}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+
+        def bare_insert() -> None:
+            with server.connect("bench") as c, c.cursor() as cur:
+                cur.execute("DROP TABLE IF EXISTS bare")
+                cur.execute(
+                    "CREATE TABLE bare (unique_key VARCHAR(64), function_name VARCHAR(255), "
+                    "priority TEXT, data BYTEA, when_to_run TEXT, "
+                    "UNIQUE (unique_key, function_name))"
+                )
+                cur.executemany(f"INSERT INTO bare ({COLS}) VALUES (%s,%s,%s,%s,%s)", rows)
+
+        t_mig = timed(to_pg)
+        t_copy = timed(bare_copy)
+        t_ins = timed(bare_insert, repeat=1)
+        print(f"rows: {ROWS}")
+        print(
+            f"migrate sqlite->postgres: {t_mig:.2f}s ({ROWS / t_mig:,.0f} rows/s); bare COPY "
+            f"{t_copy:.2f}s ({ROWS / t_copy:,.0f} rows/s); bare executemany INSERT "
+            f"{t_ins:.2f}s ({ROWS / t_ins:,.0f} rows/s)"
+        )
+
+        back = work / "back.db"
+
+        def from_pg() -> None:
+            back.unlink(missing_ok=True)
+            s = QueueStore(server.url("bench"))
+            d = QueueStore(f"sqlite:///{back}")
+            migrate(s, d, MigrateOptions(snapshot_dir=snapdir))
+            s.close()
+            d.close()
+
+        def bare_back() -> None:
+            path = work / "bare.db"
+            path.unlink(missing_ok=True)
+            db = sqlite3.connect(path)
+            db.execute(
+                "CREATE TABLE q (unique_key TEXT, function_name TEXT, priority INTEGER, "
+                "data BLOB, when_to_run INTEGER, PRIMARY KEY (unique_key, function_name))"
+            )
+            with server.connect("bench") as c, c.transaction(), c.cursor(name="s") as cur:
+                cur.execute(
+                    "SELECT unique_key, function_name, priority::bigint, data, "
+                    "when_to_run::bigint FROM queue"
+                )
+                while batch := cur.fetchmany(5000):
+                    db.executemany("INSERT INTO q VALUES (?,?,?,?,?)", batch)
+            db.commit()
+            db.close()
+
+        t_back = timed(from_pg)
+        t_bare_back = timed(bare_back)
+        print(
+            f"migrate postgres->sqlite: {t_back:.2f}s ({ROWS / t_back:,.0f} rows/s); bare "
+            f"SELECT+executemany {t_bare_back:.2f}s ({ROWS / t_bare_back:,.0f} rows/s)"
+        )
+
+        store = QueueStore(server.url("bench"))
+        t_rep = timed(report, store)
+
+        def bare_group() -> None:
+            server.query(
+                "bench", "SELECT function_name, priority, COUNT(*) FROM queue GROUP BY 1, 2"
+            )
+
+        t_bare = timed(bare_group)
+        print(f"report: {t_rep:.3f}s; bare GROUP BY {t_bare:.3f}s ({t_rep / t_bare:.2f}x)")
+
+        def edit() -> None:
+            server.query(
+                "bench", "UPDATE queue SET priority = '1' WHERE function_name = 'function_3'"
+            )
+            apply_edits(
+                store,
+                [Reprioritise(JobFilter(functions=("function_3",)), Priority.LOW)],
+                snapdir,
+                keep=1,
+                guard=False,
+            )
+
+        def bare_update() -> None:
+            server.query(
+                "bench", "UPDATE queue SET priority = '1' WHERE function_name = 'function_3'"
+            )
+            server.query(
+                "bench", "UPDATE queue SET priority = '2' WHERE function_name = 'function_3'"
+            )
+
+        t_edit = timed(edit)
+        t_upd = timed(bare_update)
+        print(
+            f"reprioritise 10%: {t_edit:.3f}s (incl. a reset UPDATE); bare UPDATE x2 "
+            f"{t_upd:.3f}s ({t_edit / t_upd:.2f}x)"
+        )
+        store.close()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

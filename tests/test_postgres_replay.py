@@ -1,0 +1,153 @@
+"""gearmand's PostgreSQL replay bug, end to end, against a real gearmand and PostgreSQL.
+
+On gearmand's own layout (INTEGER priority and when_to_run) every restart replays
+each job as HIGH and due now (upstream bug, GEARMAND.md). `check` flags the layout,
+the window refuses it before stopping the daemon, `make-replay-safe` converts it
+(snapshot, one transaction) and the verified restart keeps priorities and schedules.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import make_postgres_queue
+from servers import JobSpec, pid_alive, priority_status, submit, work
+
+LATER = 1_999_999_999  # 2033: a scheduled job that must keep waiting
+
+
+def jobs() -> list[JobSpec]:
+    return [
+        JobSpec("fn", "h1", b"high", priority=0),
+        JobSpec("fn", "n1", b"normal-1", priority=1),
+        JobSpec("fn", "n2", b"normal-2", priority=1),
+        JobSpec("fn", "l1", b"low\x00\xff", priority=2),
+        JobSpec("later", "s1", b"scheduled", when=LATER),
+    ]
+
+
+EXPECTED = {"fn": (1, 2, 1), "later": (0, 1, 0)}
+
+
+@pytest.fixture
+def gearmand_layout(tmp_path, postgres_server, postgres_db):
+    """A queue table exactly as gearmand's libpq plugin makes it (INTEGER columns)."""
+    queue = make_postgres_queue(tmp_path, postgres_server, postgres_db, "queue", replay_safe=False)
+    try:
+        yield queue
+    finally:
+        for daemon in queue.daemons:
+            daemon.stop_all()
+
+
+def restart(daemon) -> None:
+    daemon.stop()
+    daemon.start()
+
+
+def test_the_replay_bug_is_found_refused_and_fixed_with_a_verified_restart(
+    gearmand_layout, cli, snapdir
+):
+    queue = gearmand_layout
+    daemon = queue.gearmand()
+    submit(daemon.port, jobs())
+    assert priority_status(daemon.port) == EXPECTED == queue.counts()
+    assert queue.sql("SELECT when_to_run FROM queue WHERE unique_key = 's1'") == [(LATER,)]
+
+    # The upstream bug: a plain restart flattens the queue (the rows keep their values).
+    restart(daemon)
+    assert priority_status(daemon.port) == {"fn": (4, 0, 0), "later": (1, 0, 0)}
+    assert queue.counts() == EXPECTED
+
+    # check says so, with the fix.
+    result = cli("check", *queue.cli_args(), "--format", "json")
+    assert result.exit_code == 1, result.output
+    schema = json.loads(result.stdout)["schema"]
+    assert schema == [
+        "priority and when_to_run are integer columns: gearmand's PostgreSQL replay reads "
+        "them as 0, so after a restart every job is HIGH and due now; fix: "
+        "`queuetool make-replay-safe` (makes them TEXT, snapshot first)"
+    ]
+
+    # The window refuses before it stops anything: a restart would flatten the queue.
+    pid = daemon.pid
+    result = cli("reprioritise", *queue.cli_args(), "-f", "fn", "--to", "low", "--yes")
+    assert result.exit_code == 1, result.output
+    assert "A restart now would flatten the queue's priorities and schedules" in result.stderr
+    assert "queuetool make-replay-safe" in result.stderr
+    assert pid_alive(pid) and daemon.pidfile.read_text().strip() == str(pid)
+    assert queue.counts() == EXPECTED
+
+    # The fix, through the window (the daemon runs): stop, convert, start, verify.
+    restart(daemon)  # a fresh daemon, flattened again in memory
+    result = cli("make-replay-safe", *queue.cli_args(), "--yes", "--snapshot-dir", str(snapdir))
+    assert result.exit_code == 0, result.output
+    assert "converted priority, when_to_run to TEXT: 5 rows verified unchanged" in result.stdout
+    assert "downtime:" in result.stdout
+    assert len(list(snapdir.glob("*.qtsnap"))) == 1
+    types = queue.sql(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = 'queue' AND column_name IN ('priority', 'when_to_run') ORDER BY 1"
+    )
+    assert types == [("priority", "text"), ("when_to_run", "text")]
+    assert not pid_alive(pid)
+    daemon.pid = int(daemon.pidfile.read_text())
+    assert priority_status(daemon.port) == EXPECTED == queue.counts()
+
+    # And again after one more plain restart: the fix holds.
+    restart(daemon)
+    assert priority_status(daemon.port) == EXPECTED
+    assert cli("check", *queue.cli_args()).exit_code == 0
+
+    # A worker gets the jobs in priority order; the scheduled one keeps waiting.
+    got = work(daemon.port, ["fn", "later"], 5, timeout=8)
+    assert got[0].unique == "h1"
+    assert got[3].unique == "l1"
+    assert sorted(r.unique for r in got[1:3]) == ["n1", "n2"]
+    assert [r.data for r in got if r.unique == "l1"] == [b"low\x00\xff"]
+    assert len(got) == 4  # s1 (2033) did not run
+    assert priority_status(daemon.port) == {"later": (0, 1, 0)}
+    assert queue.counts() == {"later": (0, 1, 0)}
+
+
+def test_make_replay_safe_on_a_stopped_daemon_and_a_second_run_changes_nothing(
+    gearmand_layout, cli, snapdir
+):
+    queue = gearmand_layout
+    daemon = queue.gearmand()
+    submit(daemon.port, jobs())
+    daemon.stop()
+    before = queue.rows()
+    result = cli("make-replay-safe", *queue.cli_args(), "--dry-run")
+    assert result.exit_code == 0 and "dry run: would convert" in result.stdout
+    result = cli("make-replay-safe", *queue.cli_args(), "--yes", "--snapshot-dir", str(snapdir))
+    assert result.exit_code == 0, result.output
+    assert "gearmand replays this table right from its next start" in result.stdout
+    assert queue.rows() == before
+    result = cli("make-replay-safe", *queue.cli_args(), "--yes")
+    assert result.stdout == "table queue replays right already: nothing to do\n"
+    daemon.start()
+    assert priority_status(daemon.port) == EXPECTED
+    # gearmand keeps writing the TEXT layout with its own INSERT.
+    submit(daemon.port, [JobSpec("fn", "l2", b"x", priority=2)])
+    assert queue.counts()["fn"] == (1, 2, 2)
+
+
+def test_reading_and_editing_work_on_both_layouts(tmp_path, postgres_server, postgres_db, cli):
+    for table, safe in (("ints", False), ("texts", True)):
+        queue = make_postgres_queue(tmp_path, postgres_server, postgres_db, table, replay_safe=safe)
+        queue.insert(
+            [("a", "fn", 1, b"1", 0), ("b", "fn", 2, b"2", 10), ("c", "fn", 0, b"3", LATER)]
+        )
+        args = queue.cli_args()
+        assert cli.report_counts(*args) == {"fn": (1, 1, 1)}
+        result = cli("jobs", *args, "--scheduled", "--format", "json")
+        assert [j["unique_key"] for j in json.loads(result.stdout)] == ["c"]
+        result = cli("reschedule", *args, "--unique", "b", "--in", "1h", "--yes", "--force")
+        assert result.exit_code == 0, result.output
+        result = cli("reprioritise", *args, "-p", "low", "--to", "high", "--yes", "--force")
+        assert result.exit_code == 0, result.output
+        assert queue.counts() == {"fn": (2, 1, 0)}
+        whens = dict(queue.sql(f"SELECT unique_key, when_to_run FROM {table}"))
+        assert whens["a"] == 0 and whens["c"] == LATER and whens["b"] > 10
