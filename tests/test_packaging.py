@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+DDL = sorted(p.name for p in (ROOT / "sql").glob("*.sql"))  # one per backend
 
 
 def test_wheel_ships_the_ddl_without_warnings(tmp_path):
@@ -24,13 +25,10 @@ def test_wheel_ships_the_ddl_without_warnings(tmp_path):
     (wheel,) = tmp_path.glob("queuetool-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-        for name in ("mysql.sql", "sqlite.sql"):
+        for name in DDL:
             assert archive.read(f"queuetool/sql/{name}") == (ROOT / "sql" / name).read_bytes()
         archive.extractall(tmp_path / "installed")
-    assert sorted(n for n in names if n.endswith(".sql")) == [
-        "queuetool/sql/mysql.sql",
-        "queuetool/sql/sqlite.sql",
-    ]
+    assert sorted(n for n in names if n.endswith(".sql")) == [f"queuetool/sql/{n}" for n in DDL]
     assert not (ROOT / "queuetool" / "sql").exists()  # no second copy, no link
 
     # The installed package finds its own copy, wherever it runs from.
@@ -43,4 +41,4 @@ def test_wheel_ships_the_ddl_without_warnings(tmp_path):
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert found.returncode == 0, found.stderr
-    assert found.stdout == f"{installed / 'queuetool' / 'sql'}\nmysql.sql sqlite.sql\n"
+    assert found.stdout == f"{installed / 'queuetool' / 'sql'}\n{' '.join(DDL)}\n"
