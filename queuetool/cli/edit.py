@@ -39,7 +39,8 @@ from ..render import render
 from ..table.filters import JobFilter
 from ..table.jobs import Job, job_record
 from ..table.store import QueueStore
-from ..timeparse import parse_duration, parse_start, parse_time
+from ..timeparse import parse_duration
+from ..timeparse import when as parse_when
 from .maintenance import is_live, load_plan, run_restore_window, run_window, window_options
 from .options import AppContext, filter_options, format_option, queue_options, quiet_option
 
@@ -358,15 +359,7 @@ def reschedule_cmd(
       queuetool reschedule --function nightly_report --at 2026-11-29T02:00 --spread 2h
       queuetool reschedule --function 'mail*' --scheduled --now
     """
-    given = [name for name, value in (("--at", at), ("--in", in_), ("--now", now)) if value]
-    if len(given) != 1:
-        raise UsageError("give exactly one of --at TIME, --in DURATION, --now")
-    if at:
-        when = parse_start(at)
-    elif in_:
-        when = parse_time("now") + parse_duration(in_)
-    else:
-        when = 0
+    when = parse_when(at, in_, now)
     seconds = parse_duration(spread) if spread else 0
     result = run_edits(app, [Reschedule(job_filter, when, seconds, all_)], **opts)
     if result is not None and result.changed and (when or seconds):

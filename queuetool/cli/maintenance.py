@@ -22,7 +22,8 @@ from ..daemon.reload import DEFAULT_BUCKETS, predict_replay
 from ..errors import DaemonRunning, QueuetoolError, UsageError
 from ..priority import Priority
 from ..table.filters import JobFilter
-from ..timeparse import parse_duration, parse_start, parse_time
+from ..timeparse import parse_duration, parse_time
+from ..timeparse import when as parse_when
 from .daemon import _render_start, _render_stop, buckets_type, ways
 from .options import AppContext
 
@@ -327,15 +328,14 @@ def _edit(path: Path, number: int, entry: dict[str, Any]) -> Edit:
             raise UsageError(f"{where}: reprioritise needs `to`")
         return Reprioritise(job_filter, Priority.parse(str(entry["to"])), all_jobs)
     if action == "reschedule":
-        given = [k for k in ("at", "in", "now") if entry.get(k)]
-        if len(given) != 1:
-            raise UsageError(f"{where}: reschedule needs exactly one of at, in, now")
-        if "at" in given:
-            when = parse_start(str(entry["at"]), f"{where}: at", "now = true")
-        elif "in" in given:
-            when = parse_time("now") + parse_duration(str(entry["in"]))
-        else:
-            when = 0
+        when = parse_when(
+            str(entry["at"]) if entry.get("at") else None,
+            str(entry["in"]) if entry.get("in") else None,
+            bool(entry.get("now")),
+            at_name=f"{where}: at",
+            instead="now = true",
+            exactly_one=f"{where}: reschedule needs exactly one of at, in, now",
+        )
         spread = parse_duration(str(entry["spread"])) if entry.get("spread") else 0
         return Reschedule(job_filter, when, spread, all_jobs)
     if action == "purge":
