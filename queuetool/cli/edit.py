@@ -27,6 +27,7 @@ from ..changes.edits import (
     apply_edits,
     plan,
 )
+from ..changes.planfile import load_plan
 from ..changes.restore import check_target, restore, same_queue
 from ..changes.snapshot import list_snapshots, read_manifest, take, verify
 from ..config import DEFAULT_KEEP
@@ -41,7 +42,7 @@ from ..table.jobs import Job, job_record
 from ..table.store import QueueStore
 from ..timeparse import parse_duration
 from ..timeparse import when as parse_when
-from .maintenance import is_live, load_plan, run_restore_window, run_window, window_options
+from .maintenance import is_live, run_restore_window, run_window, window_options
 from .options import AppContext, filter_options, format_option, queue_options, quiet_option
 
 F = Callable[..., Any]
