@@ -227,10 +227,10 @@ def test_when_takes_exactly_one_of_at_in_now():
     start = int(time.time())
     assert start + 900 <= when(in_="15m") <= int(time.time()) + 900
     assert when(at="@4102444800") == 4102444800
-    for given in ({}, {"at": "@4102444800", "now": True}, {"in_": "1m", "now": True}):
-        with pytest.raises(UsageError, match="^give exactly one of --at TIME, --in DURATION"):
-            when(**given)
-    with pytest.raises(UsageError, match="^plan p, edit 1: reschedule needs exactly one"):
+    for args in ({}, {"at": "@4102444800", "now": True}, {"in_": "1m", "now": True}):
+        with pytest.raises(UsageError, match=r"^give exactly one of --at TIME, --in DURATION"):
+            when(**args)
+    with pytest.raises(UsageError, match=r"^plan p, edit 1: reschedule needs exactly one"):
         when(exactly_one="plan p, edit 1: reschedule needs exactly one of at, in, now")
 
 
