@@ -32,6 +32,8 @@ _EXPORTS = {
     "open_store": ".table.store",
     "load_plan": ".changes.planfile",
     "when": ".timeparse",
+    "Status": ".daemon.status",
+    "status": ".daemon.status",
 }
 
 __all__ = [
@@ -41,17 +43,20 @@ __all__ = [
     "QueueStore",
     "QueuetoolError",
     "Report",
+    "Status",
     "__version__",
     "check",
     "list_jobs",
     "load_plan",
     "open_store",
     "report",
+    "status",
     "when",
 ]
 
 if TYPE_CHECKING:
     from .changes.planfile import load_plan
+    from .daemon.status import Status, status
     from .errors import QueuetoolError
     from .priority import Priority
     from .table.check import CheckResult, check
