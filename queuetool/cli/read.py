@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -10,7 +9,7 @@ import click
 from ..daemon.discover import DaemonInfo
 from ..daemon.held import HeldQueue, held_queue, holding_daemon, why_empty
 from ..priority import label
-from ..render import render
+from ..render import render, render_json
 from ..table.check import check
 from ..table.filters import JobFilter
 from ..table.jobs import JOB_COLUMNS, job_record, list_jobs
@@ -168,7 +167,7 @@ def check_cmd(ctx: click.Context, app: AppContext, fmt: str) -> None:
     """
     result = check(app.store)
     if fmt == "json":
-        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        render_json(result.as_dict(), sys.stdout)
     else:
         rows = [
             {
@@ -182,10 +181,8 @@ def check_cmd(ctx: click.Context, app: AppContext, fmt: str) -> None:
             {"problem": "schema", "count": 1, "examples": "", "what it means": s}
             for s in result.schema
         ]
-        if fmt == "csv":
-            render(rows, fmt, sys.stdout)
-        else:
-            render(rows, fmt, sys.stdout)
+        render(rows, fmt, sys.stdout)
+        if fmt == "table":
             click.echo(result.summary())
     if not result.ok:
         ctx.exit(1)
