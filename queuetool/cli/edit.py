@@ -43,7 +43,16 @@ from ..table.store import QueueStore
 from ..timeparse import parse_duration
 from ..timeparse import when as parse_when
 from .maintenance import is_live, run_restore_window, run_window, window_options
-from .options import AppContext, filter_options, format_option, queue_options, quiet_option
+from .options import (
+    AppContext,
+    dry_run_option,
+    filter_options,
+    force_option,
+    format_option,
+    queue_options,
+    quiet_option,
+    yes_option,
+)
 
 F = Callable[..., Any]
 
@@ -71,13 +80,9 @@ def write_options(f: F) -> F:
     """--dry-run, --yes, --force, --quiet and the snapshot directory: every command that writes."""
     for option in reversed(
         [
-            click.option("--dry-run", is_flag=True, help="Show what would change; change nothing."),
-            click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation."),
-            click.option(
-                "--force",
-                is_flag=True,
-                help="Write even if the queue's gearmand seems to run (it may lose the change).",
-            ),
+            dry_run_option(),
+            yes_option(),
+            force_option(),
             quiet_option,
             snapshot_options,
         ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -17,6 +17,9 @@ from ..table.store import QueueStore, open_store
 from ..timeparse import parse_time
 
 F = Callable[..., Any]
+
+CONFIG_HELP = "TOML config file [default: ./queuetool.toml, else /etc/queuetool.toml]."
+GEARMAND_HELP = "Admin address of the gearmand that owns the queue."
 
 
 class AppContext:
@@ -117,15 +120,39 @@ def _source(ctx: click.Context, name: str) -> str:
     return "option"
 
 
+def config_option(help: str = CONFIG_HELP) -> Callable[[F], F]:
+    """--config (QUEUETOOL_CONFIG): the TOML config file."""
+    return click.option(
+        "--config", envvar="QUEUETOOL_CONFIG", type=click.Path(dir_okay=False), help=help
+    )
+
+
+def gearmand_option(help: str = GEARMAND_HELP) -> Callable[[F], F]:
+    """--gearmand (QUEUETOOL_GEARMAND): the admin address of the queue's daemon."""
+    return click.option("--gearmand", envvar="QUEUETOOL_GEARMAND", metavar="HOST:PORT", help=help)
+
+
+def dry_run_option(help: str = "Show what would change; change nothing.") -> Callable[[F], F]:
+    """--dry-run: every command that writes can show what it would do instead."""
+    return click.option("--dry-run", is_flag=True, help=help)
+
+
+def yes_option(help: str = "Do not ask for confirmation.") -> Callable[[F], F]:
+    """--yes/-y: go ahead without asking."""
+    return click.option("--yes", "-y", is_flag=True, help=help)
+
+
+def force_option(
+    help: str = "Write even if the queue's gearmand seems to run (it may lose the change).",
+) -> Callable[[F], F]:
+    """--force: write although the queue's gearmand seems to run."""
+    return click.option("--force", is_flag=True, help=help)
+
+
 def queue_options(f: F) -> F:
     """--config, --queue, --table, --gearmand: every command that touches a queue."""
 
-    @click.option(
-        "--config",
-        envvar="QUEUETOOL_CONFIG",
-        type=click.Path(dir_okay=False),
-        help="TOML config file [default: ./queuetool.toml, else /etc/queuetool.toml].",
-    )
+    @config_option()
     @click.option(
         "--queue",
         "-q",
@@ -140,12 +167,7 @@ def queue_options(f: F) -> F:
         metavar="NAME",
         help=f"Queue table [default: {DEFAULT_TABLE}].",
     )
-    @click.option(
-        "--gearmand",
-        envvar="QUEUETOOL_GEARMAND",
-        metavar="HOST:PORT",
-        help="Admin address of the gearmand that owns the queue.",
-    )
+    @gearmand_option()
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
@@ -205,11 +227,15 @@ def filter_options(f: F) -> F:
     return wrapper
 
 
-def format_option(*extra: str, default: str = "table") -> Callable[[F], F]:
+def format_option(
+    *extra: str, default: str = "table", choices: Sequence[str] | None = None
+) -> Callable[[F], F]:
+    """--format: table, json, csv (and `extra`), or exactly `choices`; every format is
+    written by queuetool.render."""
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(["table", "json", "csv", *extra]),
+        type=click.Choice(list(choices) if choices else ["table", "json", "csv", *extra]),
         default=default,
         show_default=True,
         help="Output format.",
