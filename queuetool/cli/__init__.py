@@ -108,9 +108,9 @@ def _show_warnings_plainly() -> None:
 
 
 def _register() -> None:
-    from . import daemon, edit, migrate, read
+    from . import daemon, edit, migrate, read, snapshots
 
-    for module in (read, edit, daemon, migrate):
+    for module in (read, edit, snapshots, daemon, migrate):
         for command in module.COMMANDS:
             main.add_command(command)
 

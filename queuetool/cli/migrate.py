@@ -20,7 +20,6 @@ from ..migrate.staging import CONFLICT_CHOICES
 from ..render import render_json
 from ..table.store import QueueStore
 from .daemon import ways
-from .edit import confirm as ask_once
 from .options import (
     AppContext,
     config_option,
@@ -31,6 +30,7 @@ from .options import (
     quiet_option,
     yes_option,
 )
+from .options import confirm as ask_once
 
 
 class ProgressLine:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 
-from ..config import DEFAULT_TABLE, Config, Setting, load_config
+from ..config import DEFAULT_KEEP, DEFAULT_TABLE, Config, Setting, load_config
 from ..daemon.discover import DaemonInfo, discover
+from ..errors import Aborted, UsageError
 from ..priority import Priority
 from ..table.filters import JobFilter
 from ..table.store import QueueStore, open_store
@@ -244,6 +247,51 @@ def format_option(
 
 def quiet_option(f: F) -> F:
     return click.option("--quiet", is_flag=True, help="No progress or notes on stderr.")(f)
+
+
+def snapshot_options(f: F) -> F:
+    """Where snapshots go: --snapshot-dir, else [snapshots] dir, else the state directory."""
+    return click.option(
+        "--snapshot-dir",
+        envvar="QUEUETOOL_SNAPSHOT_DIR",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Snapshot directory [default: [snapshots] dir in the config, else "
+        "~/.local/state/queuetool/snapshots].",
+    )(f)
+
+
+def write_options(f: F) -> F:
+    """--dry-run, --yes, --force, --quiet and the snapshot directory: every command that writes."""
+    for option in reversed(
+        [
+            dry_run_option(),
+            yes_option(),
+            force_option(),
+            quiet_option,
+            snapshot_options,
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def snapshot_settings(app: AppContext, snapshot_dir: Path | None) -> tuple[Path | None, int]:
+    """The snapshot directory (None: the default, created when missing) and `keep`."""
+    directory = snapshot_dir or app.setting("snapshot_dir", "snapshots", "dir").value
+    keep = app.setting("keep", "snapshots", "keep", DEFAULT_KEEP).value
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+        raise UsageError(f"[snapshots] keep must be a whole number of at least 1, not {keep!r}")
+    return (Path(directory).expanduser() if directory else None), keep
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask on the terminal; without one (and without --yes) refuse."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise Aborted(f"{question} Not confirmed: no terminal to ask on; add --yes to go ahead")
+    if not click.confirm(question, default=False, err=True):
+        raise Aborted("not confirmed: nothing changed")
 
 
 def env_flag(name: str) -> bool:
