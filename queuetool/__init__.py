@@ -33,12 +33,18 @@ _EXPORTS = {
     "load_plan": ".changes.planfile",
     "when": ".timeparse",
     "Status": ".daemon.status",
+    "MigrateOptions": ".migrate.copy",
+    "MigrationResult": ".migrate.copy",
+    "migrate": ".migrate.copy",
+    "migrate_in_window": ".migrate.window",
     "status": ".daemon.status",
 }
 
 __all__ = [
     "CheckResult",
     "JobFilter",
+    "MigrateOptions",
+    "MigrationResult",
     "Priority",
     "QueueStore",
     "QueuetoolError",
@@ -48,6 +54,8 @@ __all__ = [
     "check",
     "list_jobs",
     "load_plan",
+    "migrate",
+    "migrate_in_window",
     "open_store",
     "report",
     "status",
@@ -58,6 +66,8 @@ if TYPE_CHECKING:
     from .changes.planfile import load_plan
     from .daemon.status import Status, status
     from .errors import QueuetoolError
+    from .migrate.copy import MigrateOptions, MigrationResult, migrate
+    from .migrate.window import migrate_in_window
     from .priority import Priority
     from .table.check import CheckResult, check
     from .table.filters import JobFilter

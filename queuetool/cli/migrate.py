@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from ..changes.snapshot import DEFAULT_KEEP
-from ..daemon.guard import live_reasons
+from ..daemon.control import StopResult
 from ..errors import Aborted
-from ..migrate.copy import MigrateOptions, MigrationResult, migrate
-from ..migrate.handover import command_line, gearmand_options, source_stopped
+from ..migrate.copy import MigrateOptions, MigrationResult
+from ..migrate.handover import command_line, gearmand_options
 from ..migrate.handover import start_with as start_daemon_on
 from ..migrate.sides import resolve_side
 from ..migrate.staging import CONFLICT_CHOICES
+from ..migrate.window import migrate_in_window
 from ..render import render_json
 from ..table.store import QueueStore
 from .daemon import ways
@@ -185,35 +186,36 @@ def migrate_cmd(
             bar.drawn = False
         click.echo(f"note: {line}", err=True)
 
-    address = app.gearmand_address
-    reasons = [] if (force or dry_run) else live_reasons(src, address)
-    with contextlib.ExitStack() as window:
-        if reasons:
-            # The window: one confirmation, then the source's daemon stops for the copy.
-            click.echo(f"the source's gearmand is running: {'; '.join(reasons)}", err=True)
-            _confirm_window(src, dst, yes)
-            stopped = window.enter_context(
-                source_stopped(
-                    src,
-                    address=address,
-                    stop_command=stop_command,
-                    start_command=start_command,
-                    state_dir=state_dir,
-                )
-            )
-            click.echo(
-                f"gearmand pid {stopped.pid} stopped in {stopped.stop_seconds:.2f}s "
-                f"({stopped.method}); it stays stopped after the migration",
-                err=True,
-            )
-            yes = True  # confirmed once, for the whole window
-        try:
+    def confirm_window(reasons: Sequence[str]) -> None:
+        click.echo(f"the source's gearmand is running: {'; '.join(reasons)}", err=True)
+        _confirm_window(src, dst, yes)
+
+    def stopped(result: StopResult) -> None:
+        click.echo(
+            f"gearmand pid {result.pid} stopped in {result.stop_seconds:.2f}s "
+            f"({result.method}); it stays stopped after the migration",
+            err=True,
+        )
+
+    try:
+        result = migrate_in_window(
+            src,
+            dst,
+            options,
+            address=app.gearmand_address,
+            stop_command=stop_command,
+            start_command=start_command,
+            state_dir=state_dir,
+            confirm_window=confirm_window,
+            on_stopped=stopped,
             # With --yes the plan is never shown: not asking spares counting the source.
-            ask = None if yes else confirm
-            result = migrate(src, dst, options, confirm=ask, progress=bar, note=note)
-        finally:
-            if bar is not None:
-                bar.end()
+            confirm=None if yes else confirm,
+            progress=bar,
+            note=note,
+        )
+    finally:
+        if bar is not None:
+            bar.end()
     options_text = command_line(gearmand_options(dst, show_password))
     if fmt == "json":
         render_json({**result.as_dict(), "gearmand_options": options_text}, sys.stdout)
