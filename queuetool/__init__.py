@@ -35,8 +35,7 @@ _EXPORTS = {
     "Status": ".daemon.status",
     "MigrateOptions": ".migrate.copy",
     "MigrationResult": ".migrate.copy",
-    "migrate": ".migrate.copy",
-    "migrate_in_window": ".migrate.window",
+    "migrate_queue": ".migrate.window",
     "status": ".daemon.status",
 }
 
@@ -54,8 +53,7 @@ __all__ = [
     "check",
     "list_jobs",
     "load_plan",
-    "migrate",
-    "migrate_in_window",
+    "migrate_queue",
     "open_store",
     "report",
     "status",
@@ -66,8 +64,8 @@ if TYPE_CHECKING:
     from .changes.planfile import load_plan
     from .daemon.status import Status, status
     from .errors import QueuetoolError
-    from .migrate.copy import MigrateOptions, MigrationResult, migrate
-    from .migrate.window import migrate_in_window
+    from .migrate.copy import MigrateOptions, MigrationResult
+    from .migrate.window import migrate_queue
     from .priority import Priority
     from .table.check import CheckResult, check
     from .table.filters import JobFilter

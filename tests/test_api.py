@@ -31,3 +31,15 @@ def test_an_unknown_name_is_an_attribute_error():
         assert "no_such_thing" in str(exc)
     else:
         raise AssertionError("no AttributeError")
+
+
+def test_no_public_name_is_shadowed_by_a_subpackage():
+    """`queuetool.migrate` is a package: a function of that name would be replaced by it
+    as soon as any of its modules is imported."""
+    import queuetool.changes.window
+    import queuetool.daemon.status
+    import queuetool.migrate.window
+    import queuetool.table.report
+
+    for name in queuetool.__all__:
+        assert not hasattr(getattr(queuetool, name), "__path__"), name

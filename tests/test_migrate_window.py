@@ -1,4 +1,4 @@
-"""migrate_in_window as a library call: the source's running gearmand is stopped for the
+"""migrate_queue as a library call: the source's running gearmand is stopped for the
 copy (after one confirmation) and stays stopped; refused, nothing is stopped or written."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from servers import JobSpec, priority_status, submit
 
 from queuetool.errors import Aborted
 from queuetool.migrate.copy import MigrateOptions
-from queuetool.migrate.window import migrate_in_window
+from queuetool.migrate.window import migrate_queue
 from queuetool.table.store import open_store
 
 JOBS = [JobSpec(f"fn{i % 2}", f"u{i}", bytes([65 + i]), priority=i % 3) for i in range(9)]
@@ -30,7 +30,7 @@ def test_a_running_source_is_stopped_once_confirmed_and_stays_stopped(sqlite_que
     src = open_store(sqlite_queue.url, sqlite_queue.table)
     dst = open_store(target_queue.url, target_queue.table)
     try:
-        result = migrate_in_window(
+        result = migrate_queue(
             src,
             dst,
             MigrateOptions(),
@@ -61,7 +61,7 @@ def test_a_refused_window_stops_nothing_and_writes_nothing(sqlite_queue, target_
     dst = open_store(target_queue.url, target_queue.table)
     try:
         with pytest.raises(Aborted):
-            migrate_in_window(src, dst, MigrateOptions(), confirm_window=refuse)
+            migrate_queue(src, dst, MigrateOptions(), confirm_window=refuse)
     finally:
         src.close()
         dst.close()

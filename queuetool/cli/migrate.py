@@ -17,7 +17,7 @@ from ..migrate.handover import command_line, gearmand_options
 from ..migrate.handover import start_with as start_daemon_on
 from ..migrate.sides import resolve_side
 from ..migrate.staging import CONFLICT_CHOICES
-from ..migrate.window import migrate_in_window
+from ..migrate.window import migrate_queue
 from ..render import render_json
 from ..table.store import QueueStore
 from .daemon import ways
@@ -198,7 +198,7 @@ def migrate_cmd(
         )
 
     try:
-        result = migrate_in_window(
+        result = migrate_queue(
             src,
             dst,
             options,

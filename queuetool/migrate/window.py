@@ -18,7 +18,7 @@ from .copy import MigrateOptions, MigrationResult, Note, Progress, migrate
 from .handover import source_stopped
 
 
-def migrate_in_window(
+def migrate_queue(
     source: QueueStore,
     target: QueueStore,
     options: MigrateOptions,
@@ -33,7 +33,8 @@ def migrate_in_window(
     progress: Progress | None = None,
     note: Note | None = None,
 ) -> MigrationResult:
-    """`migrate()`, stopping the source's gearmand first when it runs.
+    """Migrate `source` to `target` as `queuetool migrate` does: `migrate()` (the
+    copy, in migrate/copy.py), stopping the source's gearmand first when it runs.
 
     When the daemon runs (and neither `options.force` nor `options.dry_run`),
     `confirm_window(reasons)` is called once with why it counts as running (it raises,
