@@ -31,6 +31,8 @@ _EXPORTS = {
     "QueueStore": ".table.store",
     "open_store": ".table.store",
     "load_plan": ".changes.planfile",
+    "EditRequest": ".changes.prepare",
+    "prepare_edits": ".changes.prepare",
     "when": ".timeparse",
     "Status": ".daemon.status",
     "MigrateOptions": ".migrate.copy",
@@ -41,6 +43,7 @@ _EXPORTS = {
 
 __all__ = [
     "CheckResult",
+    "EditRequest",
     "JobFilter",
     "MigrateOptions",
     "MigrationResult",
@@ -55,6 +58,7 @@ __all__ = [
     "load_plan",
     "migrate_queue",
     "open_store",
+    "prepare_edits",
     "report",
     "status",
     "when",
@@ -62,6 +66,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .changes.planfile import load_plan
+    from .changes.prepare import EditRequest, prepare_edits
     from .daemon.status import Status, status
     from .errors import QueuetoolError
     from .migrate.copy import MigrateOptions, MigrationResult

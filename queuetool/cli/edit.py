@@ -26,12 +26,12 @@ from ..changes.edits import (
     Reprioritise,
     Reschedule,
     apply_edits,
-    plan,
 )
 from ..changes.planfile import load_plan
+from ..changes.prepare import held_counts, prepare_edits
 from ..daemon.admin import version_tuple
 from ..daemon.discover import DaemonInfo
-from ..daemon.held import held_queue, holding_daemon, why_empty
+from ..daemon.held import why_empty
 from ..priority import Priority
 from ..render import render
 from ..table.filters import JobFilter
@@ -85,53 +85,26 @@ def run_edits(
     queue while it runs): the jobs are counted, and the edit confirmed, after the stop.
     """
     store = app.store
-    holder = holding_daemon(store)
+    request = prepare_edits(store, edits, force=force, dry_run=dry_run)
     if dry_run:
-        if holder is not None:
-            _held_dry_run(store, edits, holder)
+        if request.holder is not None:
+            _held_dry_run(store, edits, request.holder)
         else:
-            _dry_run(plan(store, edits))
+            _dry_run(request.plans or [])
         click.echo("nothing changed, no snapshot taken")
         return None
-    if holder is not None and not force:
-        for edit in edits:
-            edit.validate(store)  # a bad request is refused before the daemon is stopped
-        directory, keep = snapshot_settings(app, snapshot_dir)
-        outcome = run_window(
-            app,
-            edits,
-            None,
-            is_live(app),
-            yes=yes,
-            quiet=quiet,
-            snapshot_dir=directory,
-            keep=keep,
-            full_snapshot=full_snapshot,
-            confirm=confirm,
-            **window,
-        )
-        return outcome.edits
-    plans = plan(store, edits)
-    total = sum(p.matched for p in plans)
-    if total == 0:
-        already = "; ".join(
-            f"{p.already} {p.edit.settled_phrase()} ({p.edit.job_filter.describe()})"
-            for p in plans
-            if p.already
-        )
-        if already:
-            click.echo(f"no jobs to change: {already}")
-        else:
-            click.echo("no jobs match (" + "; ".join(e.job_filter.describe() for e in edits) + ")")
+    nothing = request.nothing_to_change()
+    if nothing is not None:
+        click.echo(nothing)
         click.echo("nothing changed")
         return None
     directory, keep = snapshot_settings(app, snapshot_dir)
     reasons = [] if force else is_live(app)
-    if reasons:
+    # A daemon holding the queue in memory is stopped by the window to count it at all.
+    if reasons or request.counted_after_stop:
         outcome = run_window(
             app,
-            edits,
-            plans,
+            request,
             reasons,
             yes=yes,
             quiet=quiet,
@@ -142,7 +115,7 @@ def run_edits(
             **window,
         )
         return outcome.edits
-    what = "; ".join(p.describe() for p in plans)
+    what = request.describe()
     confirm(f"{what[0].upper()}{what[1:]} in {store.display_url} table {store.table_name}?", yes)
     if force:
         click.echo(
@@ -197,9 +170,7 @@ def _before_after(before: Job, after: Job | None) -> dict[str, object]:
 def _held_dry_run(store: QueueStore, edits: Sequence[Edit], holder: DaemonInfo) -> None:
     """A dry run must not stop the daemon: show what its own counts can tell."""
     click.echo(f"dry run: {why_empty(holder)}; the jobs are counted only once it has stopped")
-    for edit in edits:
-        edit.validate(store)
-        held = held_queue(holder, edit.job_filter)
+    for edit, held in held_counts(store, edits, holder):
         names = " or ".join(edit.job_filter.functions) or "every function"
         click.echo(
             f"would {edit.describe()}; the daemon's own counts (prioritystatus) for {names}:"

@@ -12,11 +12,12 @@ from typing import Any
 
 import click
 
-from ..changes.edits import Edit, Plan, Repair, plan
+from ..changes.edits import Edit, Repair, plan
+from ..changes.prepare import EditRequest
 from ..changes.window import EditWindowResult, WindowResult, edit_window, restore_window
 from ..daemon.discover import local_daemons
 from ..daemon.guard import live_reasons, uses_queue
-from ..daemon.held import held_queue, holding_daemon
+from ..daemon.held import held_queue
 from ..daemon.reload import DEFAULT_BUCKETS, predict_replay
 from ..errors import DaemonRunning, QueuetoolError
 from .daemon import _render_start, _render_stop, buckets_type, ways
@@ -126,8 +127,7 @@ def announce(
 
 def run_window(
     app: AppContext,
-    edits: Sequence[Edit],
-    plans: Sequence[Plan] | None,
+    request: EditRequest,
     reasons: Sequence[str],
     *,
     quiet: bool,
@@ -138,17 +138,19 @@ def run_window(
 ) -> EditWindowResult:
     """Edits while gearmand runs: confirm once, then stop, edit, start, verify.
 
-    `plans` None: the daemon holds its queue in memory (--store-queue-on-shutdown) and
-    its table is empty until it stops, so the jobs are counted and the edit confirmed
-    after the stop; declined, the daemon is started again on its unchanged queue.
+    A request counted only after the stop: the daemon holds its queue in memory
+    (--store-queue-on-shutdown) and its table is empty until it stops, so the jobs are
+    counted and the edit confirmed after the stop; declined, the daemon is started
+    again on its unchanged queue.
     """
+    edits = request.edits
     after_stop = None
-    if plans is None:
-        holder = holding_daemon(app.store)
+    what = request.describe()
+    if request.counted_after_stop:
+        holder = request.holder
         held = None
         with contextlib.suppress(QueuetoolError):  # only for the replay prediction
             held = held_queue(holder).total if holder is not None else None
-        what = "; ".join(e.describe() for e in edits) + " (counted after the stop)"
         options = announce(
             app, what, reasons, quiet=quiet, count_after_stop=True, held=held, **announced
         )
@@ -156,7 +158,6 @@ def run_window(
             _confirm_after_stop, app, edits, announced["confirm"], announced["yes"]
         )
     else:
-        what = "; ".join(p.describe() for p in plans)
         options = announce(app, what, reasons, quiet=quiet, **announced)
     try:
         outcome = edit_window(
