@@ -33,6 +33,8 @@ _EXPORTS = {
     "load_plan": ".changes.planfile",
     "EditRequest": ".changes.prepare",
     "prepare_edits": ".changes.prepare",
+    "RestoreRequest": ".changes.prepare",
+    "prepare_restore": ".changes.prepare",
     "when": ".timeparse",
     "Status": ".daemon.status",
     "MigrateOptions": ".migrate.copy",
@@ -51,6 +53,7 @@ __all__ = [
     "QueueStore",
     "QueuetoolError",
     "Report",
+    "RestoreRequest",
     "Status",
     "__version__",
     "check",
@@ -59,6 +62,7 @@ __all__ = [
     "migrate_queue",
     "open_store",
     "prepare_edits",
+    "prepare_restore",
     "report",
     "status",
     "when",
@@ -66,7 +70,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .changes.planfile import load_plan
-    from .changes.prepare import EditRequest, prepare_edits
+    from .changes.prepare import EditRequest, RestoreRequest, prepare_edits, prepare_restore
     from .daemon.status import Status, status
     from .errors import QueuetoolError
     from .migrate.copy import MigrateOptions, MigrationResult

@@ -55,3 +55,33 @@ def test_a_held_queue_is_counted_only_after_the_stop(sqlite_queue, store):
         "fn0": (0, 3, 0),
         "fn1": (0, 3, 0),
     }
+
+
+def test_a_restore_request_knows_whose_queue_a_snapshot_is_of(sqlite_queue, store, tmp_path):
+    from conftest import make_sqlite_queue
+
+    from queuetool.changes.prepare import prepare_restore, restore_dry_run
+    from queuetool.changes.snapshot import take
+
+    sqlite_queue.insert([(f"u{i}", "fn", 1, b"x", 0) for i in range(4)])
+    info = take(store, tmp_path / "snaps", out=tmp_path / "whole.qtsnap")
+    own = prepare_restore(store, info.path)
+    assert own.same_queue and own.origin == ""
+    sqlite_queue.insert([("u9", "fn", 1, b"x", 0)])
+    checked, current = restore_dry_run(store, own)
+    assert checked.ok and current == 5
+    assert own.replaced(current) == "the 5 rows"
+
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other = make_sqlite_queue(other_dir)
+    other_store = open_store(other.url, other.table)
+    try:
+        with pytest.raises(UsageError, match="--onto-other-queue"):
+            prepare_restore(other_store, info)
+        onto = prepare_restore(other_store, info, onto_other_queue=True)
+    finally:
+        other_store.close()
+    assert not onto.same_queue
+    assert onto.origin == f" of {info.source} table {info.table}"
+    assert other.rows() == []  # nothing written

@@ -1,14 +1,16 @@
-"""Before an edit: what it would change, and whether that can be known yet.
+"""Before an edit or a restore: what it would change, and whether that can be known yet.
 
 `prepare_edits` is the step between a request (edits built from options or a plan file)
 and `apply_edits` or the maintenance window: it counts each edit's jobs, or, when the
 queue's gearmand holds its queue in memory (--store-queue-on-shutdown, its table is
 not its queue while it runs), says they can be counted only once it has stopped.
-The caller confirms what it was told and then applies.
+The caller confirms what it was told and then applies. `prepare_restore` does the
+same for a snapshot: refused unless it may go onto this queue, and what it replaces.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -16,6 +18,8 @@ from ..daemon.discover import DaemonInfo
 from ..daemon.held import HeldQueue, held_queue, holding_daemon
 from ..table.store import QueueStore
 from .edits import Edit, Plan, plan
+from .restore import check_target, same_queue
+from .snapshot import SnapshotInfo, Verification, read_manifest, verify
 
 
 @dataclass
@@ -88,3 +92,51 @@ def held_counts(
     for edit in edits:
         edit.validate(store)
         yield edit, held_queue(holder, edit.job_filter)
+
+
+@dataclass
+class RestoreRequest:
+    """A snapshot that may be restored onto a queue, and whose queue it was taken of."""
+
+    info: SnapshotInfo
+    same_queue: bool  # taken of this very queue and table
+
+    @property
+    def origin(self) -> str:
+        """ " of QUEUE table T" when the snapshot is of another queue (every question then
+        names both), else empty."""
+        if self.same_queue:
+            return ""
+        return f" of {self.info.source} table {self.info.table}"
+
+    def replaced(self, current_rows: int) -> str:
+        """What a restore replaces: an undo only its own jobs, a whole snapshot every row."""
+        if self.info.partial:
+            return f"its {self.info.keys} jobs"
+        return f"the {current_rows} rows"
+
+
+def prepare_restore(
+    store: QueueStore,
+    snapshot: SnapshotInfo | str | os.PathLike[str],
+    *,
+    onto_other_queue: bool = False,
+) -> RestoreRequest:
+    """Refuse the snapshot (UsageError) unless it may go onto `store`: its own queue and
+    table, or with `onto_other_queue` another one for a whole-table snapshot.
+
+    `snapshot` is its manifest (`snapshot.read_manifest`) or its path; nothing else is
+    read and nothing changes."""
+    info = snapshot if isinstance(snapshot, SnapshotInfo) else read_manifest(snapshot)
+    check_target(info, store, onto_other_queue)
+    return RestoreRequest(info, same_queue(info, store))
+
+
+def restore_dry_run(store: QueueStore, request: RestoreRequest) -> tuple[Verification, int]:
+    """A restore's dry run: the snapshot file checked against its manifest, and how many
+    rows the table holds now; writes nothing."""
+    checked = verify(request.info.path)
+    with store.connect() as conn:
+        store.require_table(conn)
+        current = store.count(conn)
+    return checked, current

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from ..changes.restore import check_target, restore, same_queue
+from ..changes.prepare import prepare_restore, restore_dry_run
+from ..changes.restore import restore
 from ..changes.snapshot import list_snapshots, read_manifest, take, verify
 from ..errors import UsageError
 from ..render import render
@@ -119,24 +120,20 @@ def restore_cmd(
     Example:
       queuetool restore ~/.local/state/queuetool/snapshots/gearman_queue-...-before-purge.qtsnap
     """
-    info = read_manifest(path)
+    info = read_manifest(path)  # a file that is no snapshot is refused before the queue opens
     store = app.store
-    check_target(info, store, onto_other_queue)
+    request = prepare_restore(store, info, onto_other_queue=onto_other_queue)
     click.echo(
         f"snapshot {info.path}: {info.describe()} of {info.source} table {info.table}, "
         f"taken {info.created_iso}"
     )
     # Onto another queue, every question names both: the snapshot's queue and this one.
-    origin = "" if same_queue(info, store) else f" of {info.source} table {info.table}"
+    origin = request.origin
     if dry_run:
-        result = verify(path)
-        click.echo(result.summary())
-        with store.connect() as conn:
-            store.require_table(conn)
-            current = store.count(conn)
-        replaced = f"its {info.keys} jobs" if info.partial else f"the {current} rows"
+        checked, current = restore_dry_run(store, request)
+        click.echo(checked.summary())
         click.echo(
-            f"dry run: would replace {replaced} in {store.display_url} table "
+            f"dry run: would replace {request.replaced(current)} in {store.display_url} table "
             f"{store.table_name} with the snapshot's {info.rows} rows{origin}; nothing changed"
         )
         return
