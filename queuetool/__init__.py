@@ -1,14 +1,17 @@
 """queuetool: inspect, repair and reshape gearmand's persistent job queue.
 
 The library API is plain functions over a `QueueStore` that return result objects;
-the CLI in `queuetool.cli` only parses, calls one of them and renders the result:
+the command line (`queuetool.cli`) only parses, calls one of them and renders:
 
-    from queuetool import QueueStore, report
-    store = QueueStore("sqlite:////var/lib/gearman/queue.db")
+    from queuetool import JobFilter, Priority, Reprioritise, apply_edits, open_store, report
+
+    store = open_store("sqlite:////var/lib/gearman/queue.db")
     print(report(store).total().count)
+    edit = Reprioritise(JobFilter(functions=("copyFiles*",)), Priority.HIGH)
+    result = apply_edits(store, [edit])  # snapshot first; refused while gearmand runs
 
-The names below are imported on first use (PEP 562): `import queuetool` stays cheap
-(no SQLAlchemy), which the command line's start-up relies on.
+The names are imported on first use (PEP 562): `import queuetool` stays cheap (no
+SQLAlchemy), which the command line's start-up relies on.
 """
 
 from __future__ import annotations
@@ -20,57 +23,126 @@ __version__ = "0.1.0"
 
 # Public name -> the module that defines it.
 _EXPORTS = {
-    "QueuetoolError": ".errors",
-    "Priority": ".priority",
-    "CheckResult": ".table.check",
-    "check": ".table.check",
-    "JobFilter": ".table.filters",
-    "list_jobs": ".table.jobs",
-    "Report": ".table.report",
-    "report": ".table.report",
+    # the queue table
     "QueueStore": ".table.store",
     "open_store": ".table.store",
+    "JobFilter": ".table.filters",
+    "Report": ".table.report",
+    "report": ".table.report",
+    "CheckResult": ".table.check",
+    "check": ".table.check",
+    "list_jobs": ".table.jobs",
+    # the daemon
+    "Status": ".daemon.status",
+    "status": ".daemon.status",
+    "StartResult": ".daemon.control",
+    "StopResult": ".daemon.control",
+    "start": ".daemon.control",
+    "stop": ".daemon.control",
+    # changes with undo
+    "EditResult": ".changes.edits",
+    "Plan": ".changes.edits",
+    "Purge": ".changes.edits",
+    "Repair": ".changes.edits",
+    "Reprioritise": ".changes.edits",
+    "Reschedule": ".changes.edits",
+    "apply_edits": ".changes.edits",
+    "plan": ".changes.edits",
     "load_plan": ".changes.planfile",
     "EditRequest": ".changes.prepare",
-    "prepare_edits": ".changes.prepare",
     "RestoreRequest": ".changes.prepare",
+    "prepare_edits": ".changes.prepare",
     "prepare_restore": ".changes.prepare",
-    "when": ".timeparse",
-    "Status": ".daemon.status",
+    "restore_dry_run": ".changes.prepare",
+    "SnapshotInfo": ".changes.snapshot",
+    "list_snapshots": ".changes.snapshot",
+    "take": ".changes.snapshot",
+    "verify": ".changes.snapshot",
+    "RestoreResult": ".changes.restore",
+    "restore": ".changes.restore",
+    "WindowResult": ".changes.window",
+    "edit_window": ".changes.window",
+    "restore_window": ".changes.window",
+    # migration
     "MigrateOptions": ".migrate.copy",
     "MigrationResult": ".migrate.copy",
     "migrate_queue": ".migrate.window",
-    "status": ".daemon.status",
+    # shared
+    "QueuetoolError": ".errors",
+    "Priority": ".priority",
+    "when": ".timeparse",
 }
 
 __all__ = [
     "CheckResult",
     "EditRequest",
+    "EditResult",
     "JobFilter",
     "MigrateOptions",
     "MigrationResult",
+    "Plan",
     "Priority",
+    "Purge",
     "QueueStore",
     "QueuetoolError",
+    "Repair",
     "Report",
+    "Reprioritise",
+    "Reschedule",
     "RestoreRequest",
+    "RestoreResult",
+    "SnapshotInfo",
+    "StartResult",
     "Status",
+    "StopResult",
+    "WindowResult",
     "__version__",
+    "apply_edits",
     "check",
+    "edit_window",
     "list_jobs",
+    "list_snapshots",
     "load_plan",
     "migrate_queue",
     "open_store",
+    "plan",
     "prepare_edits",
     "prepare_restore",
     "report",
+    "restore",
+    "restore_dry_run",
+    "restore_window",
+    "start",
     "status",
+    "stop",
+    "take",
+    "verify",
     "when",
 ]
 
 if TYPE_CHECKING:
+    from .changes.edits import (
+        EditResult,
+        Plan,
+        Purge,
+        Repair,
+        Reprioritise,
+        Reschedule,
+        apply_edits,
+        plan,
+    )
     from .changes.planfile import load_plan
-    from .changes.prepare import EditRequest, RestoreRequest, prepare_edits, prepare_restore
+    from .changes.prepare import (
+        EditRequest,
+        RestoreRequest,
+        prepare_edits,
+        prepare_restore,
+        restore_dry_run,
+    )
+    from .changes.restore import RestoreResult, restore
+    from .changes.snapshot import SnapshotInfo, list_snapshots, take, verify
+    from .changes.window import WindowResult, edit_window, restore_window
+    from .daemon.control import StartResult, StopResult, start, stop
     from .daemon.status import Status, status
     from .errors import QueuetoolError
     from .migrate.copy import MigrateOptions, MigrationResult
@@ -85,7 +157,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use and cache the name here."""
+    """Import a public name's module on first use and keep the name here."""
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
