@@ -15,10 +15,10 @@ import click
 from ..changes.edits import Edit, Repair, plan
 from ..changes.prepare import EditRequest
 from ..changes.window import EditWindowResult, WindowResult, edit_window, restore_window
-from ..daemon.discover import local_daemons
-from ..daemon.guard import live_reasons, uses_queue
+from ..daemon.buckets import restart_buckets
+from ..daemon.guard import live_reasons
 from ..daemon.held import held_queue
-from ..daemon.reload import DEFAULT_BUCKETS, predict_replay
+from ..daemon.reload import predict_replay
 from ..errors import DaemonRunning, QueuetoolError
 from .daemon import _render_start, _render_stop, buckets_type, ways
 from .options import AppContext
@@ -109,7 +109,9 @@ def announce(
         click.echo(f"gearmand is running: {'; '.join(reasons)}", err=True)
         click.echo(f"maintenance window: stop gearmand, {what}, {restart}", err=True)
         if not no_restart and rows is not None:
-            click.echo(predict_replay(rows, _buckets(app, buckets, rows)).summary(), err=True)
+            click.echo(
+                predict_replay(rows, restart_buckets(app.store, buckets, rows)).summary(), err=True
+            )
     if not count_after_stop:
         confirm(f"Run the window on {store.display_url} table {store.table_name}?", yes)
     stop_command, start_command, state_dir = ways(app)
@@ -243,14 +245,3 @@ def _render_end(outcome: WindowResult, quiet: bool) -> None:
         _render_start(outcome.started, quiet)
     for text in outcome.notes:
         click.echo(f"note: {text}", err=True)
-
-
-def _buckets(app: AppContext, option: int | str | None, rows: int) -> int:
-    if isinstance(option, int):
-        return option
-    if option == "auto":
-        return max(rows, DEFAULT_BUCKETS)
-    for daemon in local_daemons():
-        if uses_queue(daemon, app.store) and daemon.options.hashtable_buckets:
-            return int(daemon.options.hashtable_buckets)
-    return DEFAULT_BUCKETS
