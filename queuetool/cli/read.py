@@ -8,7 +8,6 @@ import click
 
 from ..daemon.discover import DaemonInfo
 from ..daemon.held import HeldQueue, held_queue, holding_daemon, why_empty
-from ..priority import label
 from ..render import render, render_json
 from ..table.check import check
 from ..table.filters import JobFilter
@@ -20,9 +19,6 @@ from ..table.report import (
     group_record,
     prometheus,
     report,
-)
-from ..table.report import (
-    _escape as escape,
 )
 from .options import AppContext, filter_options, format_option, queue_options
 
@@ -127,31 +123,15 @@ def _held_report(
     )
     out = sys.stdout
     if fmt == "prometheus":
-        name = "gearman_queue_jobs"
-        out.write(f"# HELP {name} Jobs waiting in gearmand (its own prioritystatus).\n")
-        out.write(f"# TYPE {name} gauge\n")
-        for f, p, n in held.by("function,priority"):
-            labels = f'function="{escape(f or "")}",priority="{label(p)}",table="{escape(table)}"'
-            out.write(f"{name}{{{labels}}} {n}\n")
+        for line in held.prometheus(table):
+            out.write(line + "\n")
         return
     if by is None and fmt == "table":
         render(held.table(), fmt, out)
         return
     grouping = by or "function,priority"
-    keys = GROUPINGS[grouping]
-    unknown = dict.fromkeys(COUNT_COLUMNS[1:])  # scheduled, due, bytes: unknown
-    rows = []
-    for f, p, n in held.by(grouping):
-        row: dict[str, object] = {}
-        if "function" in keys:
-            row["function"] = f
-        if "priority" in keys:
-            row["priority"] = label(p)
-        rows.append({**row, "count": n, **unknown})
-    if fmt == "table":
-        total = {key: "TOTAL" if i == 0 else "" for i, key in enumerate(keys)}
-        rows.append({**total, "count": held.total, **unknown})
-    render(rows, fmt, out, columns=[*keys, *COUNT_COLUMNS])
+    rows = held.records(grouping, total=fmt == "table")
+    render(rows, fmt, out, columns=[*GROUPINGS[grouping], *COUNT_COLUMNS])
 
 
 @click.command("check")

@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from ..priority import Priority
+from ..priority import Priority, label
 from ..table.filters import JobFilter
+from ..table.report import COUNT_COLUMNS, GROUPINGS
+from ..table.report import _escape as escape
 from ..table.store import QueueStore
 from .admin import AdminClient
 from .discover import DaemonInfo
@@ -77,6 +79,34 @@ class HeldQueue:
             row["total"] = self.count(name)
             row["running"] = sum(n for f, n in self.running.items() if name in (None, f))
             yield row
+
+    def records(self, grouping: str, total: bool = False) -> list[dict[str, object]]:
+        """Rows as `report --by grouping` has them; scheduled, due and bytes unknown (None)
+        until the daemon stops. `total` adds a TOTAL row (the first grouping key says so)."""
+        keys = GROUPINGS[grouping]
+        unknown = dict.fromkeys(COUNT_COLUMNS[1:])
+        rows: list[dict[str, object]] = []
+        for f, p, n in self.by(grouping):
+            row: dict[str, object] = {}
+            if "function" in keys:
+                row["function"] = f
+            if "priority" in keys:
+                row["priority"] = label(p)
+            rows.append({**row, "count": n, **unknown})
+        if total:
+            labels = {key: "TOTAL" if i == 0 else "" for i, key in enumerate(keys)}
+            rows.append({**labels, "count": self.total, **unknown})
+        return rows
+
+    def prometheus(self, table: str) -> Iterator[str]:
+        """The waiting jobs as Prometheus text (`report --format prometheus`): only the
+        job gauge, since the daemon's counts tell nothing of times or bytes."""
+        name = "gearman_queue_jobs"
+        yield f"# HELP {name} Jobs waiting in gearmand (its own prioritystatus)."
+        yield f"# TYPE {name} gauge"
+        for f, p, n in self.by("function,priority"):
+            labels = f'function="{escape(f or "")}",priority="{label(p)}",table="{escape(table)}"'
+            yield f"{name}{{{labels}}} {n}"
 
 
 def _order(item: tuple) -> tuple:
