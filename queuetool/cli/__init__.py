@@ -54,6 +54,7 @@ class QueuetoolGroup(click.Group):
 
 
 def one_line(exc: BaseException) -> str:
+    """An error as the one line `Error: ...` shows (passwords masked)."""
     if isinstance(exc, DBAPIError):
         return f"database error: {mask_text(db_message(exc))}"
     if isinstance(exc, SQLAlchemyError):
@@ -72,6 +73,7 @@ def one_line(exc: BaseException) -> str:
 
 
 def exit_code_of(exc: BaseException) -> int:
+    """The documented exit code of an error (2 for what is not a QueuetoolError)."""
     return exc.exit_code if isinstance(exc, QueuetoolError) else 2
 
 

@@ -38,6 +38,8 @@ def gearmand_setting(app: AppContext, store_daemon: Any = None) -> Setting:
 
 
 def ways(app: AppContext) -> tuple[str | None, str | None, Path | None]:
+    """[gearmand] stop, start and state_dir from the config (None: the signal way, the
+    captured command line, the default state directory)."""
     stop_cmd = app.config.get("gearmand", "stop")
     start_cmd = app.config.get("gearmand", "start")
     state_dir = app.config.get("gearmand", "state_dir")
@@ -78,7 +80,7 @@ def status_cmd(app: AppContext, fmt: str) -> None:
     }
     daemon = result.daemon
     if fmt == "json":
-        out = {
+        out: dict[str, Any] = {
             "daemon": daemon.as_dict(),
             "functions": [line.record() for line in result.functions],
             "settings": {k: {"value": s.value, "source": s.source} for k, s in settings.items()},
@@ -203,6 +205,7 @@ def stop_cmd(
 
 
 def buckets_type(text: str) -> int | str:
+    """--hashtable-buckets: a number of at least 1, or `auto`."""
     if text == "auto":
         return text
     try:

@@ -61,6 +61,7 @@ WAKE_NOTE = (
 
 
 def note(quiet: bool, text: str) -> None:
+    """A note on stderr, unless --quiet."""
     if not quiet:
         click.echo(text, err=True)
 

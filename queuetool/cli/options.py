@@ -95,6 +95,7 @@ def discovered(app: AppContext) -> DaemonInfo | None:
 
 
 def discover_queue(app: AppContext) -> Setting | None:
+    """The queue URL of the gearmand this command is about, if one was found."""
     info = discovered(app)
     if info is None or info.options.queue_url is None:
         return None
@@ -102,6 +103,7 @@ def discover_queue(app: AppContext) -> Setting | None:
 
 
 def discover_table(app: AppContext) -> Setting | None:
+    """The table of the gearmand found for the queue (only when it uses this queue)."""
     queue = app.queue_setting()
     if queue.value is not None and not queue.source.startswith("discovered"):
         # An explicit queue: the daemon's table only if that daemon uses this very queue.
@@ -246,6 +248,7 @@ def format_option(
 
 
 def quiet_option(f: F) -> F:
+    """--quiet: no progress or notes on stderr."""
     return click.option("--quiet", is_flag=True, help="No progress or notes on stderr.")(f)
 
 
@@ -295,4 +298,5 @@ def confirm(question: str, yes: bool) -> None:
 
 
 def env_flag(name: str) -> bool:
+    """Whether an environment variable is set to something other than empty/0/false/no."""
     return os.environ.get(name, "").lower() not in ("", "0", "false", "no")

@@ -126,9 +126,9 @@ def status(
                 daemon.up, daemon.pid, daemon.version = True, pid, version
                 for s in client.status():
                     funcs[s.function] = (s.total, s.running, s.workers)
-                for line in client.priority_status():
-                    for priority, count in enumerate(line.counts):
-                        queued[(line.function, priority)] = count
+                for cell in client.priority_status():
+                    for priority, count in enumerate(cell.counts):
+                        queued[(cell.function, priority)] = count
         except DaemonUnreachable as exc:
             daemon.error = str(exc)
     if daemon.up and daemon.pid:
