@@ -7,7 +7,7 @@ import pytest
 from servers import JobSpec, priority_status, submit
 
 from queuetool.changes.edits import Reprioritise, Reschedule
-from queuetool.changes.prepare import held_counts, prepare_edits
+from queuetool.changes.prepare import held_counts, prepare_edits, replayed_rows
 from queuetool.errors import UsageError
 from queuetool.priority import Priority
 from queuetool.table.filters import JobFilter
@@ -36,6 +36,7 @@ def test_a_request_counts_each_edit_and_says_why_nothing_would_change(sqlite_que
     none = prepare_edits(store, [Reprioritise(JobFilter(functions=("nope",)), Priority.LOW)])
     assert none.nothing_to_change() == "no jobs match (function nope)"
     assert sqlite_queue.rows()[0][2] == 1  # nothing written
+    assert replayed_rows(store) == 5
 
 
 def test_a_held_queue_is_counted_only_after_the_stop(sqlite_queue, store):
@@ -51,6 +52,7 @@ def test_a_held_queue_is_counted_only_after_the_stop(sqlite_queue, store):
         prepare_edits(store, [Reschedule(JobFilter(functions=("fn0",)), -5)])
     [(seen, held)] = list(held_counts(store, [edit], request.holder))
     assert seen is edit and held.total == 3
+    assert replayed_rows(store, request.holder) == 6  # the daemon's count: the table is empty
     assert daemon.running() and priority_status(daemon.port) == {
         "fn0": (0, 3, 0),
         "fn1": (0, 3, 0),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ..daemon.discover import DaemonInfo
 from ..daemon.held import HeldQueue, held_queue, holding_daemon
+from ..errors import QueuetoolError
 from ..table.store import QueueStore
 from .edits import Edit, Plan, plan
 from .restore import check_target, same_queue
@@ -82,6 +83,19 @@ def prepare_edits(
                 edit.validate(store)
         return EditRequest(edits, holder, None)
     return EditRequest(edits, holder, plan(store, edits))
+
+
+def replayed_rows(store: QueueStore, holder: DaemonInfo | None = None) -> int | None:
+    """How many jobs a restarted daemon will replay, for the window's prediction: the
+    table's rows, or the count a daemon holding the queue in memory tells (None when it
+    does not answer: the prediction is left out, nothing else depends on it)."""
+    if holder is None:
+        with store.connect() as conn:
+            return store.count(conn)
+    try:
+        return held_queue(holder).total
+    except QueuetoolError:
+        return None
 
 
 def held_counts(

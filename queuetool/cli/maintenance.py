@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,11 +12,10 @@ from typing import Any
 import click
 
 from ..changes.edits import Edit, Repair, plan
-from ..changes.prepare import EditRequest
+from ..changes.prepare import EditRequest, replayed_rows
 from ..changes.window import EditWindowResult, WindowResult, edit_window, restore_window
 from ..daemon.buckets import restart_buckets
 from ..daemon.guard import live_reasons
-from ..daemon.held import held_queue
 from ..daemon.reload import predict_replay
 from ..errors import DaemonRunning, QueuetoolError
 from .daemon import _render_start, _render_stop, buckets_type, ways
@@ -100,10 +98,7 @@ def announce(
             "given: stop it first (`queuetool stop`), or drop --no-window to let queuetool "
             "stop, edit, restart and verify"
         )
-    rows = held
-    if not count_after_stop:
-        with store.connect() as conn:
-            rows = store.count(conn)
+    rows = held if count_after_stop else replayed_rows(store)
     restart = "leave it stopped" if no_restart else "start it again and verify the reload"
     if not quiet:
         click.echo(f"gearmand is running: {'; '.join(reasons)}", err=True)
@@ -149,10 +144,7 @@ def run_window(
     after_stop = None
     what = request.describe()
     if request.counted_after_stop:
-        holder = request.holder
-        held = None
-        with contextlib.suppress(QueuetoolError):  # only for the replay prediction
-            held = held_queue(holder).total if holder is not None else None
+        held = replayed_rows(app.store, request.holder)
         options = announce(
             app, what, reasons, quiet=quiet, count_after_stop=True, held=held, **announced
         )
@@ -201,10 +193,10 @@ def _confirm_after_stop(
 
     Raises Aborted when not confirmed; the window then starts the daemon again."""
     store = app.store
-    plans = plan(store, edits)
-    if not sum(p.matched for p in plans):
+    request = EditRequest(edits, None, plan(store, edits))
+    if not request.matched:
         return  # nothing to change, nothing to ask: the window restarts the daemon
-    what = "; ".join(p.describe() for p in plans)
+    what = request.describe()
     confirm(
         f"gearmand stopped and wrote its queue. {what[0].upper()}{what[1:]} in "
         f"{store.display_url} table {store.table_name}?",
