@@ -37,6 +37,16 @@ def render(
     raise ValueError(f"unknown format {fmt!r}")
 
 
+def render_json(document: object, out: TextIO, *, ascii_only: bool = False) -> None:
+    """Write one structured result (a dict of a command's whole answer) as indented JSON.
+
+    `ascii_only` escapes every non-ASCII character (as `status` always has); otherwise
+    text is written as it is, as `check` and `migrate` always have.
+    """
+    out.write(json.dumps(document, indent=2, ensure_ascii=ascii_only, default=str))
+    out.write("\n")
+
+
 def printable(text: str) -> str:
     """Text as it can be printed: bytes that were not UTF-8 (a SQLite key read with
     surrogateescape; gearmand stores such keys) as backslash escapes, like b'\\xff'."""

@@ -77,6 +77,32 @@ def parse_start(text: str, name: str = "--at", instead: str = "--now") -> int:
     return when
 
 
+def when(
+    at: str | None = None,
+    in_: str | None = None,
+    now: bool = False,
+    *,
+    at_name: str = "--at",
+    instead: str = "--now",
+    exactly_one: str = "give exactly one of --at TIME, --in DURATION, --now",
+) -> int:
+    """The when_to_run an operator means by exactly one of `at` (a TIME that has not
+    passed), `in_` (a DURATION from now) or `now` (0: run at once).
+
+    The command line and PLAN.toml spell the three differently: `at_name` and `instead`
+    name them in the message for a past time, `exactly_one` is the message when not
+    exactly one is given.
+    """
+    given = [name for name, value in (("at", at), ("in", in_), ("now", now)) if value]
+    if len(given) != 1:
+        raise UsageError(exactly_one)
+    if at:
+        return parse_start(at, at_name, instead)
+    if in_:
+        return parse_time("now") + parse_duration(in_)
+    return 0
+
+
 def format_epoch(value: int | None) -> str:
     """when_to_run for people: ISO-8601 UTC, or `now` for 0/NULL (run at once)."""
     if not value:

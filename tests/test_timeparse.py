@@ -218,3 +218,26 @@ def test_any_text_is_a_duration_or_a_usage_error(text):
     assert got >= 0
     # Whatever parses names a unit: no number stands alone.
     assert any(unit in text.lower() for unit in UNITS)
+
+
+def test_when_takes_exactly_one_of_at_in_now():
+    from queuetool.timeparse import when
+
+    assert when(now=True) == 0
+    start = int(time.time())
+    assert start + 900 <= when(in_="15m") <= int(time.time()) + 900
+    assert when(at="@4102444800") == 4102444800
+    for args in ({}, {"at": "@4102444800", "now": True}, {"in_": "1m", "now": True}):
+        with pytest.raises(UsageError, match=r"^give exactly one of --at TIME, --in DURATION"):
+            when(**args)
+    with pytest.raises(UsageError, match=r"^plan p, edit 1: reschedule needs exactly one"):
+        when(exactly_one="plan p, edit 1: reschedule needs exactly one of at, in, now")
+
+
+def test_when_refuses_a_past_at_naming_the_spelling_it_was_given_in():
+    from queuetool.timeparse import when
+
+    with pytest.raises(UsageError, match=r"^--at @1 has passed .*: --now makes the jobs due now"):
+        when(at="@1")
+    with pytest.raises(UsageError, match=r"^edit 2: at @1 has passed .*: now = true makes"):
+        when(at="@1", at_name="edit 2: at", instead="now = true")

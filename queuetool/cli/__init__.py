@@ -55,6 +55,7 @@ class QueuetoolGroup(click.Group):
 
 
 def one_line(exc: BaseException) -> str:
+    """An error as the one line `Error: ...` shows (passwords masked)."""
     if isinstance(exc, DBAPIError):
         return f"database error: {mask_text(db_message(exc))}"
     if isinstance(exc, SQLAlchemyError):
@@ -73,6 +74,7 @@ def one_line(exc: BaseException) -> str:
 
 
 def exit_code_of(exc: BaseException) -> int:
+    """The documented exit code of an error (2 for what is not a QueuetoolError)."""
     return exc.exit_code if isinstance(exc, QueuetoolError) else 2
 
 
@@ -109,9 +111,9 @@ def _show_warnings_plainly() -> None:
 
 
 def _register() -> None:
-    from . import daemon, edit, exporter, migrate, read, replay, schedule, transfer
+    from . import daemon, edit, exporter, migrate, read, replay, schedule, snapshots, transfer
 
-    for module in (read, edit, daemon, migrate, replay, schedule, transfer, exporter):
+    for module in (read, edit, snapshots, daemon, migrate, replay, schedule, transfer, exporter):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,18 +9,13 @@ from typing import Any
 import click
 
 from ..config import Setting
-from ..daemon.admin import AdminClient, version_tuple
-from ..daemon.process import uptime
 from ..daemon.reload import predict_replay
 from ..daemon.start import StartResult, start
 from ..daemon.state import ensure_not_migrated, state_path
+from ..daemon.status import status
 from ..daemon.stop import StopResult, find_daemon, stop
-from ..daemon.version import FIXED_IN
-from ..errors import DaemonUnreachable, VerifyError
-from ..priority import label
-from ..render import render
-from ..table.report import report
-from ..timeparse import format_epoch
+from ..errors import VerifyError
+from ..render import render, render_json
 from .options import AppContext, discovered, format_option, queue_options
 
 
@@ -39,6 +33,8 @@ def gearmand_setting(app: AppContext, store_daemon: Any = None) -> Setting:
 
 
 def ways(app: AppContext) -> tuple[str | None, str | None, Path | None]:
+    """[gearmand] stop, start and state_dir from the config (None: the signal way, the
+    captured command line, the default state directory)."""
     stop_cmd = app.config.get("gearmand", "stop")
     start_cmd = app.config.get("gearmand", "start")
     state_dir = app.config.get("gearmand", "state_dir")
@@ -61,62 +57,10 @@ def status_cmd(app: AppContext, fmt: str) -> None:
       queuetool status --gearmand 127.0.0.1:4730
     """
     store = app.store
-    info = find_daemon(store, app.gearmand_address)
-    address = gearmand_setting(app, info)
+    found = find_daemon(store, app.gearmand_address)
+    address = gearmand_setting(app, found)
+    result = status(store, address.value, found=found)
     stop_cmd, start_cmd, _ = ways(app)
-    daemon: dict[str, Any] = {"up": False, "pid": info.pid if info else None}
-    funcs: dict[str, dict[str, int]] = {}
-    queued: dict[tuple[str, int], int] = {}  # the daemon's (function, priority) counts
-    if address.value:
-        try:
-            with AdminClient(address.value, 5.0) as client:
-                daemon.update(up=True, pid=client.getpid(), version=client.version())
-                for s in client.status():
-                    funcs[s.function] = {
-                        "queued": s.total,
-                        "running": s.running,
-                        "workers": s.workers,
-                    }
-                for line in client.priority_status():
-                    for priority, count in enumerate(line.counts):
-                        queued[(line.function, priority)] = count
-        except DaemonUnreachable as exc:
-            daemon["error"] = str(exc)
-    if daemon["up"] and daemon["pid"]:
-        daemon["uptime_seconds"] = uptime(daemon["pid"])
-    version = daemon.get("version")
-    rules = version is None or version_tuple(version) < FIXED_IN  # gearmand 1.1.x's bugs
-    rep = report(store, blocking=rules)
-    rows: dict[str, int] = {}
-    cells: dict[tuple[str, int], int] = {}
-    for g in rep.by("function,priority"):
-        name = g.function or ""
-        rows[name] = rows.get(name, 0) + g.count
-        cells[(name, int(g.priority or 0))] = g.count
-    blocked: dict[str, tuple[int, int | None]] = {}
-    for g in rep.by("function"):
-        if g.blocked:
-            blocked[g.function or ""] = (g.blocked, g.blocked_until)
-    sos = bool(info and info.options.store_queue_on_shutdown)
-    lines = []
-    for name in sorted(set(funcs) | set(rows)):
-        d = funcs.get(name, {})
-        line = {
-            "function": name,
-            "daemon queued": d.get("queued", 0),
-            "running": d.get("running", 0),
-            "workers": d.get("workers", 0),
-            "table rows": rows.get(name, 0),
-        }
-        line["difference"] = line["table rows"] - line["daemon queued"] if daemon["up"] else 0
-        line["priority differences"] = (
-            priority_differences(name, cells, queued, line["running"]) if daemon["up"] else []
-        )
-        if blocked:
-            n, until = blocked.get(name, (0, None))
-            line["blocked"] = n
-            line["blocked until"] = format_epoch(until) if n else ""
-        lines.append(line)
     settings = {
         "queue": app.queue_setting(),
         "table": app.table_setting(),
@@ -129,40 +73,43 @@ def status_cmd(app: AppContext, fmt: str) -> None:
             "config" if start_cmd else "default",
         ),
     }
+    daemon = result.daemon
     if fmt == "json":
-        out = {
-            "daemon": daemon,
-            "functions": lines,
+        out: dict[str, Any] = {
+            "daemon": daemon.as_dict(),
+            "functions": [line.record(result.blocked) for line in result.functions],
             "settings": {k: {"value": s.value, "source": s.source} for k, s in settings.items()},
         }
         if settings["queue"].value:
             out["settings"]["queue"]["value"] = store.display_url
-        click.echo(json.dumps(out, indent=2))
+        render_json(out, sys.stdout, ascii_only=True)
         return
-    for line in lines:
-        line["priority differences"] = "; ".join(
-            f"{d['priority']}: table {d['table']}, daemon {d['daemon']}"
-            for d in line["priority differences"]
+    lines = []
+    for line in result.functions:
+        record = line.record(result.blocked)
+        record["priority differences"] = "; ".join(
+            f"{d.priority}: table {d.table}, daemon {d.daemon}" for d in line.priority_differences
         )
-    if daemon["up"]:
-        up = f"gearmand is up: pid {daemon['pid']}, version {daemon.get('version')}"
-        if daemon.get("uptime_seconds") is not None:
-            up += f", up {daemon['uptime_seconds']:.0f}s"
+        lines.append(record)
+    if daemon.up:
+        up = f"gearmand is up: pid {daemon.pid}, version {daemon.version}"
+        if daemon.uptime_seconds is not None:
+            up += f", up {daemon.uptime_seconds:.0f}s"
         click.echo(up + f", at {address.value}")
     else:
-        click.echo("gearmand is down" + (f" ({daemon['error']})" if "error" in daemon else ""))
+        click.echo("gearmand is down" + (f" ({daemon.error})" if daemon.error is not None else ""))
     if lines:
         render(lines, fmt, sys.stdout)
-    if sos and daemon["up"]:
+    if result.held_in_memory:
         click.echo(
             "note: --store-queue-on-shutdown: the table is not the queue while the daemon runs"
         )
-    elif any(line["difference"] or line["priority differences"] for line in lines):
+    elif result.differs:
         click.echo(
             "note: the table and the daemon differ (the difference and priority differences "
             "columns): the daemon does not hold what the table holds"
         )
-    if blocked:
+    if result.blocked:
         click.echo(
             "note: blocked: due jobs gearmand before 2.0.0 hands to no worker while a higher "
             "list of their function holds only scheduled jobs (`queuetool check` says how "
@@ -173,29 +120,6 @@ def status_cmd(app: AppContext, fmt: str) -> None:
         for key, s in settings.items():
             value = store.display_url if key == "queue" else s.value
             click.echo(f"  {key}: {value}  [{s.source}]")
-
-
-def priority_differences(
-    function: str,
-    table: dict[tuple[str, int], int],
-    daemon: dict[tuple[str, int], int],
-    running: int,
-) -> list[dict[str, Any]]:
-    """Every priority of `function` whose table count is not the daemon's.
-
-    Equal totals prove nothing (a priority edited behind the daemon's back keeps them).
-    A job a worker holds is still a row but no longer in `prioritystatus`: when every
-    difference is rows the daemon lacks, adding up to its running jobs, nothing differs.
-    """
-    priorities = sorted({p for f, p in [*table, *daemon] if f == function})
-    diffs = [
-        (p, table.get((function, p), 0), daemon.get((function, p), 0))
-        for p in priorities
-        if table.get((function, p), 0) != daemon.get((function, p), 0)
-    ]
-    if diffs and all(t > d for _, t, d in diffs) and sum(t - d for _, t, d in diffs) == running:
-        return []
-    return [{"priority": label(p), "table": t, "daemon": d} for p, t, d in diffs]
 
 
 def _render_stop(result: StopResult, quiet: bool) -> None:
@@ -284,6 +208,7 @@ def stop_cmd(
 
 
 def buckets_type(text: str) -> int | str:
+    """--hashtable-buckets: a number of at least 1, or `auto`."""
     if text == "auto":
         return text
     try:

@@ -1,7 +1,8 @@
-"""Editing commands (reprioritise, reschedule, purge, restore) and snapshots.
+"""Editing commands: reprioritise, reschedule, purge, repair, and `window PLAN.toml`.
 
-Each editing command plans (count + sample), asks for confirmation, then calls
-`apply.apply_edits` or `snapshot.restore`, which do the safety sequence.
+Each plans (count + sample), asks for confirmation, then calls `apply.apply_edits`
+(or the maintenance window when gearmand runs), which does the safety sequence.
+Snapshot commands (snapshot, snapshots, restore) are in cli/snapshots.py.
 """
 
 from __future__ import annotations
@@ -16,76 +17,34 @@ from typing import Any
 import click
 
 from ..changes.apply import EditResult, apply_edits
-from ..changes.dryrun import Plan, plan
+from ..changes.dryrun import Plan
 from ..changes.kinds import Edit, Purge, Repair, Reprioritise, Reschedule
-from ..changes.restore import check_target, restore, same_queue
-from ..changes.snapshot import list_snapshots, read_manifest, take, verify
-from ..config import DEFAULT_KEEP
+from ..changes.planfile import load_plan
+from ..changes.prepare import held_counts, prepare_edits
 from ..daemon.discover import DaemonInfo
-from ..daemon.held import held_queue, holding_daemon, why_empty
-from ..errors import Aborted, UsageError
+from ..daemon.held import why_empty
 from ..priority import Priority
 from ..render import render
 from ..table.filters import JobFilter
 from ..table.jobs import Job, job_record
 from ..table.store import QueueStore
-from ..timeparse import parse_duration, parse_start, parse_time
-from .maintenance import is_live, load_plan, run_restore_window, run_window, window_options
-from .options import AppContext, filter_options, format_option, queue_options, quiet_option
+from ..timeparse import parse_duration
+from ..timeparse import when as parse_when
+from .maintenance import is_live, run_window, window_options
+from .options import (
+    AppContext,
+    confirm,
+    filter_options,
+    queue_options,
+    snapshot_settings,
+    write_options,
+)
 
 F = Callable[..., Any]
 
 
-def snapshot_options(f: F) -> F:
-    """Where snapshots go: --snapshot-dir, else [snapshots] dir, else the state directory."""
-    return click.option(
-        "--snapshot-dir",
-        envvar="QUEUETOOL_SNAPSHOT_DIR",
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Snapshot directory [default: [snapshots] dir in the config, else "
-        "~/.local/state/queuetool/snapshots].",
-    )(f)
-
-
-def write_options(f: F) -> F:
-    """--dry-run, --yes, --force, --quiet and the snapshot directory: every command that writes."""
-    for option in reversed(
-        [
-            click.option("--dry-run", is_flag=True, help="Show what would change; change nothing."),
-            click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation."),
-            click.option(
-                "--force",
-                is_flag=True,
-                help="Write even if the queue's gearmand seems to run (it may lose the change).",
-            ),
-            quiet_option,
-            snapshot_options,
-        ]
-    ):
-        f = option(f)
-    return f
-
-
-def _snapshot_settings(app: AppContext, snapshot_dir: Path | None) -> tuple[Path | None, int]:
-    """The snapshot directory (None: the default, created when missing) and `keep`."""
-    directory = snapshot_dir or app.setting("snapshot_dir", "snapshots", "dir").value
-    keep = app.setting("keep", "snapshots", "keep", DEFAULT_KEEP).value
-    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
-        raise UsageError(f"[snapshots] keep must be a whole number of at least 1, not {keep!r}")
-    return (Path(directory).expanduser() if directory else None), keep
-
-
-def confirm(question: str, yes: bool) -> None:
-    """Ask on the terminal; without one (and without --yes) refuse."""
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise Aborted(f"{question} Not confirmed: no terminal to ask on; add --yes to go ahead")
-    if not click.confirm(question, default=False, err=True):
-        raise Aborted("not confirmed: nothing changed")
-
-
 def note(quiet: bool, text: str) -> None:
+    """A note on stderr, unless --quiet."""
     if not quiet:
         click.echo(text, err=True)
 
@@ -110,53 +69,26 @@ def run_edits(
     queue while it runs): the jobs are counted, and the edit confirmed, after the stop.
     """
     store = app.store
-    holder = holding_daemon(store)
+    request = prepare_edits(store, edits, force=force, dry_run=dry_run)
     if dry_run:
-        if holder is not None:
-            _held_dry_run(store, edits, holder)
+        if request.holder is not None:
+            _held_dry_run(store, edits, request.holder)
         else:
-            _dry_run(plan(store, edits))
+            _dry_run(request.plans or [])
         click.echo("nothing changed, no snapshot taken")
         return None
-    if holder is not None and not force:
-        for edit in edits:
-            edit.validate(store)  # a bad request is refused before the daemon is stopped
-        directory, keep = _snapshot_settings(app, snapshot_dir)
-        outcome = run_window(
-            app,
-            edits,
-            None,
-            is_live(app),
-            yes=yes,
-            quiet=quiet,
-            snapshot_dir=directory,
-            keep=keep,
-            full_snapshot=full_snapshot,
-            confirm=confirm,
-            **window,
-        )
-        return outcome.edits
-    plans = plan(store, edits)
-    total = sum(p.matched for p in plans)
-    if total == 0:
-        already = "; ".join(
-            f"{p.already} {p.edit.settled_phrase()} ({p.edit.job_filter.describe()})"
-            for p in plans
-            if p.already
-        )
-        if already:
-            click.echo(f"no jobs to change: {already}")
-        else:
-            click.echo("no jobs match (" + "; ".join(e.job_filter.describe() for e in edits) + ")")
+    nothing = request.nothing_to_change()
+    if nothing is not None:
+        click.echo(nothing)
         click.echo("nothing changed")
         return None
-    directory, keep = _snapshot_settings(app, snapshot_dir)
+    directory, keep = snapshot_settings(app, snapshot_dir)
     reasons = [] if force else is_live(app)
-    if reasons:
+    # A daemon holding the queue in memory is stopped by the window to count it at all.
+    if reasons or request.counted_after_stop:
         outcome = run_window(
             app,
-            edits,
-            plans,
+            request,
             reasons,
             yes=yes,
             quiet=quiet,
@@ -167,7 +99,7 @@ def run_edits(
             **window,
         )
         return outcome.edits
-    what = "; ".join(p.describe() for p in plans)
+    what = request.describe()
     confirm(f"{what[0].upper()}{what[1:]} in {store.display_url} table {store.table_name}?", yes)
     if force:
         click.echo(
@@ -222,9 +154,7 @@ def _before_after(before: Job, after: Job | None) -> dict[str, object]:
 def _held_dry_run(store: QueueStore, edits: Sequence[Edit], holder: DaemonInfo) -> None:
     """A dry run must not stop the daemon: show what its own counts can tell."""
     click.echo(f"dry run: {why_empty(holder)}; the jobs are counted only once it has stopped")
-    for edit in edits:
-        edit.validate(store)
-        held = held_queue(holder, edit.job_filter)
+    for edit, held in held_counts(store, edits, holder):
         names = " or ".join(edit.job_filter.functions) or "every function"
         click.echo(
             f"would {edit.describe()}; the daemon's own counts (prioritystatus) for {names}:"
@@ -340,15 +270,7 @@ def reschedule_cmd(
       queuetool reschedule --function nightly_report --at 2026-11-29T02:00 --spread 2h
       queuetool reschedule --function 'mail*' --scheduled --now
     """
-    given = [name for name, value in (("--at", at), ("--in", in_), ("--now", now)) if value]
-    if len(given) != 1:
-        raise UsageError("give exactly one of --at TIME, --in DURATION, --now")
-    if at:
-        when = parse_start(at)
-    elif in_:
-        when = parse_time("now") + parse_duration(in_)
-    else:
-        when = 0
+    when = parse_when(at, in_, now)
     seconds = parse_duration(spread) if spread else 0
     result = run_edits(app, [Reschedule(job_filter, when, seconds, all_)], **opts)
     if result is not None and result.changed and (when or seconds):
@@ -434,171 +356,6 @@ def window_cmd(app: AppContext, plan_file: Path, **opts: Any) -> None:
     run_edits(app, load_plan(plan_file), **opts)
 
 
-@click.command("snapshot")
-@queue_options
-@snapshot_options
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
-@click.option(
-    "--verify",
-    "verify_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Check a snapshot file against its manifest instead (exit 1 if damaged).",
-)
-@click.pass_context
-def snapshot_cmd(
-    ctx: click.Context,
-    app: AppContext,
-    snapshot_dir: Path | None,
-    out: Path | None,
-    verify_path: Path | None,
-) -> None:
-    """Save the whole queue table to a snapshot file (safe while gearmand runs).
-
-    \b
-    Examples:
-      queuetool snapshot
-      queuetool snapshot --out /backup/queue-before-migration.qtsnap
-      queuetool snapshot --verify /backup/queue-before-migration.qtsnap
-    """
-    if verify_path is not None:
-        if out is not None:
-            raise UsageError("--verify reads a snapshot; do not combine it with --out")
-        result = verify(verify_path)
-        info = result.info
-        click.echo(result.summary())
-        click.echo(
-            f"source {info.source} table {info.table} ({info.backend}), "
-            f"taken {info.created_iso} by queuetool {info.version}"
-        )
-        if not result.ok:
-            ctx.exit(1)
-        return
-    directory, keep = _snapshot_settings(app, snapshot_dir)
-    info = take(app.store, directory, keep=keep, out=out)
-    click.echo(f"snapshot: {info.path}")
-    click.echo(f"{info.rows} rows, checksum {info.checksum}, {info.bytes} bytes")
-
-
-@click.command("snapshots")
-@queue_options
-@snapshot_options
-@format_option()
-def snapshots_cmd(app: AppContext, snapshot_dir: Path | None, fmt: str) -> None:
-    """List the snapshots in the snapshot directory, newest first.
-
-    \b
-    Example:
-      queuetool snapshots --format json
-    """
-    directory, _ = _snapshot_settings(app, snapshot_dir)
-    render((s.record() for s in list_snapshots(directory)), fmt, sys.stdout)
-
-
-@click.command("restore")
-@queue_options
-@write_options
-@window_options
-@click.option(
-    "--onto-other-queue",
-    is_flag=True,
-    help="Let a whole-table snapshot replace another queue or table than the one it was "
-    "taken of (an edit's undo never applies to another queue).",
-)
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-def restore_cmd(
-    app: AppContext,
-    path: Path,
-    dry_run: bool,
-    yes: bool,
-    force: bool,
-    quiet: bool,
-    snapshot_dir: Path | None,
-    onto_other_queue: bool,
-    **window: Any,
-) -> None:
-    """Put the queue table back exactly as a snapshot holds it (gearmand must be stopped).
-
-    The snapshot's checksum is checked first, the current state is snapshotted,
-    and the table is replaced in one transaction and checked again. The snapshot an
-    edit takes holds only the jobs it changed: restoring it puts those jobs back as
-    they were and leaves every other job as it is now. A snapshot goes back onto the
-    queue and table it was taken of; --onto-other-queue lets a whole-table snapshot
-    replace another one.
-
-    \b
-    Example:
-      queuetool restore ~/.local/state/queuetool/snapshots/gearman_queue-...-before-purge.qtsnap
-    """
-    info = read_manifest(path)
-    store = app.store
-    check_target(info, store, onto_other_queue)
-    click.echo(
-        f"snapshot {info.path}: {info.describe()} of {info.source} table {info.table}, "
-        f"taken {info.created_iso}"
-    )
-    # Onto another queue, every question names both: the snapshot's queue and this one.
-    origin = "" if same_queue(info, store) else f" of {info.source} table {info.table}"
-    if dry_run:
-        result = verify(path)
-        click.echo(result.summary())
-        with store.connect() as conn:
-            store.require_table(conn)
-            current = store.count(conn)
-        replaced = f"its {info.keys} jobs" if info.partial else f"the {current} rows"
-        click.echo(
-            f"dry run: would replace {replaced} in {store.display_url} table "
-            f"{store.table_name} with the snapshot's {info.rows} rows{origin}; nothing changed"
-        )
-        return
-    directory, keep = _snapshot_settings(app, snapshot_dir)
-    reasons = [] if force else is_live(app)
-    if reasons:
-        run_restore_window(
-            app,
-            path,
-            info.rows,
-            reasons,
-            yes=yes,
-            quiet=quiet,
-            snapshot_dir=directory,
-            keep=keep,
-            confirm=confirm,
-            onto_other_queue=onto_other_queue,
-            origin=origin,
-            **window,
-        )
-        return
-    what = f"its {info.keys} jobs" if info.partial else f"table {store.table_name}"
-    confirm(
-        f"Replace {what} in {store.display_url} with the {info.rows} rows of this "
-        f"snapshot{origin}?",
-        yes,
-    )
-    if force:
-        click.echo(
-            "Warning: --force: the check that the queue's gearmand is stopped will not stop "
-            "this restore; a running gearmand may overwrite or lose it.",
-            err=True,
-        )
-    result = restore(
-        store,
-        path,
-        directory,
-        keep=keep,
-        gearmand=app.gearmand_address,
-        force=force,
-        onto_other_queue=onto_other_queue,
-    )
-    if result.before is not None:
-        click.echo(f"snapshot of the replaced state: {result.before.path}")
-    scope = f" of the {info.keys} jobs it covers" if info.partial else ""
-    click.echo(
-        f"restored {result.rows} rows{scope} (were {result.rows_before}), checksum "
-        f"{result.checksum} verified"
-    )
-    click.echo(f"elapsed: {result.elapsed:.2f}s")
-
-
 COMMANDS = [
     reprioritise_cmd,
     reprioritize_cmd,
@@ -606,7 +363,4 @@ COMMANDS = [
     purge_cmd,
     repair_cmd,
     window_cmd,
-    snapshot_cmd,
-    snapshots_cmd,
-    restore_cmd,
 ]

@@ -4,26 +4,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..changes.dryrun import Plan, plan
-from ..changes.kinds import Edit, Purge, Repair, Reprioritise, Reschedule
+from ..changes.dryrun import plan
+from ..changes.kinds import Edit, Repair
+from ..changes.prepare import EditRequest, replayed_rows
 from ..changes.window import EditWindowResult, WindowResult, edit_window, restore_window
-from ..daemon.discover import local_daemons
-from ..daemon.guard import live_reasons, uses_queue
-from ..daemon.held import held_queue, holding_daemon
-from ..daemon.reload import DEFAULT_BUCKETS, predict_replay
-from ..errors import DaemonRunning, QueuetoolError, UsageError
-from ..priority import Priority
-from ..table.filters import JobFilter
-from ..timeparse import parse_duration, parse_start, parse_time
+from ..daemon.buckets import restart_buckets
+from ..daemon.guard import live_reasons
+from ..daemon.reload import predict_replay
+from ..errors import DaemonRunning, QueuetoolError
 from .daemon import _render_start, _render_stop, buckets_type, ways
 from .options import AppContext
 
@@ -104,16 +99,15 @@ def announce(
             "given: stop it first (`queuetool stop`), or drop --no-window to let queuetool "
             "stop, edit, restart and verify"
         )
-    rows = held
-    if not count_after_stop:
-        with store.connect() as conn:
-            rows = store.count(conn)
+    rows = held if count_after_stop else replayed_rows(store)
     restart = "leave it stopped" if no_restart else "start it again and verify the reload"
     if not quiet:
         click.echo(f"gearmand is running: {'; '.join(reasons)}", err=True)
         click.echo(f"maintenance window: stop gearmand, {what}, {restart}", err=True)
         if not no_restart and rows is not None:
-            click.echo(predict_replay(rows, _buckets(app, buckets, rows)).summary(), err=True)
+            click.echo(
+                predict_replay(rows, restart_buckets(app.store, buckets, rows)).summary(), err=True
+            )
     if not count_after_stop:
         confirm(f"Run the window on {store.display_url} table {store.table_name}?", yes)
     stop_command, start_command, state_dir = ways(app)
@@ -131,8 +125,7 @@ def announce(
 
 def run_window(
     app: AppContext,
-    edits: Sequence[Edit],
-    plans: Sequence[Plan] | None,
+    request: EditRequest,
     reasons: Sequence[str],
     *,
     quiet: bool,
@@ -143,17 +136,16 @@ def run_window(
 ) -> EditWindowResult:
     """Edits while gearmand runs: confirm once, then stop, edit, start, verify.
 
-    `plans` None: the daemon holds its queue in memory (--store-queue-on-shutdown) and
-    its table is empty until it stops, so the jobs are counted and the edit confirmed
-    after the stop; declined, the daemon is started again on its unchanged queue.
+    A request counted only after the stop: the daemon holds its queue in memory
+    (--store-queue-on-shutdown) and its table is empty until it stops, so the jobs are
+    counted and the edit confirmed after the stop; declined, the daemon is started
+    again on its unchanged queue.
     """
+    edits = request.edits
     after_stop = None
-    if plans is None:
-        holder = holding_daemon(app.store)
-        held = None
-        with contextlib.suppress(QueuetoolError):  # only for the replay prediction
-            held = held_queue(holder).total if holder is not None else None
-        what = "; ".join(e.describe() for e in edits) + " (counted after the stop)"
+    what = request.describe()
+    if request.counted_after_stop:
+        held = replayed_rows(app.store, request.holder)
         options = announce(
             app, what, reasons, quiet=quiet, count_after_stop=True, held=held, **announced
         )
@@ -161,7 +153,6 @@ def run_window(
             _confirm_after_stop, app, edits, announced["confirm"], announced["yes"]
         )
     else:
-        what = "; ".join(p.describe() for p in plans)
         options = announce(app, what, reasons, quiet=quiet, **announced)
     try:
         outcome = edit_window(
@@ -203,10 +194,10 @@ def _confirm_after_stop(
 
     Raises Aborted when not confirmed; the window then starts the daemon again."""
     store = app.store
-    plans = plan(store, edits)
-    if not sum(p.matched for p in plans):
+    request = EditRequest(edits, None, plan(store, edits))
+    if not request.matched:
         return  # nothing to change, nothing to ask: the window restarts the daemon
-    what = "; ".join(p.describe() for p in plans)
+    what = request.describe()
     confirm(
         f"gearmand stopped and wrote its queue. {what[0].upper()}{what[1:]} in "
         f"{store.display_url} table {store.table_name}?",
@@ -247,120 +238,3 @@ def _render_end(outcome: WindowResult, quiet: bool) -> None:
         _render_start(outcome.started, quiet)
     for text in outcome.notes:
         click.echo(f"note: {text}", err=True)
-
-
-def _buckets(app: AppContext, option: int | str | None, rows: int) -> int:
-    if isinstance(option, int):
-        return option
-    if option == "auto":
-        return max(rows, DEFAULT_BUCKETS)
-    for daemon in local_daemons():
-        if uses_queue(daemon, app.store) and daemon.options.hashtable_buckets:
-            return int(daemon.options.hashtable_buckets)
-    return DEFAULT_BUCKETS
-
-
-# -- PLAN.toml -------------------------------------------------------------------------
-
-FILTER_KEYS = {"function", "unique", "priority", "scheduled", "due", "run_after", "run_before"}
-ACTION_KEYS = {
-    "reprioritise": {"to", "all"},
-    "reschedule": {"at", "in", "now", "spread", "all"},
-    "purge": {"all", "export"},
-    "repair": set(),
-}
-
-
-def load_plan(path: Path) -> list[Edit]:
-    """Edits from a plan file: `[[edit]]` tables, applied in order in one transaction.
-
-    Each has `action` (reprioritise, reschedule, purge, repair), the filter keys of the
-    command line (function, unique, priority: lists or strings; scheduled/due: true;
-    run_after, run_before: TIME) and the action's own keys (to; at/in/now/spread;
-    export). An edit without a filter needs `all = true` (a repair needs neither: it
-    touches only rows gearmand cannot replay). Any other key is an error: a misspelt
-    one (`[[edits]]`, `dry_run = true`) must not leave the plan to run as it stands.
-    """
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"cannot read plan {path}: {exc.strerror}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"plan {path} is not valid TOML: {exc}") from exc
-    unknown = sorted(set(data) - {"edit"})
-    if unknown:
-        raise UsageError(
-            f"plan {path}: unknown key {', '.join(unknown)} (a plan holds only [[edit]] tables)"
-        )
-    entries = data.get("edit")
-    if not isinstance(entries, list) or not entries:
-        raise UsageError(f"plan {path} has no [[edit]] tables")
-    for i, entry in enumerate(entries, 1):
-        if not isinstance(entry, dict):
-            raise UsageError(f"plan {path}, edit {i}: each edit must be an [[edit]] table")
-    return [_edit(path, i, entry) for i, entry in enumerate(entries, 1)]
-
-
-def _edit(path: Path, number: int, entry: dict[str, Any]) -> Edit:
-    where = f"plan {path}, edit {number}"
-    action = str(entry.get("action", "")).replace("reprioritize", "reprioritise")
-    if action not in ACTION_KEYS:
-        raise UsageError(f"{where}: action must be one of {', '.join(ACTION_KEYS)}")
-    unknown = set(entry) - FILTER_KEYS - ACTION_KEYS[action] - {"action"}
-    if unknown:
-        raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-    for key in ("all", "now", "scheduled", "due"):
-        # A string "false" must not mean true (`all = "false"` would purge every job).
-        if key in entry and not isinstance(entry[key], bool):
-            raise UsageError(f"{where}: {key} must be true or false, not {entry[key]!r}")
-    job_filter = _filter(where, entry)
-    all_jobs = bool(entry.get("all", False))
-    if action != "repair" and job_filter.is_empty and not all_jobs:
-        does = "delete" if action == "purge" else "change"
-        raise UsageError(
-            f"{where}: {action} without a filter would {does} every job: give a filter, "
-            "or all = true if that is what you mean"
-        )
-    if all_jobs and not job_filter.is_empty:
-        raise UsageError(f"{where}: all = true means every job: do not combine it with a filter")
-    if action == "reprioritise":
-        if "to" not in entry:
-            raise UsageError(f"{where}: reprioritise needs `to`")
-        return Reprioritise(job_filter, Priority.parse(str(entry["to"])), all_jobs)
-    if action == "reschedule":
-        given = [k for k in ("at", "in", "now") if entry.get(k)]
-        if len(given) != 1:
-            raise UsageError(f"{where}: reschedule needs exactly one of at, in, now")
-        if "at" in given:
-            when = parse_start(str(entry["at"]), f"{where}: at", "now = true")
-        elif "in" in given:
-            when = parse_time("now") + parse_duration(str(entry["in"]))
-        else:
-            when = 0
-        spread = parse_duration(str(entry["spread"])) if entry.get("spread") else 0
-        return Reschedule(job_filter, when, spread, all_jobs)
-    if action == "purge":
-        export = Path(entry["export"]) if entry.get("export") else None
-        return Purge(job_filter, all_jobs, export)
-    return Repair(job_filter)
-
-
-def _filter(where: str, entry: dict[str, Any]) -> JobFilter:
-    def names(key: str) -> tuple[str, ...]:
-        value = entry.get(key, ())
-        values = [value] if isinstance(value, str) else value
-        if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
-            raise UsageError(f"{where}: {key} must be a string or a list of strings")
-        return tuple(values)
-
-    if entry.get("scheduled") and entry.get("due"):
-        raise UsageError(f"{where}: scheduled and due exclude each other")
-    scheduled = True if entry.get("scheduled") else (False if entry.get("due") else None)
-    return JobFilter(
-        functions=names("function"),
-        uniques=names("unique"),
-        priorities=tuple(Priority.parse(p) for p in names("priority")),
-        scheduled=scheduled,
-        run_after=parse_time(str(entry["run_after"])) if entry.get("run_after") else None,
-        run_before=parse_time(str(entry["run_before"])) if entry.get("run_before") else None,
-    )

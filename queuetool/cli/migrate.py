@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from ..changes.snapshot import DEFAULT_KEEP
-from ..daemon.guard import live_reasons
+from ..daemon.stop import StopResult
 from ..errors import Aborted
-from ..migrate.copy import MigrateOptions, MigrationResult, migrate
-from ..migrate.handover import command_line, gearmand_options, source_stopped
+from ..migrate.copy import MigrateOptions, MigrationResult
+from ..migrate.handover import command_line, gearmand_options
 from ..migrate.handover import start_with as start_daemon_on
 from ..migrate.sides import resolve_side
 from ..migrate.staging import CONFLICT_CHOICES
+from ..migrate.window import migrate_queue
+from ..render import render_json
 from ..table.store import QueueStore
 from .daemon import ways
-from .edit import confirm as ask_once
-from .options import AppContext, quiet_option
+from .options import (
+    AppContext,
+    config_option,
+    dry_run_option,
+    force_option,
+    format_option,
+    gearmand_option,
+    quiet_option,
+    yes_option,
+)
+from .options import confirm as ask_once
 
 
 class ProgressLine:
@@ -56,12 +66,7 @@ class ProgressLine:
 @click.command("migrate")
 @click.argument("source")
 @click.argument("target")
-@click.option(
-    "--config",
-    envvar="QUEUETOOL_CONFIG",
-    type=click.Path(dir_okay=False),
-    help="TOML config file with [queues.NAME] url/table.",
-)
+@config_option("TOML config file with [queues.NAME] url/table.")
 @click.option("--sqlite-db", metavar="PATH", help="The SQLite queue file for the word `sqlite`.")
 @click.option(
     "--mysql-url",
@@ -90,9 +95,7 @@ class ProgressLine:
     help="With --merge, a job whose (unique_key, function) the target already has.",
 )
 @click.option("--replace", is_flag=True, help="Replace the target's jobs (snapshot first).")
-@click.option(
-    "--dry-run", is_flag=True, help="Report what would be copied and refused; write nothing."
-)
+@dry_run_option("Report what would be copied and refused; write nothing.")
 @click.option(
     "--skip-invalid",
     is_flag=True,
@@ -104,21 +107,16 @@ class ProgressLine:
     help="Where --skip-invalid exports [default: ./queuetool-skipped-TIME.jsonl].",
 )
 @click.option("--move", is_flag=True, help="Empty the source after the target verified.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--force", is_flag=True, help="Write even though the queue's gearmand runs (loud).")
-@click.option(
-    "--gearmand",
-    envvar="QUEUETOOL_GEARMAND",
-    metavar="HOST:PORT",
-    help="Admin address of the source queue's gearmand.",
-)
+@yes_option()
+@force_option("Write even though the queue's gearmand runs (loud).")
+@gearmand_option("Admin address of the source queue's gearmand.")
 @click.option("--show-password", is_flag=True, help="Print the MySQL password in the options.")
 @click.option(
     "--start-with",
     metavar="COMMAND",
     help='Start gearmand on the new queue and verify its reload, e.g. "gearmand -d ...".',
 )
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@format_option(choices=("text", "json"), default="text")
 @quiet_option
 def migrate_cmd(
     source: str,
@@ -195,39 +193,39 @@ def migrate_cmd(
             bar.drawn = False
         click.echo(f"note: {line}", err=True)
 
-    address = app.gearmand_address
-    reasons = [] if (force or dry_run) else live_reasons(src, address)
-    with contextlib.ExitStack() as window:
-        if reasons:
-            # The window: one confirmation, then the source's daemon stops for the copy.
-            click.echo(f"the source's gearmand is running: {'; '.join(reasons)}", err=True)
-            _confirm_window(src, dst, yes)
-            stopped = window.enter_context(
-                source_stopped(
-                    src,
-                    address=address,
-                    stop_command=stop_command,
-                    start_command=start_command,
-                    state_dir=state_dir,
-                )
-            )
-            click.echo(
-                f"gearmand pid {stopped.pid} stopped in {stopped.stop_seconds:.2f}s "
-                f"({stopped.method}); it stays stopped after the migration",
-                err=True,
-            )
-            yes = True  # confirmed once, for the whole window
-        try:
+    def confirm_window(reasons: Sequence[str]) -> None:
+        click.echo(f"the source's gearmand is running: {'; '.join(reasons)}", err=True)
+        _confirm_window(src, dst, yes)
+
+    def stopped(result: StopResult) -> None:
+        click.echo(
+            f"gearmand pid {result.pid} stopped in {result.stop_seconds:.2f}s "
+            f"({result.method}); it stays stopped after the migration",
+            err=True,
+        )
+
+    try:
+        result = migrate_queue(
+            src,
+            dst,
+            options,
+            address=app.gearmand_address,
+            stop_command=stop_command,
+            start_command=start_command,
+            state_dir=state_dir,
+            confirm_window=confirm_window,
+            on_stopped=stopped,
             # With --yes the plan is never shown: not asking spares counting the source.
-            ask = None if yes else confirm
-            result = migrate(src, dst, options, confirm=ask, progress=bar, note=note)
-        finally:
-            if bar is not None:
-                bar.end()
+            confirm=None if yes else confirm,
+            progress=bar,
+            note=note,
+        )
+    finally:
+        if bar is not None:
+            bar.end()
     options_text = command_line(gearmand_options(dst, show_password))
     if fmt == "json":
-        record = {**result.as_dict(), "gearmand_options": options_text}
-        click.echo(json.dumps(record, indent=2, ensure_ascii=False))
+        render_json({**result.as_dict(), "gearmand_options": options_text}, sys.stdout)
     else:
         for line in summary_lines(result, options_text):
             click.echo(line)

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 
-from ..config import DEFAULT_TABLE, Config, Setting, load_config
+from ..config import DEFAULT_KEEP, DEFAULT_TABLE, Config, Setting, load_config
 from ..daemon.discover import DaemonInfo, discover, queue_url_of
+from ..errors import Aborted, UsageError
 from ..priority import Priority
 from ..table.filters import JobFilter
 from ..table.store import QueueStore, default_table, open_store
 from ..timeparse import parse_time
 
 F = Callable[..., Any]
+
+CONFIG_HELP = "TOML config file [default: ./queuetool.toml, else /etc/queuetool.toml]."
+GEARMAND_HELP = "Admin address of the gearmand that owns the queue."
 
 
 class AppContext:
@@ -89,6 +95,7 @@ def discovered(app: AppContext) -> DaemonInfo | None:
 
 
 def discover_queue(app: AppContext) -> Setting | None:
+    """The queue URL of the gearmand this command is about, if one was found."""
     info = discovered(app)
     url = queue_url_of(info) if info is not None else None
     if info is None or url is None:
@@ -97,6 +104,7 @@ def discover_queue(app: AppContext) -> Setting | None:
 
 
 def discover_table(app: AppContext) -> Setting | None:
+    """The table of the gearmand found for the queue (only when it uses this queue)."""
     queue = app.queue_setting()
     if queue.value is not None and not queue.source.startswith("discovered"):
         # An explicit queue: the daemon's table only if that daemon uses this very queue.
@@ -118,15 +126,39 @@ def _source(ctx: click.Context, name: str) -> str:
     return "option"
 
 
+def config_option(help: str = CONFIG_HELP) -> Callable[[F], F]:
+    """--config (QUEUETOOL_CONFIG): the TOML config file."""
+    return click.option(
+        "--config", envvar="QUEUETOOL_CONFIG", type=click.Path(dir_okay=False), help=help
+    )
+
+
+def gearmand_option(help: str = GEARMAND_HELP) -> Callable[[F], F]:
+    """--gearmand (QUEUETOOL_GEARMAND): the admin address of the queue's daemon."""
+    return click.option("--gearmand", envvar="QUEUETOOL_GEARMAND", metavar="HOST:PORT", help=help)
+
+
+def dry_run_option(help: str = "Show what would change; change nothing.") -> Callable[[F], F]:
+    """--dry-run: every command that writes can show what it would do instead."""
+    return click.option("--dry-run", is_flag=True, help=help)
+
+
+def yes_option(help: str = "Do not ask for confirmation.") -> Callable[[F], F]:
+    """--yes/-y: go ahead without asking."""
+    return click.option("--yes", "-y", is_flag=True, help=help)
+
+
+def force_option(
+    help: str = "Write even if the queue's gearmand seems to run (it may lose the change).",
+) -> Callable[[F], F]:
+    """--force: write although the queue's gearmand seems to run."""
+    return click.option("--force", is_flag=True, help=help)
+
+
 def queue_options(f: F) -> F:
     """--config, --queue, --table, --gearmand: every command that touches a queue."""
 
-    @click.option(
-        "--config",
-        envvar="QUEUETOOL_CONFIG",
-        type=click.Path(dir_okay=False),
-        help="TOML config file [default: ./queuetool.toml, else /etc/queuetool.toml].",
-    )
+    @config_option()
     @click.option(
         "--queue",
         "-q",
@@ -141,12 +173,7 @@ def queue_options(f: F) -> F:
         metavar="NAME",
         help=f"Queue table [default: {DEFAULT_TABLE}].",
     )
-    @click.option(
-        "--gearmand",
-        envvar="QUEUETOOL_GEARMAND",
-        metavar="HOST:PORT",
-        help="Admin address of the gearmand that owns the queue.",
-    )
+    @gearmand_option()
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
@@ -221,11 +248,15 @@ def filter_options(f: F) -> F:
     return wrapper
 
 
-def format_option(*extra: str, default: str = "table") -> Callable[[F], F]:
+def format_option(
+    *extra: str, default: str = "table", choices: Sequence[str] | None = None
+) -> Callable[[F], F]:
+    """--format: table, json, csv (and `extra`), or exactly `choices`; every format is
+    written by queuetool.render."""
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(["table", "json", "csv", *extra]),
+        type=click.Choice(list(choices) if choices else ["table", "json", "csv", *extra]),
         default=default,
         show_default=True,
         help="Output format.",
@@ -233,8 +264,55 @@ def format_option(*extra: str, default: str = "table") -> Callable[[F], F]:
 
 
 def quiet_option(f: F) -> F:
+    """--quiet: no progress or notes on stderr."""
     return click.option("--quiet", is_flag=True, help="No progress or notes on stderr.")(f)
 
 
+def snapshot_options(f: F) -> F:
+    """Where snapshots go: --snapshot-dir, else [snapshots] dir, else the state directory."""
+    return click.option(
+        "--snapshot-dir",
+        envvar="QUEUETOOL_SNAPSHOT_DIR",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Snapshot directory [default: [snapshots] dir in the config, else "
+        "~/.local/state/queuetool/snapshots].",
+    )(f)
+
+
+def write_options(f: F) -> F:
+    """--dry-run, --yes, --force, --quiet and the snapshot directory: every command that writes."""
+    for option in reversed(
+        [
+            dry_run_option(),
+            yes_option(),
+            force_option(),
+            quiet_option,
+            snapshot_options,
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def snapshot_settings(app: AppContext, snapshot_dir: Path | None) -> tuple[Path | None, int]:
+    """The snapshot directory (None: the default, created when missing) and `keep`."""
+    directory = snapshot_dir or app.setting("snapshot_dir", "snapshots", "dir").value
+    keep = app.setting("keep", "snapshots", "keep", DEFAULT_KEEP).value
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+        raise UsageError(f"[snapshots] keep must be a whole number of at least 1, not {keep!r}")
+    return (Path(directory).expanduser() if directory else None), keep
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask on the terminal; without one (and without --yes) refuse."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise Aborted(f"{question} Not confirmed: no terminal to ask on; add --yes to go ahead")
+    if not click.confirm(question, default=False, err=True):
+        raise Aborted("not confirmed: nothing changed")
+
+
 def env_flag(name: str) -> bool:
+    """Whether an environment variable is set to something other than empty/0/false/no."""
     return os.environ.get(name, "").lower() not in ("", "0", "false", "no")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -14,7 +13,7 @@ from ..daemon.version import queue_daemon_version
 from ..exporter.figures import Cell
 from ..exporter.metrics import exposition, report_exposition
 from ..priority import Priority, label
-from ..render import render
+from ..render import render, render_json
 from ..table.blocked import Blocker, blockers
 from ..table.check import check
 from ..table.filters import JobFilter
@@ -148,20 +147,8 @@ def _held_report(
         render(held.table(), fmt, out)
         return
     grouping = by or "function,priority"
-    keys = GROUPINGS[grouping]
-    unknown = dict.fromkeys(COUNT_COLUMNS[1:])  # scheduled, due, bytes: unknown
-    rows = []
-    for f, p, n in held.by(grouping):
-        row: dict[str, object] = {}
-        if "function" in keys:
-            row["function"] = f
-        if "priority" in keys:
-            row["priority"] = label(p)
-        rows.append({**row, "count": n, **unknown})
-    if fmt == "table":
-        total = {key: "TOTAL" if i == 0 else "" for i, key in enumerate(keys)}
-        rows.append({**total, "count": held.total, **unknown})
-    render(rows, fmt, out, columns=[*keys, *COUNT_COLUMNS])
+    rows = held.records(grouping, total=fmt == "table")
+    render(rows, fmt, out, columns=[*GROUPINGS[grouping], *COUNT_COLUMNS])
 
 
 @click.command("check")
@@ -191,7 +178,7 @@ def check_cmd(ctx: click.Context, app: AppContext, fmt: str) -> None:
             }
             for b in blocked
         ]
-        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        render_json(out, sys.stdout)
     else:
         rows = [
             {

@@ -13,9 +13,8 @@ import click
 
 from ..changes.replay_safe import make_replay_safe, replay_problem, replay_safe_window
 from .daemon import _render_stop
-from .edit import _snapshot_settings, confirm, write_options
 from .maintenance import _render_end, announce, is_live, window_options
-from .options import AppContext, queue_options
+from .options import AppContext, confirm, queue_options, snapshot_settings, write_options
 
 
 @click.command("make-replay-safe")
@@ -53,7 +52,7 @@ def make_replay_safe_cmd(
     if dry_run:
         click.echo("dry run: would convert priority and when_to_run to TEXT; nothing changed")
         return
-    directory, keep = _snapshot_settings(app, snapshot_dir)
+    directory, keep = snapshot_settings(app, snapshot_dir)
     reasons = [] if force else is_live(app)
     what = f"convert priority and when_to_run of table {store.table_name} to TEXT"
     if reasons:

@@ -17,10 +17,18 @@ from ..table.export import FORMATS, STDOUT
 from ..table.filters import JobFilter
 from ..table.jobfile import JobSource
 from .daemon import _render_stop
-from .edit import _snapshot_settings, confirm, note, write_options
+from .edit import note
 from .maintenance import _render_end, announce, is_live, window_options
 from .migrate import ProgressLine
-from .options import AppContext, filter_options, queue_options, quiet_option
+from .options import (
+    AppContext,
+    confirm,
+    filter_options,
+    queue_options,
+    quiet_option,
+    snapshot_settings,
+    write_options,
+)
 
 
 @click.command("export")
@@ -171,7 +179,7 @@ def import_cmd(
             _render(result, None)
             click.echo("nothing changed, no snapshot taken")
             return
-        directory, keep = _snapshot_settings(app, snapshot_dir)
+        directory, keep = snapshot_settings(app, snapshot_dir)
         options["progress"] = progress
         what = f"import {checked[0].rows} jobs from {source.name} (--on-conflict {on_conflict})"
         reasons = [] if force else is_live(app)

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from ..priority import Priority
+from ..priority import Priority, label
 from ..table.filters import JobFilter
+from ..table.report import COUNT_COLUMNS, GROUPINGS
 from ..table.store import QueueStore
 from .admin import AdminClient
 from .discover import DaemonInfo
@@ -77,6 +78,24 @@ class HeldQueue:
             row["total"] = self.count(name)
             row["running"] = sum(n for f, n in self.running.items() if name in (None, f))
             yield row
+
+    def records(self, grouping: str, total: bool = False) -> list[dict[str, object]]:
+        """Rows as `report --by grouping` has them; scheduled, due and bytes unknown (None)
+        until the daemon stops. `total` adds a TOTAL row (the first grouping key says so)."""
+        keys = GROUPINGS[grouping]
+        unknown = dict.fromkeys(COUNT_COLUMNS[1:])
+        rows: list[dict[str, object]] = []
+        for f, p, n in self.by(grouping):
+            row: dict[str, object] = {}
+            if "function" in keys:
+                row["function"] = f
+            if "priority" in keys:
+                row["priority"] = label(p)
+            rows.append({**row, "count": n, **unknown})
+        if total:
+            labels = {key: "TOTAL" if i == 0 else "" for i, key in enumerate(keys)}
+            rows.append({**labels, "count": self.total, **unknown})
+        return rows
 
 
 def _order(item: tuple) -> tuple:

@@ -19,9 +19,10 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from data import build_sqlite, timed  # noqa: E402
-from queuetool.changes.edits import Reprioritise, apply_edits  # noqa: E402
 from servers import start_postgres  # noqa: E402
 
+from queuetool.changes.apply import apply_edits  # noqa: E402
+from queuetool.changes.kinds import Reprioritise  # noqa: E402
 from queuetool.migrate.copy import MigrateOptions, migrate  # noqa: E402
 from queuetool.priority import Priority  # noqa: E402
 from queuetool.table.filters import JobFilter  # noqa: E402
