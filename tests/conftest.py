@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import servers
 from click.testing import CliRunner, Result
 from servers import (
     Gearmand,
@@ -52,6 +53,23 @@ def _private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Snapshots and captured daemon command lines go under the test's own temp dir,
     never into the home directory of whoever runs the tests."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_left() -> Iterator[None]:
+    """Stop every gearmand the test started and left running (and any that queuetool
+    restarted from its command line), whichever fixture or helper made it."""
+    first = len(servers.STARTED)
+    yield
+    started, servers.STARTED[first:] = servers.STARTED[first:], []
+    errors = []
+    for daemon in started:
+        try:
+            daemon.stop_all()
+        except Exception as exc:  # keep stopping the others
+            errors.append(exc)
+    if errors:
+        raise errors[0]
 
 
 @pytest.fixture(scope="session")

@@ -161,6 +161,11 @@ def priority_status(port: int) -> dict[str, tuple[int, int, int]]:
 # -- gearmand ---------------------------------------------------------------------
 
 
+# Every daemon a test started, so that none outlives it: a queue made by hand in a test
+# (not through a fixture) is stopped all the same (conftest's `_no_daemon_left`).
+STARTED: list[Gearmand] = []
+
+
 @dataclass
 class Gearmand:
     """One gearmand daemon with a known pid and exact command line."""
@@ -206,6 +211,7 @@ class Gearmand:
         """Start the daemon; with expect_ready, wait until it answers an admin command."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.pidfile.unlink(missing_ok=True)
+        STARTED.append(self)  # stopped after the test whoever made it (conftest)
         subprocess.run(self.argv, check=True, timeout=30)
         deadline = time.monotonic() + timeout
         while not self.pidfile.exists() or not self.pidfile.read_text().strip():
