@@ -1,7 +1,8 @@
 """Fixtures: real gearmand daemons, a real MySQL-compatible server, queues on both backends.
 
-The MySQL server is QUEUETOOL_TEST_MYSQL_URL when set, else a throwaway mariadbd
-started here. No test that needs a server is skipped: a missing server fails.
+The MySQL server is QUEUETOOL_TEST_MYSQL_URL when set, else (QUEUETOOL_TESTCONTAINERS=1
+with a Docker engine) a testcontainers MariaDB, else a throwaway mariadbd started here;
+PostgreSQL likewise. No test that needs a server is skipped: a missing server fails.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from servers import (
     Gearmand,
     MySQLServer,
     PostgresServer,
+    choose_source,
+    mysql_container,
     mysql_from_url,
     mysql_queue_args,
+    postgres_container,
     postgres_from_url,
     postgres_queue_args,
     sqlite_queue_args,
@@ -74,9 +78,15 @@ def _no_daemon_left() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def mysql_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MySQLServer]:
-    url = os.environ.get("QUEUETOOL_TEST_MYSQL_URL")
-    if url:
-        yield mysql_from_url(url)
+    """QUEUETOOL_TEST_MYSQL_URL when set, else MariaDB from testcontainers when opted in
+    (servers.server_source), else a throwaway mariadbd started here."""
+    source = choose_source("QUEUETOOL_TEST_MYSQL_URL")
+    if source == "env-url":
+        yield mysql_from_url(os.environ["QUEUETOOL_TEST_MYSQL_URL"])
+        return
+    if source == "testcontainers":
+        with mysql_container() as server:
+            yield server
         return
     server = start_mariadb(tmp_path_factory.mktemp("mariadb"))
     try:
@@ -98,10 +108,15 @@ def mysql_db(mysql_server: MySQLServer) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    """QUEUETOOL_TEST_POSTGRES_URL when set, else a throwaway PostgreSQL started here."""
-    url = os.environ.get("QUEUETOOL_TEST_POSTGRES_URL")
-    if url:
-        yield postgres_from_url(url)
+    """QUEUETOOL_TEST_POSTGRES_URL when set, else PostgreSQL from testcontainers when
+    opted in (servers.server_source), else a throwaway PostgreSQL started here."""
+    source = choose_source("QUEUETOOL_TEST_POSTGRES_URL")
+    if source == "env-url":
+        yield postgres_from_url(os.environ["QUEUETOOL_TEST_POSTGRES_URL"])
+        return
+    if source == "testcontainers":
+        with postgres_container() as server:
+            yield server
         return
     server = start_postgres()
     try:

@@ -59,6 +59,8 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class ExportResult:
+    """What `export` wrote: the file, its format, and the checksum of its jobs."""
+
     path: Path
     fmt: str
     checksum: Checksum

@@ -60,6 +60,9 @@ class UndoableChange(Protocol):
 
 @dataclass
 class WindowResult:
+    """What a maintenance window did: the stop, the change, the start and, when the
+    restart did not verify, the rollback."""
+
     stopped: StopResult
     change: UndoableChange | None = None
     started: StartResult | None = None
@@ -310,6 +313,8 @@ def _tail(store: QueueStore, result: WindowResult, probe: str | None) -> str:
 
 @dataclass
 class EditWindowResult:
+    """An edit run inside a maintenance window: the window, and the edits' result."""
+
     window: WindowResult
     edits: EditResult | None  # None when the window stopped before the edit ran
 

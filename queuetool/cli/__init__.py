@@ -30,12 +30,16 @@ INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 
 class CommandError(click.ClickException):
+    """A library error as click shows it: `Error: ...` and the error's own exit code."""
+
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 
 
 class QueuetoolGroup(click.Group):
+    """The `queuetool` group: the one place where errors become a line and an exit code."""
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)

@@ -42,6 +42,7 @@ def ways(app: AppContext) -> tuple[str | None, str | None, Path | None]:
 
 
 def note(text: str) -> None:
+    """A note for the operator on stderr, so stdout stays clean for pipes."""
     click.echo(text, err=True)
 
 

@@ -269,6 +269,8 @@ def _wait_ready(
 
 
 def log_tail(info_argv: list[str] | tuple[str, ...] | None, lines: int = 8) -> str:
+    """The last lines of the log file a gearmand command line names (empty when it
+    logs nowhere readable), for an error that says why the daemon failed."""
     if not info_argv:
         return ""
     log = options_from_argv(info_argv).get("log-file")

@@ -34,6 +34,8 @@ DESCRIPTIONS = {
 
 @dataclass(frozen=True)
 class Problem:
+    """Rows with one kind of problem: how many, and examples (unique key, function)."""
+
     kind: str
     count: int
     examples: list[tuple[str | None, str | None]]
@@ -45,6 +47,8 @@ class Problem:
 
 @dataclass
 class CheckResult:
+    """What `check` found: row problems, layout problems and replay problems."""
+
     rows: int = 0
     problems: list[Problem] = field(default_factory=list)
     schema: list[str] = field(default_factory=list)

@@ -209,6 +209,7 @@ def open_output(path: Path) -> Iterator[IO[str]]:
 
 
 def header_of(store: QueueStore, what: str = "") -> dict[str, Any]:
+    """A job file's header for the queue (password masked) and the selection."""
     return {
         "source": store.display_url,
         "table": store.table_name,

@@ -55,6 +55,8 @@ class Group:
 
 @dataclass
 class Report:
+    """The report's groups, one per function and priority, and the time it was read."""
+
     groups: list[Group]  # one per (function, priority) present in the table
     now: int
 

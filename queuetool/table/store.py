@@ -263,6 +263,7 @@ class QueueStore:
 
 
 def conn_quote(engine: Engine, name: str) -> str:
+    """A table name quoted for raw SQL on this engine's backend."""
     return engine.dialect.identifier_preparer.quote_identifier(name)
 
 
