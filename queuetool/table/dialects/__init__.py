@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ...changes.restore import Replaced, Restoring
     from ...migrate.staging import StagingWriter, Writer
     from ..checksum import Checksum
+    from ..store import QueueStore
 
 
 class DaemonOptions(Protocol):
@@ -37,7 +38,10 @@ class DaemonOptions(Protocol):
 
 
 class Dialect(Protocol):
-    """The interface every dialect module provides (see sqlite.py and mysql.py)."""
+    """The interface every dialect module provides (see sqlite.py and mysql.py).
+
+    `raw_conn` is the driver's own connection (sqlite3, PyMySQL, psycopg): Any here,
+    each dialect module names its driver's type."""
 
     NAME: str  # as in snapshots and `store.backend`
     URL_NAMES: tuple[str, ...]  # SQLAlchemy backend names of its URLs
@@ -79,6 +83,8 @@ class Dialect(Protocol):
     def exact_match(self, column: sa.ColumnElement, names: list[str]) -> sa.ColumnElement[bool]: ...
 
     def glob_match(self, column: sa.ColumnElement, pattern: str) -> sa.ColumnElement[bool]: ...
+
+    def uuid1_epoch(self, column: sa.ColumnElement) -> sa.ColumnElement[int]: ...
 
     def int_div(
         self, left: sa.ColumnElement[int], right: sa.ColumnElement[int]
@@ -124,11 +130,11 @@ class Dialect(Protocol):
     # Migration: staging table, bulk writes, atomic swap.
     TRANSACTIONAL_DDL: bool  # True: a copy is one transaction, batches are savepoints
 
-    def begin_batch(self, raw_conn: object) -> None: ...
+    def begin_batch(self, raw_conn: Any) -> None: ...
 
-    def end_batch(self, raw_conn: object) -> None: ...
+    def end_batch(self, raw_conn: Any) -> None: ...
 
-    def undo_batch(self, raw_conn: object) -> None: ...
+    def undo_batch(self, raw_conn: Any) -> None: ...
 
     def bulk_load(self, writer: StagingWriter) -> Writer: ...
 
@@ -137,7 +143,7 @@ class Dialect(Protocol):
     TEXT_CHARSETS: bool  # text columns have a charset that may not hold every key
     LENIENT_TEXT: bool  # text that is not UTF-8 can be read again byte-exact
 
-    def decode_text(self, raw_conn: object, lenient: bool) -> None: ...
+    def decode_text(self, raw_conn: Any, lenient: bool) -> None: ...
 
     def create_database_file(self, path: Path) -> None: ...
 
@@ -151,7 +157,7 @@ class Dialect(Protocol):
     def create_staging(
         self,
         conn: Connection,
-        store: object,
+        store: QueueStore,
         staging: str,
         like: str | None,
         collation: str | None = None,
@@ -162,20 +168,21 @@ class Dialect(Protocol):
 
     def drop_table(self, conn: Connection, name: str, temporary: bool = False) -> None: ...
 
-    def stream_cursor(self, raw_conn: object) -> object: ...
+    def stream_cursor(self, raw_conn: Any) -> Any: ...
 
     INSERT_ROWS: str  # one row into {table}, in the driver's paramstyle
 
-    def prepare_writer(self, raw_conn: object) -> None: ...
+    def prepare_writer(self, raw_conn: Any) -> None: ...
 
-    def statement_bytes(self, raw_conn: object) -> int: ...
+    def statement_bytes(self, raw_conn: Any) -> int: ...
 
     def insert_statements(
-        self, raw_conn: object, table: str, rows: list, limit: int
+        self, raw_conn: Any, table: str, rows: list, limit: int
     ) -> list[bytes] | None: ...
 
     # Checksums: on the server where it can (None: rows are hashed in Python).
-    server_checksum: Callable[..., Checksum] | None
+    @property
+    def server_checksum(self) -> Callable[..., Checksum] | None: ...  # a function, or None
 
     def stored_checksum(self, conn: Connection, table: sa.Table) -> Checksum: ...
 
@@ -185,7 +192,10 @@ class Dialect(Protocol):
     def replace_rows(self, job: Restoring) -> Replaced: ...
 
 
-DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (sqlite, mysql, postgresql)}  # type: ignore[misc]
+# A tuple of Dialect, so that mypy checks each module against the Protocol. postgresql
+# is cast until it has the Protocol's uuid1_epoch and after_lost_stream.
+_MODULES: tuple[Dialect, ...] = (sqlite, mysql, cast(Dialect, postgresql))
+DIALECTS: dict[str, Dialect] = {d.NAME: d for d in _MODULES}
 
 
 def dialect_for(name: str) -> Dialect:
