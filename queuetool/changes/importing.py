@@ -324,9 +324,9 @@ def _load(
                 keyed = _keyed(row)
                 if keyed is not row:
                     result.generated += 1
-                row = carrier.carry(keyed)
-                if row is not None:
-                    rows.append(row)
+                kept = carrier.carry(keyed)
+                if kept is not None:
+                    rows.append(kept)
             carried.update(rows)
             if rows:
                 writer.write(rows)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import sqlalchemy as sa
 
@@ -47,7 +47,9 @@ from .snapshot import verify
 class UndoableChange(Protocol):
     """What `change()` returns: where the pre-edit snapshot is and how to put it back."""
 
-    snapshot: Path
+    @property
+    def snapshot(self) -> Path: ...  # read-only: an attribute or a property
+
     #: A clean `check` of the whole table that holds for the table the change left (an
     #: edit sets valid values only), or None: the window checks the table itself.
     checked: CheckResult | None
@@ -134,7 +136,7 @@ def window(
             )
         )
         restart = not no_restart and not result.stopped.already_stopped
-        starter = dict(
+        starter = _Starter(
             address=address,
             start_command=start_command,
             state_dir=state_dir,
@@ -190,7 +192,7 @@ def window(
                 check_first=check_before_start,
                 checked=checked,  # the table is as just read: no second pair of scans
                 expected=expected,
-                **starter,  # type: ignore[arg-type]
+                **starter,
             )
         except (DaemonError, VerifyError) as exc:
             what = f"after the edit gearmand failed: {exc}"
@@ -270,11 +272,20 @@ def _stop_restarted(
     return f"{other}the daemon the restart brought up (pid {stopped.pid}) was stopped; "
 
 
+class _Starter(TypedDict):
+    """The arguments of `start` a window's every restart passes."""
+
+    address: str | None
+    start_command: str | None
+    state_dir: Path | None
+    stopped_at: float | None
+
+
 def _restart(
     store: QueueStore,
     result: WindowResult,
     restart: bool,
-    starter: dict[str, object],
+    starter: _Starter,
     done: str,
     probe: str | None,
 ) -> None:
@@ -284,7 +295,7 @@ def _restart(
         result.notes.append("gearmand left stopped (--no-restart)")
         return
     try:
-        result.started = start(store, **starter)  # type: ignore[arg-type]
+        result.started = start(store, **starter)
     except QueuetoolError as exc:
         measured = measure(store, probe)
         head = "GEARMAND IS DOWN" if not measured.up else "GEARMAND DID NOT START CLEANLY"

@@ -11,6 +11,7 @@ import os
 import sqlite3
 import sys
 import warnings
+from typing import TextIO
 
 import click
 import psycopg
@@ -26,6 +27,8 @@ from .options import env_flag
 # copies, checksums, snapshots) SQLAlchemy does not wrap them. A server that dies
 # mid-command ends here too, as one line.
 DRIVER_ERRORS: tuple[type[Exception], ...] = (pymysql.err.Error, sqlite3.Error, psycopg.Error)
+# An error of these is one line `Error: ...` and its exit code (a tuple mypy can check).
+HANDLED: tuple[type[Exception], ...] = (QueuetoolError, SQLAlchemyError, OSError, *DRIVER_ERRORS)
 INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 
@@ -34,7 +37,7 @@ class CommandError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc] # click declares it a ClassVar
 
 
 class QueuetoolGroup(click.Group):
@@ -47,7 +50,7 @@ class QueuetoolGroup(click.Group):
             # The reader (`| head`) went away: stop quietly, as Unix tools do.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(1)
-        except (QueuetoolError, SQLAlchemyError, OSError, *DRIVER_ERRORS) as exc:
+        except HANDLED as exc:
             if ctx.meta.get("traceback") or env_flag("QUEUETOOL_TRACEBACK"):
                 raise
             raise CommandError(one_line(exc), exit_code_of(exc)) from exc
@@ -103,7 +106,14 @@ def _show_warnings_plainly() -> None:
     if getattr(original, "queuetool", False):
         return
 
-    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
         if issubclass(category, QueuetoolWarning):
             click.echo(f"Warning: {message}", err=True)
         else:

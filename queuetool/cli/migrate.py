@@ -231,6 +231,7 @@ def migrate_cmd(
             click.echo(line)
     if start_with and not dry_run:
         started = start_daemon_on(dst, start_with)
+        assert started.verification is not None  # a start always verifies
         click.echo(f"gearmand started (pid {started.pid}): {started.verification.summary()}")
 
 

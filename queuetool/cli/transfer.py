@@ -202,7 +202,7 @@ def import_cmd(
                         f"gearmand stopped and wrote its queue. {what[0].upper()}{what[1:]}?", yes
                     )
 
-            outcome, result = import_window(
+            outcome, imported = import_window(
                 store,
                 source,
                 directory,
@@ -214,8 +214,8 @@ def import_cmd(
             )
             _end(progress)
             _render_stop(outcome.stopped, quiet)
-            if result is not None:
-                _render(result, result.snapshot and result.snapshot.path)
+            if imported is not None:
+                _render(imported, imported.snapshot.path if imported.snapshot else None)
             _render_end(outcome, quiet)
             return
         confirm(
@@ -239,7 +239,7 @@ def import_cmd(
             **options,
         )
         _end(progress)
-        _render(result, result.snapshot and result.snapshot.path)
+        _render(result, result.snapshot.path if result.snapshot else None)
         click.echo(f"elapsed: {result.elapsed:.2f}s")
     finally:
         _end(progress)

@@ -191,7 +191,7 @@ class AdminClient:
     def listing(self, command: str) -> list[str]:
         """Send a command whose answer is lines ending with a `.` line."""
         self._send(command)
-        lines = []
+        lines: list[str] = []
         while True:
             line = self._readline(command)
             if line == ".":

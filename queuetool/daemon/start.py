@@ -113,6 +113,7 @@ def start(
         raise DaemonError("gearmand already runs on this queue: `queuetool status` shows it")
     if checked is None or expected is None:
         checked, expected = examine(store)
+        assert expected is not None  # examine counts unless told not to
     if check_first and not checked.startable:
         raise ProblemsFound(
             f"not starting gearmand: {checked.summary()} (gearmand would fail or crash "

@@ -20,7 +20,7 @@ import contextlib
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy.engine import Connection
 
@@ -51,7 +51,7 @@ class StagingWriter:
     store: QueueStore
     conn: Connection
     staging: str
-    refusals: Refusals
+    refusals: Refusals | _Collected
     on_conflict: str | None = None
     not_written: Checksum = field(default_factory=Checksum)
     removed: Checksum = field(default_factory=Checksum)
@@ -59,7 +59,8 @@ class StagingWriter:
     replaced: int = 0
 
     def __post_init__(self) -> None:
-        self.raw: Any = self.conn.connection.dbapi_connection
+        # The driver's own connection: its type is the dialect's (sqlite3, PyMySQL, psycopg).
+        self.raw: Any = cast(Any, self.conn.connection.dbapi_connection)
         self.batch = self.store.dialect  # how one batch is begun, ended, undone
         quoted = conn_quote(self.store.engine, self.staging)
         self.quoted = quoted

@@ -234,7 +234,7 @@ def raw_rows(
     )
     params = [compiled.params[name] for name in compiled.positiontup or ()]
     if not params and compiled.params:
-        params = compiled.params  # type: ignore[assignment] # pyformat (PyMySQL)
+        params = compiled.params  # pyformat (PyMySQL)
     raw = conn.connection.dbapi_connection
     lenient = store.backend == "sqlite"
     if lenient:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ...changes.restore import Replaced, Restoring
     from ...migrate.staging import StagingWriter, Writer
     from ..checksum import Checksum
+    from ..store import QueueStore
 
 
 class DaemonOptions(Protocol):
@@ -40,7 +41,10 @@ class DaemonOptions(Protocol):
 
 
 class Dialect(Protocol):
-    """The interface every dialect module provides (see sqlite.py and mysql.py)."""
+    """The interface every dialect module provides (see sqlite.py and mysql.py).
+
+    `raw_conn` is the driver's own connection (sqlite3, PyMySQL, psycopg): Any here,
+    each dialect module names its driver's type."""
 
     NAME: str  # as in snapshots and `store.backend`
     URL_NAMES: tuple[str, ...]  # SQLAlchemy backend names of its URLs
@@ -95,6 +99,9 @@ class Dialect(Protocol):
 
     def glob_match(self, column: sa.ColumnElement, pattern: str) -> sa.ColumnElement[bool]:
         """The column matches a shell glob (`*`, `?`, `[abc]`), case-sensitively."""
+
+    def uuid1_epoch(self, column: sa.ColumnElement) -> sa.ColumnElement[int]:
+        """The submission time (epoch seconds) a UUIDv1 key carries, else NULL, in SQL."""
 
     def int_div(
         self, left: sa.ColumnElement[int], right: sa.ColumnElement[int]
@@ -154,13 +161,13 @@ class Dialect(Protocol):
     # Migration: staging table, bulk writes, atomic swap.
     TRANSACTIONAL_DDL: bool  # True: a copy is one transaction, batches are savepoints
 
-    def begin_batch(self, raw_conn: object) -> None:
+    def begin_batch(self, raw_conn: Any) -> None:
         """Start one batch of a copy (a savepoint, or a transaction)."""
 
-    def end_batch(self, raw_conn: object) -> None:
+    def end_batch(self, raw_conn: Any) -> None:
         """Keep the batch begun by begin_batch."""
 
-    def undo_batch(self, raw_conn: object) -> None:
+    def undo_batch(self, raw_conn: Any) -> None:
         """Undo the batch begun by begin_batch, so its rows can be retried one by one."""
 
     def bulk_load(self, writer: StagingWriter) -> Writer:
@@ -171,7 +178,7 @@ class Dialect(Protocol):
     TEXT_CHARSETS: bool  # text columns have a charset that may not hold every key
     LENIENT_TEXT: bool  # text that is not UTF-8 can be read again byte-exact
 
-    def decode_text(self, raw_conn: object, lenient: bool) -> None:
+    def decode_text(self, raw_conn: Any, lenient: bool) -> None:
         """Make the connection read text as UTF-8, byte-exact (`lenient`) where it can."""
 
     def create_database_file(self, path: Path) -> None:
@@ -188,7 +195,7 @@ class Dialect(Protocol):
     def create_staging(
         self,
         conn: Connection,
-        store: object,
+        store: QueueStore,
         staging: str,
         like: str | None,
         collation: str | None = None,
@@ -204,25 +211,26 @@ class Dialect(Protocol):
     def drop_table(self, conn: Connection, name: str, temporary: bool = False) -> None:
         """Drop a table if it exists."""
 
-    def stream_cursor(self, raw_conn: object) -> object:
+    def stream_cursor(self, raw_conn: Any) -> Any:
         """A cursor that streams rows as they are read, so memory stays flat."""
 
     INSERT_ROWS: str  # one row into {table}, in the driver's paramstyle
 
-    def prepare_writer(self, raw_conn: object) -> None:
+    def prepare_writer(self, raw_conn: Any) -> None:
         """Set up a connection that will write rows (strict about what fits)."""
 
-    def statement_bytes(self, raw_conn: object) -> int:
+    def statement_bytes(self, raw_conn: Any) -> int:
         """How many bytes one multi-row INSERT may hold on this server."""
 
     def insert_statements(
-        self, raw_conn: object, table: str, rows: list, limit: int
+        self, raw_conn: Any, table: str, rows: list, limit: int
     ) -> list[bytes] | None:
         """Multi-row INSERTs of `rows` into `table`, each at most `limit` bytes; None:
         let the driver build them."""
 
     # Checksums: on the server where it can (None: rows are hashed in Python).
-    server_checksum: Callable[..., Checksum] | None
+    @property
+    def server_checksum(self) -> Callable[..., Checksum] | None: ...  # a function, or None
 
     def stored_checksum(self, conn: Connection, table: sa.Table) -> Checksum:
         """The order-independent checksum of every row of `table`."""
@@ -235,7 +243,10 @@ class Dialect(Protocol):
         """Replace the rows a rows snapshot holds (by key), verified, for `restore`."""
 
 
-DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (sqlite, mysql, postgresql)}  # type: ignore[misc]
+# A tuple of Dialect, so that mypy checks each module against the Protocol. postgresql
+# is cast until it has the Protocol's uuid1_epoch and after_lost_stream.
+_MODULES: tuple[Dialect, ...] = (sqlite, mysql, cast(Dialect, postgresql))
+DIALECTS: dict[str, Dialect] = {d.NAME: d for d in _MODULES}
 
 
 def dialect_for(name: str) -> Dialect:

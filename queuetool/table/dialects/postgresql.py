@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import sqlalchemy as sa
@@ -233,7 +233,7 @@ def create_engine(url: URL) -> Engine:
 
 
 @compiles(Column, "postgresql")
-def _queue_int_column(element: Column, compiler: sa.sql.compiler.SQLCompiler, **kw: object) -> str:
+def _queue_int_column(element: Column, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
     """priority and when_to_run of a queue table as BIGINT in every expression (SELECT,
     WHERE, GROUP BY, ORDER BY, function arguments), so the same SQL reads gearmand's
     INTEGER layout and the replay-safe TEXT one. A SET or INSERT target is rendered by
@@ -249,13 +249,13 @@ class stored(sa.sql.expression.ColumnElement):
 
     inherit_cache = True
 
-    def __init__(self, column: sa.ColumnElement) -> None:
+    def __init__(self, column: sa.ColumnClause) -> None:
         self.column = column
         self.type = sa.Text()
 
 
 @compiles(stored)
-def _stored(element: stored, compiler: sa.sql.compiler.SQLCompiler, **kw: object) -> str:
+def _stored(element: stored, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
     return f"CAST({compiler.visit_column(element.column, **kw)} AS TEXT)"
 
 
@@ -557,6 +557,7 @@ def stream_cursor(raw_conn: object) -> object:
 
 def _encoded(column: sa.ColumnElement, kind: str) -> sa.ColumnElement:
     """The bytes checksum.encode_value() gives for this column's value, as BYTEA."""
+    body: sa.ColumnElement
     if kind == "s":
         value = sa.func.convert_to(column, "UTF8")
         body = sa.literal_column("'s'::bytea").op("||")(
