@@ -48,7 +48,9 @@ class UndoableChange(Protocol):
     """What `change()` returns: where the pre-edit snapshot is and how to put it back."""
 
     @property
-    def snapshot(self) -> Path: ...  # read-only: an attribute or a property
+    def snapshot(self) -> Path:
+        """Where the pre-edit snapshot is (read-only: an attribute or a property)."""
+        ...
 
     #: A clean `check` of the whole table that holds for the table the change left (an
     #: edit sets valid values only), or None: the window checks the table itself.

@@ -230,7 +230,10 @@ class Dialect(Protocol):
 
     # Checksums: on the server where it can (None: rows are hashed in Python).
     @property
-    def server_checksum(self) -> Callable[..., Checksum] | None: ...  # a function, or None
+    def server_checksum(self) -> Callable[..., Checksum] | None:
+        """The function that sums a table on the server, or None: rows are hashed in
+        Python."""
+        ...
 
     def stored_checksum(self, conn: Connection, table: sa.Table) -> Checksum:
         """The order-independent checksum of every row of `table`."""
