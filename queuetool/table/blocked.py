@@ -25,7 +25,7 @@ from ..priority import label
 from ..timeparse import format_epoch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)  # sorted: by function, then priority
 class BlockedList:
     """The due jobs of one function's priority list that no 1.1.x worker gets."""
 
