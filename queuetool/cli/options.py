@@ -33,18 +33,18 @@ class LazyChoice(click.Choice):
 
     def __init__(self, module: str, name: str) -> None:
         self.where = (module, name)  # e.g. ("queuetool.table.report", "GROUPINGS")
-        self._choices: tuple[str, ...] | None = None
+        self._choices: tuple[Any, ...] | None = None
         self.case_sensitive = True
 
     @property
-    def choices(self) -> Sequence[str]:
+    def choices(self) -> tuple[Any, ...]:
         if self._choices is None:
             module, name = self.where
             self._choices = tuple(getattr(importlib.import_module(module), name))
         return self._choices
 
     @choices.setter
-    def choices(self, value: Sequence[str]) -> None:
+    def choices(self, value: Sequence[Any]) -> None:
         self._choices = tuple(value)
 
 
