@@ -13,23 +13,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..changes.apply import EditResult, apply_edits
-from ..changes.dryrun import Plan
-from ..changes.kinds import Edit, Purge, Repair, Reprioritise, Reschedule
-from ..changes.planfile import load_plan
-from ..changes.prepare import EditRequest, held_counts, prepare_edits
-from ..daemon.discover import DaemonInfo
-from ..daemon.held import why_empty
 from ..errors import UsageError
 from ..priority import Priority
-from ..render import render
-from ..table.filters import JobFilter
-from ..table.jobs import Job, job_record
-from ..table.store import QueueStore
 from ..timeparse import parse_duration
 from ..timeparse import when as parse_when
 from .maintenance import is_live, run_window, window_options
@@ -41,6 +30,16 @@ from .options import (
     snapshot_settings,
     write_options,
 )
+
+if TYPE_CHECKING:
+    from ..changes.apply import EditResult
+    from ..changes.dryrun import Plan
+    from ..changes.kinds import Edit
+    from ..changes.prepare import EditRequest
+    from ..daemon.discover import DaemonInfo
+    from ..table.filters import JobFilter
+    from ..table.jobs import Job
+    from ..table.store import QueueStore
 
 F = Callable[..., Any]
 
@@ -76,6 +75,9 @@ def run_edits(
     dry run and its question, and warns (even with --yes); --unblock adds the edits
     that prevent it, --accept-block goes ahead without a word.
     """
+    from ..changes.apply import apply_edits
+    from ..changes.prepare import prepare_edits
+
     store = app.store
     if unblock and accept_block:
         raise UsageError("--unblock and --accept-block exclude each other: choose one")
@@ -156,6 +158,8 @@ def run_edits(
 
 def _dry_run(plans: Sequence[Plan]) -> None:
     """Each edit's count and its first jobs, with the values it changes as before -> after."""
+    from ..render import render
+
     for p in plans:
         click.echo(f"dry run: would {p.describe()}")
         if p.sample:
@@ -191,6 +195,8 @@ def _block_warning(request: EditRequest) -> str:
 
 
 def _before_after(before: Job, after: Job | None) -> dict[str, object]:
+    from ..table.jobs import job_record
+
     record = job_record(before)
     if after is None:
         record["after"] = "deleted"
@@ -203,6 +209,10 @@ def _before_after(before: Job, after: Job | None) -> dict[str, object]:
 
 def _held_dry_run(store: QueueStore, edits: Sequence[Edit], holder: DaemonInfo) -> None:
     """A dry run must not stop the daemon: show what its own counts can tell."""
+    from ..changes.prepare import held_counts
+    from ..daemon.held import why_empty
+    from ..render import render
+
     click.echo(f"dry run: {why_empty(holder)}; the jobs are counted only once it has stopped")
     for edit, held in held_counts(store, edits, holder):
         names = " or ".join(edit.job_filter.functions) or "every function"
@@ -293,6 +303,8 @@ def reprioritise_cmd(
     Example:
       queuetool reprioritise --function 'copyFilesForPRO*' --to high
     """
+    from ..changes.kinds import Reprioritise
+
     run_edits(app, [Reprioritise(job_filter, Priority.parse(to), all_)], **opts)
 
 
@@ -339,6 +351,8 @@ def reschedule_cmd(
       queuetool reschedule --function nightly_report --at 2026-11-29T02:00 --spread 2h
       queuetool reschedule --function 'mail*' --scheduled --now
     """
+    from ..changes.kinds import Reschedule
+
     when = parse_when(at, in_, now)
     seconds = parse_duration(spread) if spread else 0
     result = run_edits(app, [Reschedule(job_filter, when, seconds, all_)], **opts)
@@ -372,6 +386,8 @@ def purge_cmd(
     Example:
       queuetool purge --function obsolete_task --export obsolete.jsonl
     """
+    from ..changes.kinds import Purge
+
     run_edits(app, [Purge(job_filter, all_, export)], **opts)
 
 
@@ -389,6 +405,8 @@ def repair_cmd(app: AppContext, job_filter: JobFilter, **opts: Any) -> None:
     Example:
       queuetool repair --dry-run && queuetool repair --yes && queuetool check
     """
+    from ..changes.kinds import Repair
+
     run_edits(app, [Repair(job_filter)], **opts)
 
 
@@ -423,6 +441,8 @@ def window_cmd(app: AppContext, plan_file: Path, **opts: Any) -> None:
     Example:
       queuetool window tonight.toml --dry-run && queuetool window tonight.toml --yes
     """
+    from ..changes.planfile import load_plan
+
     run_edits(app, load_plan(plan_file), **opts)
 
 
