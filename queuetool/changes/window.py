@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import DEFAULT_KEEP
 from ..daemon.discover import process_info
@@ -169,21 +170,25 @@ def window(
         snap = result.change.snapshot
         if deferred.signal:
             result.interrupted = deferred.signal
-            failed = _roll_back(store, result)
-            _restart(store, result, restart, starter, f"the edit was rolled back to {snap}", probe)
+            why = f"{deferred.signal} during the edit"
+            failed = _undo(store, result, restart, starter, why, probe)
             raise Aborted(
-                f"{deferred.signal} during the edit: it was rolled back to {snap}"
-                + _kept(failed)
-                + _tail(store, result, probe)
+                f"{why}: it was rolled back to {snap}" + _kept(failed) + _tail(store, result, probe)
             )
         vouched = getattr(result.change, "checked", None)  # a caller's change may not vouch
-        checked, expected = examine(store, count=restart, checked=vouched)
-        if check_before_start and not checked.startable:
-            failed = _roll_back(store, result)
-            _restart(store, result, restart, starter, f"the edit was rolled back to {snap}", probe)
+        try:
+            checked, expected = examine(store, count=restart, checked=vouched)
+        except (QueuetoolError, SQLAlchemyError) as exc:
+            why = f"reading the table after the edit failed: {exc}"
+            failed = _undo(store, result, restart, starter, why, probe)
             raise VerifyError(
-                f"the edit left rows gearmand cannot replay ({checked.summary()}): rolled back "
-                f"to {snap}{_kept(failed)}{_tail(store, result, probe)}"
+                f"{why}; rolled back to {snap}{_kept(failed)}{_tail(store, result, probe)}"
+            ) from exc
+        if check_before_start and not checked.startable:
+            why = f"the edit left rows gearmand cannot replay ({checked.summary()})"
+            failed = _undo(store, result, restart, starter, why, probe)
+            raise VerifyError(
+                f"{why}: rolled back to {snap}{_kept(failed)}{_tail(store, result, probe)}"
             )
         if not restart:
             return result
@@ -196,11 +201,12 @@ def window(
                 expected=expected,
                 **starter,
             )
-        except (DaemonError, VerifyError) as exc:
+        except (QueuetoolError, SQLAlchemyError) as exc:
+            # Any failure of the start (it did not come up, other counts, a refusal, the
+            # database gone while it verified) ends the same way: undo, then start again.
             what = f"after the edit gearmand failed: {exc}"
             stopped = _stop_restarted(store, result, stopper, exc, what, probe)
-            failed = _roll_back(store, result)
-            _restart(store, result, True, starter, f"{what}; rolled back to {snap}", probe)
+            failed = _undo(store, result, True, starter, what, probe)
             raise VerifyError(
                 f"{what}; {stopped}rolled back to {snap}{_kept(failed)}"
                 f"{_tail(store, result, probe)}"
@@ -213,6 +219,29 @@ def window(
                 "finished, not rolled back"
             )
         return result
+
+
+def _undo(
+    store: QueueStore,
+    result: WindowResult,
+    restart: bool,
+    starter: _Starter,
+    why: str,
+    probe: str | None,
+) -> Path | None:
+    """Roll the edit back, then start the daemon again, whatever the rollback did: the
+    window never ends with the daemon down because an undo failed. Returns where the
+    failed edit's rows were kept; raises VerifyError when the rollback itself failed
+    (the edit then stays, on a daemon started again on it)."""
+    snap = result.change.snapshot if result.change is not None else None
+    try:
+        failed = _roll_back(store, result)
+    except BaseException as exc:
+        done = f"{why}; rolling back to {snap} failed ({exc}), so the edit stays"
+        _restart(store, result, restart, starter, done, probe)
+        raise VerifyError(f"{done}{_tail(store, result, probe)}") from exc
+    _restart(store, result, restart, starter, f"{why}; rolled back to {snap}", probe)
+    return failed
 
 
 def _roll_back(store: QueueStore, result: WindowResult) -> Path | None:
@@ -294,7 +323,8 @@ def _restart(
     """Start the daemon again after a window that did not finish; `done` says what
     happened to the table, for the message when this start fails too."""
     if not restart:
-        result.notes.append("gearmand left stopped (--no-restart)")
+        if not result.stopped.already_stopped:  # it was not running: nothing to leave
+            result.notes.append("gearmand left stopped (--no-restart)")
         return
     try:
         result.started = start(store, **starter)
