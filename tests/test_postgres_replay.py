@@ -151,3 +151,22 @@ def test_reading_and_editing_work_on_both_layouts(tmp_path, postgres_server, pos
         assert queue.counts() == {"fn": (2, 1, 0)}
         whens = dict(queue.sql(f"SELECT unique_key, when_to_run FROM {table}"))
         assert whens["a"] == 0 and whens["c"] == LATER and whens["b"] > 10
+
+
+def test_a_64_byte_key_is_stored_cut_to_63_so_the_window_goes_on_and_the_job_is_intact(
+    postgres_queue, cli
+):
+    """Unlike the SQLite and MySQL plugins, the libpq plugin stores gearmand's cut key
+    (63 bytes, its C string): the table holds no 64-byte key for the window to refuse,
+    and after the restart the job is handed out with that key and its payload intact
+    (no NUL in front of it, as on the other queues)."""
+    queue = postgres_queue
+    daemon = queue.gearmand()
+    submit(daemon.port, [JobSpec("fn", "k" * 64, b"payload"), JobSpec("other", "o")])
+    keys = queue.sql(f"SELECT unique_key, octet_length(unique_key) FROM {queue.table}")
+    assert sorted(keys) == [("k" * 63, 63), ("o", 1)]
+    result = cli("reprioritise", *queue.cli_args(), "-f", "other", "--to", "high", "--yes")
+    assert result.exit_code == 0, result.output
+    assert priority_status(daemon.port) == {"fn": (0, 1, 0), "other": (1, 0, 0)}
+    got = work(daemon.port, ["fn"], 1)
+    assert [(j.unique, j.data) for j in got] == [("k" * 63, b"payload")]

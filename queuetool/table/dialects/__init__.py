@@ -10,7 +10,7 @@ option in cli/migrate.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 class DaemonOptions(Protocol):
     """A gearmand command line, as daemon/discover.py parses it."""
+
+    env: Mapping[str, str]  # the process's PG* variables ({} when not running)
+    uid: int | None  # its effective user
 
     def get(self, name: str, default: str | None = None) -> str | None: ...
 
