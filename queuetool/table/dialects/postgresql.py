@@ -540,9 +540,19 @@ def column_charsets(conn: sa.Connection, table: str) -> tuple[str | None, str | 
 
 
 def key_collation(conn: sa.Connection) -> tuple[None, str]:
+    """What a created table's keys compare as: the database's default collation, which
+    orders them (queuetool sorts with COLLATE "C" itself, text_key) but cannot make two
+    distinct keys equal: a database default is always deterministic, so strings are
+    equal only when their bytes are, and the unique key keeps apart every pair of keys
+    gearmand keeps apart. Nothing to choose: None."""
+    collate = conn.exec_driver_sql(
+        "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+    ).scalar_one()
     return None, (
-        "byte-exact comparison, and priority and when_to_run as TEXT: the replay-safe layout "
-        "(gearmand's own INTEGER one loses every priority and schedule at each restart)"
+        f"keys in the database's collation {collate!r} (deterministic: equal only when "
+        "byte-identical, so no two distinct keys collide); priority and when_to_run as "
+        "TEXT: the replay-safe layout (gearmand's own INTEGER one loses every priority "
+        "and schedule at each restart)"
     )
 
 
