@@ -46,7 +46,7 @@ from ..table.checksum import Checksum, stream_query
 from ..table.export import check_export_path, format_of, write_jobs
 from ..table.filters import JobFilter
 from ..table.jobfile import FileCheck, JobSource
-from ..table.store import COLUMNS, QueueStore, conn_quote
+from ..table.store import COLUMNS, QueueStore, conn_quote, queue_table
 from .apply import Undo
 from .snapshot import SnapshotInfo, check_keep, prune, take_rows
 
@@ -182,7 +182,8 @@ def _carrier(store: QueueStore, refusals: Refusals) -> Carrier:
         charsets = store.dialect.column_charsets(conn, store.table_name)
     return Carrier(
         refusals,
-        int32=store.backend == "mysql",
+        int32=store.dialect.INT32_WHEN_TO_RUN,
+        nul=store.dialect.TEXT_HOLDS_NUL,
         key_charset=charsets[0],
         function_charset=charsets[1],
     )
@@ -263,7 +264,7 @@ def _load_and_apply(
     result.refusals = refusals
     with store.connect() as conn:
         store.dialect.prepare_writer(conn.connection.dbapi_connection)
-        if store.backend == "sqlite":
+        if store.dialect.TRANSACTIONAL_DDL:
             # Everything in one transaction, the TEMP table too (gone with the connection).
             trans = conn.begin()
             try:
@@ -307,9 +308,9 @@ def _load(
     of what it holds."""
     d = store.dialect
     d.drop_table(conn, TEMP, temporary=True)
-    d.create_staging(
-        conn, store, TEMP, store.table_name if store.backend == "mysql" else None, temporary=True
-    )
+    # LIKE the queue table (SQLite has one layout): its key, and on PostgreSQL its
+    # layout (INTEGER or TEXT), so INSERT ... SELECT needs no cast.
+    d.create_staging(conn, store, TEMP, store.table_name, temporary=True)
     carrier = _carrier_for(conn, store, result.refusals)
     if store.backend == "mysql":
         conn.commit()  # (DDL commits anyway) the writer runs its own transactions next
@@ -353,7 +354,8 @@ def _carrier_for(conn: Connection, store: QueueStore, refusals: Refusals) -> Car
     charsets = store.dialect.column_charsets(conn, store.table_name)
     return Carrier(
         refusals,
-        int32=store.backend == "mysql",
+        int32=store.dialect.INT32_WHEN_TO_RUN,
+        nul=store.dialect.TEXT_HOLDS_NUL,
         key_charset=charsets[0],
         function_charset=charsets[1],
     )
@@ -369,14 +371,13 @@ def _apply(
     """Inside the one transaction: conflicts, snapshot, write, read back."""
     sqlite = store.backend == "sqlite"
     table = conn_quote(store.engine, store.table_name)
-    temp = f"temp.{conn_quote(store.engine, TEMP)}" if sqlite else f"`{TEMP}`"
-    join = (
-        f"FROM {temp} AS t JOIN {table} AS q "
-        "ON q.unique_key = t.unique_key AND q.function_name = t.function_name"
-    )
+    temp = conn_quote(store.engine, TEMP)
+    if sqlite:
+        temp = f"temp.{temp}"
+    on = "q.unique_key = t.unique_key AND q.function_name = t.function_name"
+    join = f"FROM {temp} AS t JOIN {table} AS q ON {on}"
     cols = ", ".join(COLUMNS)
-    q_cols = ", ".join(f"q.{c}" for c in COLUMNS)
-    t_cols = ", ".join(f"t.{c}" for c in COLUMNS)
+    q_cols, t_cols = _read_columns(store, "q"), _read_columns(store, "t")
     conflicts = conn.exec_driver_sql(f"SELECT COUNT(*) {join}").scalar_one()
     incoming = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {temp}").scalar_one()
     if conflicts and result.on_conflict == "fail" and result.dry_run:
@@ -399,8 +400,10 @@ def _apply(
         expected = combine([expected], [left_out])
         if sqlite:
             conn.exec_driver_sql(f"DELETE FROM {temp} WHERE rowid IN (SELECT t.rowid {join})")
-        else:
+        elif store.backend == "mysql":
             conn.exec_driver_sql(f"DELETE t {join}")
+        else:
+            conn.exec_driver_sql(f"DELETE FROM {temp} AS t USING {table} AS q WHERE {on}")
         result.skipped = conflicts
         incoming -= conflicts
     if expected.rows != incoming:
@@ -430,8 +433,12 @@ def _apply(
             deleted = conn.exec_driver_sql(
                 f"DELETE FROM {table} WHERE rowid IN (SELECT q.rowid {join})"
             ).rowcount
-        else:
+        elif store.backend == "mysql":
             deleted = conn.exec_driver_sql(f"DELETE q {join}").rowcount
+        else:
+            deleted = conn.exec_driver_sql(
+                f"DELETE FROM {table} AS q USING {temp} AS t WHERE {on}"
+            ).rowcount
         if deleted != replacing:
             raise VerifyError(f"{deleted} jobs deleted to replace {replacing}: rolled back")
     order = " ORDER BY unique_key, function_name" if sqlite else ""
@@ -447,6 +454,13 @@ def _apply(
             f"after the import the file's jobs in the table hold {after}, the file "
             f"{expected}: rolled back, nothing imported"
         )
+
+
+def _read_columns(store: QueueStore, alias: str) -> str:
+    """The queue columns of `alias` as the dialect reads them (PostgreSQL's TEXT
+    priority and when_to_run cast to integers), so checksums and snapshots see ints."""
+    t = queue_table(alias)
+    return ", ".join(str(c.compile(store.engine)) for c in t.c)
 
 
 # -- while gearmand runs ---------------------------------------------------------------

@@ -173,7 +173,10 @@ def check_cmd(ctx: click.Context, app: AppContext, fmt: str) -> None:
     from ..table.check import check
 
     result = check(app.store)
-    blocked = _blockers(app) if result.ok or not result.schema else []
+    # Blocked lists read priority and when_to_run as numbers: not where some are not
+    # (PostgreSQL's TEXT layout holding 'soon' cannot be cast; the check reports it).
+    unreadable = {"priority_type", "when_to_run_type"} & {p.kind for p in result.problems}
+    blocked = _blockers(app) if (result.ok or not result.schema) and not unreadable else []
     if fmt == "json":
         out = result.as_dict()
         out["blocked"] = [

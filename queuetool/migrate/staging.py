@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from ..table.checksum import MOD as CHECKSUM_MOD
 from ..table.checksum import Checksum
-from ..table.store import QueueStore, conn_quote
+from ..table.store import QueueStore, conn_quote, queue_table
 from .carry import Refusals, Row
 
 CONFLICT_CHOICES = ("fail", "skip", "replace")
@@ -119,11 +119,21 @@ class StagingWriter:
         return True
 
     def _one(self, row: Row) -> None:
+        # Inside a transaction each row gets a savepoint: after an error PostgreSQL
+        # refuses every statement until a rollback (SQLite would go on; MySQL's batches
+        # are transactions of their own, which its statement-level rollback keeps).
+        savepoint = self.store.dialect.TRANSACTIONAL_DDL
+        if savepoint:
+            self._begin()
         try:
             self.cursor.execute(self.insert_sql, row)
-            return
         except self.integrity_error:
-            pass
+            if savepoint:
+                self._undo()
+        else:
+            if savepoint:
+                self._end()
+            return
         if self.on_conflict == "replace":
             self._replace(row)
             return
@@ -137,7 +147,9 @@ class StagingWriter:
         """Take out the row(s) the target's key calls equal, then insert ours."""
         p = "?" if self.store.engine.dialect.paramstyle in ("qmark", "numeric") else "%s"
         where = f"WHERE unique_key = {p} AND function_name = {p}"
-        cols = "unique_key, function_name, priority, data, when_to_run"
+        # As the dialect reads them: PostgreSQL's TEXT priority and when_to_run as integers.
+        table = queue_table(self.staging)
+        cols = ", ".join(str(c.compile(self.store.engine)) for c in table.c)
         self.cursor.execute(f"SELECT {cols} FROM {self.quoted} {where}", row[:2])
         for old in self.cursor.fetchall():
             self.removed.add(_as_carried(old))

@@ -96,9 +96,10 @@ def conditions(store: QueueStore) -> dict[str, sa.ColumnElement[bool]]:
 
     def typed(column: str, cond: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
         # A value of the wrong type is that problem only: SQLite orders any TEXT after
-        # every number, so 'soon' would also be "beyond 2**31". The cheap test first.
+        # every number, so 'soon' would also be "beyond 2**31". CASE, not AND: only
+        # CASE fixes the order, and PostgreSQL's cast of 'soon' (TEXT layout) is an error.
         wrong = wrong_type.get(f"{column}_type")
-        return cond if wrong is None else sa.and_(cond, sa.not_(wrong))
+        return cond if wrong is None else sa.case((wrong, sa.false()), else_=cond)
 
     # BETWEEN, not NOT IN (0, 1, 2): the same rows, at a third of the cost in SQLite.
     conds["priority_range"] = typed("priority", sa.not_(t.c.priority.between(0, 2)))

@@ -26,6 +26,7 @@ from exporter_bench import bench_exporter  # noqa: E402
 from import_bench import bench_import  # noqa: E402
 from measure import run_measured  # noqa: E402
 from migrate_bench import bench_migrate  # noqa: E402
+from postgres_bench import bench_postgres  # noqa: E402
 from servers import MySQLServer, start_mariadb  # noqa: E402
 from startup_bench import bench_startup  # noqa: E402
 from window_bench import bench_window  # noqa: E402
@@ -155,7 +156,8 @@ SECTIONS.append(bench_migrate)
 SECTIONS.append(bench_import)
 SECTIONS.append(bench_exporter)
 SECTIONS.append(bench_startup)
-NO_QUEUES = {"startup"}  # sections that build what they need themselves
+SECTIONS.append(bench_postgres)
+NO_QUEUES = {"startup", "postgres"}  # sections that build what they need themselves
 
 if __name__ == "__main__":
     sys.exit(main())

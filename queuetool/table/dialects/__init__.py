@@ -10,9 +10,9 @@ option in cli/migrate.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -29,6 +29,16 @@ if TYPE_CHECKING:
 
 class DaemonOptions(Protocol):
     """A gearmand command line, as daemon/discover.py parses it."""
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        """The process's PG* variables ({} when it is not running)."""
+        ...
+
+    @property
+    def uid(self) -> int | None:
+        """Its effective user (None when it is not running)."""
+        ...
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of option `name`, else `default`."""
@@ -246,9 +256,8 @@ class Dialect(Protocol):
         """Replace the rows a rows snapshot holds (by key), verified, for `restore`."""
 
 
-# A tuple of Dialect, so that mypy checks each module against the Protocol. postgresql
-# is cast until it has the Protocol's uuid1_epoch and after_lost_stream.
-_MODULES: tuple[Dialect, ...] = (sqlite, mysql, cast(Dialect, postgresql))
+# A tuple of Dialect, so that mypy checks each module against the Protocol.
+_MODULES: tuple[Dialect, ...] = (sqlite, mysql, postgresql)
 DIALECTS: dict[str, Dialect] = {d.NAME: d for d in _MODULES}
 
 
