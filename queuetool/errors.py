@@ -14,6 +14,7 @@ Exit codes (documented in the README):
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -128,3 +129,68 @@ class SnapshotError(QueuetoolError):
 
 class QueuetoolWarning(UserWarning):
     """Something the operator must hear about that does not stop the command (stderr)."""
+
+
+# -- an error as one line ----------------------------------------------------------------
+
+# Errors of SQLAlchemy and of the drivers themselves: where queuetool uses a DB-API
+# cursor directly (bulk copies, checksums, snapshots) SQLAlchemy does not wrap them, and
+# a server that dies mid-command raises them too. They are looked up only among the
+# modules already loaded: start-up imports none of them (`--help` must stay fast), and a
+# module never imported cannot have raised.
+SQLALCHEMY_ERROR = ("sqlalchemy.exc", "SQLAlchemyError")
+DRIVER_ERROR_NAMES = (("pymysql.err", "Error"), ("sqlite3", "Error"), ("psycopg.errors", "Error"))
+
+
+def _loaded(module: str, name: str) -> type[BaseException] | None:
+    """An exception class, if its module has been imported (None: it cannot have been raised)."""
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+
+def driver_errors() -> tuple[type[BaseException], ...]:
+    """The loaded drivers' own error classes (PyMySQL, sqlite3, psycopg)."""
+    return tuple(e for e in (_loaded(m, n) for m, n in DRIVER_ERROR_NAMES) if e is not None)
+
+
+def reported_errors() -> tuple[type[BaseException], ...]:
+    """Every error that is reported as one line (`Error: ...` on the command line, an
+    error counted by the exporter) rather than as a crash: queuetool's own, OSError,
+    and SQLAlchemy's and the drivers' errors, those loaded."""
+    sqlalchemy_error = _loaded(*SQLALCHEMY_ERROR)
+    return (
+        QueuetoolError,
+        OSError,
+        *((sqlalchemy_error,) if sqlalchemy_error else ()),
+        *driver_errors(),
+    )
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line a person can read, with any password in it masked."""
+    if _loaded(*SQLALCHEMY_ERROR) is not None:  # loaded: the error may be one of its own
+        from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+        from .table.store import db_message, mask_text
+
+        if isinstance(exc, DBAPIError):
+            return f"database error: {mask_text(db_message(exc))}"
+        if isinstance(exc, SQLAlchemyError):  # e.g. a URL it cannot parse: mask it too
+            return f"database error: {mask_text(_first_line(exc))}"
+    if isinstance(exc, driver_errors()):
+        from .table.store import mask_text
+
+        # PyMySQL: (code, message); sqlite3 and psycopg: (message,). Closed: (0, "").
+        args = exc.args
+        text = args[1] if len(args) > 1 and isinstance(args[0], int) else args[0] if args else ""
+        return f"database error: {mask_text(_first_line(text, type(exc).__name__))}"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return _first_line(exc, type(exc).__name__)
+
+
+def _first_line(text: object, empty: str = "") -> str:
+    """The first non-blank line of `text` (`empty` when it has none)."""
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else empty

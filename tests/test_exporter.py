@@ -198,7 +198,7 @@ def test_never_two_scans_at_once_and_scrapes_during_a_scan_get_the_last_figures(
 def test_store_queue_on_shutdown_is_counted_from_the_daemon(sqlite_queue):
     daemon = sqlite_queue.gearmand("--store-queue-on-shutdown")
     submit(daemon.port, jobs())
-    assert sqlite_queue.rows() == []  # the table is empty while this daemon runs
+    assert sqlite_queue.rows() == []  # not this daemon's queue while it runs
     expected = priority_status(daemon.port)
     store = QueueStore(sqlite_queue.url)
     # No store_queue_on_shutdown in the source: found from the daemon's command line.

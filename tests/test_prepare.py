@@ -52,7 +52,9 @@ def test_a_held_queue_is_counted_only_after_the_stop(sqlite_queue, store):
         prepare_edits(store, [Reschedule(JobFilter(functions=("fn0",)), -5)])
     [(seen, held)] = list(held_counts(store, [edit], request.holder))
     assert seen is edit and held.total == 3
-    assert replayed_rows(store, request.holder) == 6  # the daemon's count: the table is empty
+    assert (
+        replayed_rows(store, request.holder) == 6
+    )  # the daemon's count: the table is not its queue
     assert daemon.running() and priority_status(daemon.port) == {
         "fn0": (0, 3, 0),
         "fn1": (0, 3, 0),

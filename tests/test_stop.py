@@ -96,7 +96,7 @@ def release_when_gone(conn: sqlite3.Connection, pid: int) -> threading.Thread:
 
 
 def stuck_daemon(queue) -> Gearmand:
-    """A --store-queue-on-shutdown gearmand holding JOBS (the table is empty meanwhile)."""
+    """A --store-queue-on-shutdown gearmand holding JOBS (they are not in its table meanwhile)."""
     daemon = queue.gearmand(SOS)
     submit(daemon.port, JOBS)
     assert queue.rows() == []  # nothing written while it runs: a kill loses all 30
@@ -146,8 +146,9 @@ def test_kill_after_sigkills_a_daemon_stuck_in_its_shutdown(sqlite_queue, tmp_pa
         releaser.join(10)
     assert [str(w.message) for w in caught] == [
         f"SIGKILL to gearmand pid {pid}, which runs with --store-queue-on-shutdown: it "
-        "writes its queue only at a clean shutdown, so the WHOLE QUEUE IS LOST (its table "
-        "stayed empty while it ran: no snapshot taken since holds it)"
+        "writes its queue only at a clean shutdown, so EVERY JOB SUBMITTED SINCE IT STARTED "
+        "IS LOST (its table held only what it started with: no snapshot taken since holds "
+        "them)"
     ]
     assert caught[0].filename == __file__  # pointed at the caller of stop()
     assert result.killed and result.pid == pid and result.store_queue_on_shutdown
@@ -165,7 +166,7 @@ def test_kill_after_longer_than_timeout_still_kills(sqlite_queue, tmp_path):
     daemon = stuck_daemon(sqlite_queue)
     with sqlite_locked(sqlite_queue.sqlite_path) as lock:
         releaser = release_when_gone(lock, daemon.pid)
-        with pytest.warns(DaemonWarning, match="WHOLE QUEUE IS LOST"):
+        with pytest.warns(DaemonWarning, match="EVERY JOB SUBMITTED SINCE IT STARTED IS LOST"):
             result = stop(store_of(sqlite_queue), kill_after=1.5, timeout=0.5)
         releaser.join(10)
     assert result.killed and 1.5 <= result.stop_seconds < 10
@@ -207,7 +208,8 @@ def test_cli_kill_after_warns_that_the_whole_queue_is_lost(sqlite_queue, cli, tm
     assert "it held 30 jobs" in result.stdout
     assert (
         f"Warning: SIGKILL to gearmand pid {pid}, which runs with --store-queue-on-shutdown: "
-        "it writes its queue only at a clean shutdown, so the WHOLE QUEUE IS LOST"
+        "it writes its queue only at a clean shutdown, so EVERY JOB SUBMITTED SINCE IT "
+        "STARTED IS LOST"
     ) in result.stderr
     assert not pid_alive(pid) and not port_accepts(daemon.port)
     forget(daemon)

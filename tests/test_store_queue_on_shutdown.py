@@ -103,9 +103,9 @@ def test_dry_run_shows_the_daemons_counts_and_does_not_stop_it(sqlite_queue, cli
     result = cli("reprioritise", *args, "--function", "copy*", "--unique", "u*")
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        f"dry run: gearmand pid {pid} runs with --store-queue-on-shutdown: its table is empty "
-        "while it runs, or holds only what it started with (it holds its queue in memory and "
-        "writes it at shutdown); the jobs are counted only once it has stopped\n"
+        f"dry run: gearmand pid {pid} runs with --store-queue-on-shutdown: while it runs its "
+        "table holds only what it started with, not its queue (it holds its queue in memory "
+        "and writes it at shutdown); the jobs are counted only once it has stopped\n"
         "would reprioritise (function copy*, unique u*) to high; the daemon's own counts "
         "(prioritystatus) for copy*:\n"
         "function      HIGH    NORMAL    LOW    total    running\n"
@@ -141,9 +141,9 @@ def test_report_and_jobs_show_the_daemons_counts(sqlite_queue, cli):
     daemon = holding(sqlite_queue)
     pid = daemon.pid
     note = (
-        f"note: gearmand pid {pid} runs with --store-queue-on-shutdown: its table is empty "
-        "while it runs, or holds only what it started with (it holds its queue in memory and "
-        "writes it at shutdown)"
+        f"note: gearmand pid {pid} runs with --store-queue-on-shutdown: while it runs its "
+        "table holds only what it started with, not its queue (it holds its queue in memory "
+        "and writes it at shutdown)"
     )
     table = cli("report", *sqlite_queue.cli_args())
     assert table.exit_code == 0, table.output

@@ -103,7 +103,7 @@ def test_kill_after_is_refused_when_a_kill_would_lose_the_queue(sqlite_queue, tm
     submit(daemon.port, JOBS)
     pid = daemon.pid
     change = edit(sqlite_queue, tmp_path, "DELETE FROM gearman_queue")
-    with pytest.raises(UsageError, match="lose its whole queue"):
+    with pytest.raises(UsageError, match="lose every job submitted since it started"):
         run_window(sqlite_queue, daemon, tmp_path, change, kill_after=5)
     assert daemon.pid == pid and pid_alive(pid)
     assert priority_status(daemon.port) == {"fn0": (0, 6, 0), "fn1": (0, 6, 0)}

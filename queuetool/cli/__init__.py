@@ -15,41 +15,10 @@ from typing import Any, TextIO
 import click
 
 from .. import __version__
-from ..errors import QueuetoolError, QueuetoolWarning
+from ..errors import QueuetoolError, QueuetoolWarning, one_line, reported_errors
 from .options import env_flag
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
-
-# Errors of SQLAlchemy and of the drivers themselves: where queuetool uses a DB-API
-# cursor directly (bulk copies, checksums, snapshots) SQLAlchemy does not wrap them. A
-# server that dies mid-command ends here too, as one line. They are looked up only
-# among the modules a command has loaded: start-up imports none of them (`--help` must
-# stay fast), and a module never imported cannot have raised.
-SQLALCHEMY_ERROR = ("sqlalchemy.exc", "SQLAlchemyError")
-DRIVER_ERROR_NAMES = (("pymysql.err", "Error"), ("sqlite3", "Error"), ("psycopg.errors", "Error"))
-
-
-def _loaded(module: str, name: str) -> type[BaseException] | None:
-    """An exception class, if its module has been imported (None: it cannot have been raised)."""
-    found = getattr(sys.modules.get(module), name, None)
-    return found if isinstance(found, type) and issubclass(found, BaseException) else None
-
-
-def driver_errors() -> tuple[type[BaseException], ...]:
-    """The loaded drivers' own error classes (PyMySQL, sqlite3, psycopg)."""
-    return tuple(e for e in (_loaded(m, n) for m, n in DRIVER_ERROR_NAMES) if e is not None)
-
-
-def library_errors() -> tuple[type[BaseException], ...]:
-    """What `Error: ...` reports besides QueuetoolError and OSError: SQLAlchemy's errors
-    and the drivers', those loaded."""
-    sqlalchemy_error = _loaded(*SQLALCHEMY_ERROR)
-    return (*((sqlalchemy_error,) if sqlalchemy_error else ()), *driver_errors())
-
-
-def handled() -> tuple[type[BaseException], ...]:
-    """Every error that becomes the one line `Error: ...` and its exit code."""
-    return (QueuetoolError, OSError, *library_errors())
 
 
 class CommandError(click.ClickException):
@@ -87,7 +56,7 @@ class QueuetoolGroup(click.Group):
             # The reader (`| head`) went away: stop quietly, as Unix tools do.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(1)
-        except handled() as exc:
+        except reported_errors() as exc:
             if ctx.meta.get("traceback") or env_flag("QUEUETOOL_TRACEBACK"):
                 raise
             raise CommandError(one_line(exc), exit_code_of(exc)) from exc
@@ -96,32 +65,6 @@ class QueuetoolGroup(click.Group):
                 raise
             click.echo("Aborted: interrupted", err=True)
             raise click.exceptions.Exit(INTERRUPTED) from exc
-
-
-def one_line(exc: BaseException) -> str:
-    """An error as the one line `Error: ...` shows (passwords masked)."""
-    if _loaded(*SQLALCHEMY_ERROR) is not None:  # loaded: the error may be one of its own
-        from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-
-        from ..table.store import db_message, mask_text
-
-        if isinstance(exc, DBAPIError):
-            return f"database error: {mask_text(db_message(exc))}"
-        if isinstance(exc, SQLAlchemyError):
-            return f"database error: {str(exc).splitlines()[0]}"
-    if isinstance(exc, driver_errors()):
-        from ..table.store import mask_text
-
-        # PyMySQL: (code, message); sqlite3: (message,). A closed connection: (0, "").
-        args = exc.args
-        text = args[1] if len(args) > 1 and isinstance(args[0], int) else args[0] if args else ""
-        lines = str(text).strip().splitlines()
-        return f"database error: {mask_text(lines[0]) if lines else type(exc).__name__}"
-    if isinstance(exc, OSError) and exc.strerror:
-        where = f": {exc.filename}" if exc.filename else ""
-        return f"{exc.strerror}{where}"
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def exit_code_of(exc: BaseException) -> int:

@@ -173,7 +173,7 @@ def _render_start(result: StartResult, quiet: bool) -> None:
     type=click.FloatRange(min=0),
     metavar="SECONDS",
     help="SIGKILL if still alive this long after SIGTERM (with --store-queue-on-shutdown "
-    "that loses the whole queue).",
+    "that loses every job submitted since it started).",
 )
 @click.option(
     "--timeout",

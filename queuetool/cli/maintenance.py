@@ -141,7 +141,7 @@ def run_window(
     """Edits while gearmand runs: confirm once, then stop, edit, start, verify.
 
     A request counted only after the stop: the daemon holds its queue in memory
-    (--store-queue-on-shutdown) and its table is empty until it stops, so the jobs are
+    (--store-queue-on-shutdown) and its table is not its queue until it stops, so the jobs are
     counted and the edit confirmed after the stop; declined, the daemon is started
     again on its unchanged queue.
     """

@@ -126,7 +126,7 @@ def _held_report(
     holder: DaemonInfo, job_filter: JobFilter, by: str | None, fmt: str, backend: str, table: str
 ) -> None:
     """`report` while a --store-queue-on-shutdown daemon runs: its own counts, since its
-    table is empty; when jobs are due and how big they are is unknown until it stops."""
+    table is not its queue; when jobs are due and how big they are is unknown until it stops."""
     from ..daemon.held import held_queue, why_empty
     from ..exporter.figures import Cell
     from ..exporter.metrics import exposition

@@ -75,7 +75,7 @@ def wake_cmd(app: AppContext, job_filter: JobFilter, every: float | None) -> Non
     address = _address(app)
     store = app.store
     if holding_daemon(store) is not None:
-        # Its table is empty while it runs: only the names the filter gives can be woken.
+        # Its table is not its queue while it runs: only the names the filter gives can be woken.
         names = [f for f in job_filter.functions if not GLOB_CHARS & set(f)]
         if not names or every:
             raise UsageError(

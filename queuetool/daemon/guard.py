@@ -178,8 +178,8 @@ def ensure_stopped(store: QueueStore, gearmand_address: str | None, force: bool)
 def _describe(daemon: DaemonInfo) -> str:
     text = f"{daemon.source} ({daemon.options.address})"
     if daemon.options.store_queue_on_shutdown:
-        # With this flag the table is empty while the daemon runs and is rewritten
-        # wholesale at shutdown: an edit now is simply lost.
+        # With this flag the table is not the daemon's queue while it runs (new jobs
+        # are written only at its shutdown, which rewrites the table): an edit now is lost.
         text += " with --store-queue-on-shutdown: the table is rewritten at its shutdown"
     return text
 

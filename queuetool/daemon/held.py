@@ -2,8 +2,8 @@
 
 Such a daemon writes the jobs submitted to it only at a clean shutdown (seen on
 1.1.20: a finished job's row is deleted at once, a new job's row is written at the
-stop): while it runs, its table is empty, or after a restart holds what it started
-with, never its queue. Its `prioritystatus` tells the queue: jobs waiting per function
+stop): while it runs, its table holds what it started with (empty at first), never
+its queue. Its `prioritystatus` tells the queue: jobs waiting per function
 and priority. That is all the admin protocol tells; which unique keys or times those
 jobs have is only known once the daemon has stopped and written them.
 """
@@ -106,8 +106,8 @@ def _order(item: tuple) -> tuple:
 def why_empty(daemon: DaemonInfo) -> str:
     """Why this daemon's table says nothing about its queue, in words."""
     return (
-        f"gearmand pid {daemon.pid} runs with --store-queue-on-shutdown: its table is empty "
-        "while it runs, or holds only what it started with (it holds its queue in memory "
+        f"gearmand pid {daemon.pid} runs with --store-queue-on-shutdown: while it runs its "
+        "table holds only what it started with, not its queue (it holds its queue in memory "
         "and writes it at shutdown)"
     )
 

@@ -195,7 +195,7 @@ def compare(
     reload is still a row (until it completes), so when the table can be re-read,
     per function `queued + running == rows now` with no cell above the table proves
     the reload just as well. (`table_now` is None with --store-queue-on-shutdown:
-    the daemon empties the table after its replay.)
+    while that daemon runs its table is not its queue.)
     """
     result = ReloadVerification(expected, daemon, running)
     if not result.differences() or table_now is None:

@@ -101,7 +101,7 @@ class Status:
 
     @property
     def held_in_memory(self) -> bool:
-        """The daemon runs with --store-queue-on-shutdown: its table is empty meanwhile."""
+        """The daemon runs with --store-queue-on-shutdown: its table is not its queue meanwhile."""
         return bool(self.daemon.up and self.found and self.found.options.store_queue_on_shutdown)
 
     @property

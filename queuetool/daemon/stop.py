@@ -108,7 +108,8 @@ def stop(
     ):
         raise UsageError(
             "--kill-after: this gearmand runs with --store-queue-on-shutdown, so killing "
-            "it would lose its whole queue; a maintenance window never does that. "
+            "it would lose every job submitted since it started; a maintenance window never "
+            "does that. "
             "Nothing was stopped (`queuetool stop --kill-after` does it if you accept "
             "the loss)"
         )
@@ -231,8 +232,9 @@ def _wait_stopped(
             if result.store_queue_on_shutdown:
                 warnings.warn(
                     f"SIGKILL to gearmand pid {pid}, which runs with --store-queue-on-shutdown: "
-                    "it writes its queue only at a clean shutdown, so the WHOLE QUEUE IS LOST "
-                    "(its table stayed empty while it ran: no snapshot taken since holds it)",
+                    "it writes its queue only at a clean shutdown, so EVERY JOB SUBMITTED SINCE IT "
+                    "STARTED IS LOST (its table held only what it started with: no snapshot "
+                    "taken since holds them)",
                     DaemonWarning,
                     stacklevel=3,
                 )

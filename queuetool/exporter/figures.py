@@ -2,37 +2,26 @@
 
 `collect` never raises for a database or a daemon that does not answer: the figures
 then say which side is down and carry the error, so the exporter keeps serving.
-A `--store-queue-on-shutdown` daemon keeps its table empty while it runs
-(GEARMAND.md), so while it answers its own per-priority counts stand in for the
-table's, and the figures say so (`source == "daemon"`).
+A `--store-queue-on-shutdown` daemon's table is not its queue while it runs (it
+writes new jobs only at its shutdown), so while it answers its own per-priority counts
+stand in for the table's, and the figures say so (`source == "daemon"`).
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pymysql
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-
 from ..daemon.admin import AdminClient, FunctionStatus, PriorityStatus, version_tuple
 from ..daemon.guard import running_daemons
 from ..daemon.version import FIXED_IN
-from ..errors import QueuetoolError
+from ..errors import QueuetoolError, one_line, reported_errors
 from ..priority import Priority, label
 from ..table.report import Report, report
-from ..table.store import QueueStore, db_message, mask_url
+from ..table.store import QueueStore
 
 ADMIN_TIMEOUT = 3.0
-DATABASE_ERRORS: tuple[type[Exception], ...] = (
-    QueuetoolError,
-    SQLAlchemyError,
-    OSError,
-    pymysql.err.Error,
-    sqlite3.Error,
-)
 
 
 @dataclass(frozen=True)
@@ -116,7 +105,7 @@ def collect(source: QueueSource, clock: Callable[[], float] = time.time) -> Figu
             errors.append(("daemon", describe(exc)))
     cells: list[Cell] = []
     if sqos and daemon is not None:
-        # The table is empty while this daemon runs: its own counts are the queue.
+        # The table is not this daemon's queue while it runs: its own counts are.
         cells, queue_up, origin = daemon_cells(daemon.priorities), True, "daemon"
     else:
         try:
@@ -124,7 +113,7 @@ def collect(source: QueueSource, clock: Callable[[], float] = time.time) -> Figu
             blocking = daemon is None or version_tuple(daemon.version) < FIXED_IN
             cells = table_cells(source.store, int(started), blocking)
             queue_up, origin = True, "table"
-        except DATABASE_ERRORS as exc:
+        except reported_errors() as exc:
             queue_up, origin = False, "none"
             errors.append(("database", describe(exc)))
             # A lost server leaves dead connections in the pool: start afresh next time.
@@ -184,16 +173,7 @@ def daemon_cells(priorities: list[PriorityStatus]) -> list[Cell]:
 
 def describe(exc: BaseException) -> str:
     """One line for the log and the page; a URL's password is masked."""
-    if isinstance(exc, DBAPIError):
-        return f"database error: {mask_url(db_message(exc))}"
-    if isinstance(exc, pymysql.err.Error | sqlite3.Error):
-        args = exc.args
-        text = args[1] if len(args) > 1 and isinstance(args[0], int) else args[0] if args else ""
-        return f"database error: {mask_url(str(text).strip().splitlines()[0] if text else '')}"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc).strip()
-    return mask_url(text.splitlines()[0]) if text else type(exc).__name__
+    return one_line(exc)
 
 
 def _ask_daemon(address: str, timeout: float) -> DaemonFigures:

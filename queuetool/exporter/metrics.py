@@ -79,7 +79,7 @@ def queue_families(figures: Figures) -> Iterator[Metric]:
     info = InfoMetricFamily(
         "gearman_queue",
         "Where the queue's figures come from: source is table, daemon "
-        "(a --store-queue-on-shutdown daemon, whose table is empty while it runs) or none.",
+        "(a --store-queue-on-shutdown daemon, whose table is not its queue while it runs) or none.",
         labels=["queue"],
     )
     info.add_metric(

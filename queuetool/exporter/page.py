@@ -66,7 +66,7 @@ def _queue_section(f: Figures, now: float) -> str:
     else:
         daemon_state = '<span class="down">DOWN</span>'
     source = (
-        "the daemon's counts (--store-queue-on-shutdown: its table is empty while it runs)"
+        "the daemon's counts (--store-queue-on-shutdown: its table is not its queue while it runs)"
         if f.source == "daemon"
         else escape(f"{f.backend} table {f.table}")
     )

@@ -273,8 +273,11 @@ def db_message(exc: DBAPIError) -> str:
     if orig is not None and getattr(orig, "args", None):
         args = orig.args
         text = args[1] if len(args) > 1 and isinstance(args[0], int) else args[0]
-        return str(text).splitlines()[0]
-    return str(exc).splitlines()[0]
+        # A closed connection's message is empty (PyMySQL: (0, "")): say what it was.
+        lines = str(text).strip().splitlines() or [type(orig).__name__]
+        return lines[0]
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    return lines[0]
 
 
 def default_table(url: str | None) -> str:
