@@ -45,6 +45,7 @@ from sqlalchemy.engine import Connection
 
 from .. import __version__
 from ..config import DEFAULT_KEEP, default_snapshot_dir
+from ..daemon.process import pid_alive
 from ..errors import QueuetoolError, QueuetoolWarning, SnapshotError, UsageError
 from ..table.checksum import ALGORITHM, Checksum, stream_rows
 from ..table.dialects.sqlite import insert_exact, lenient_text, not_utf8  # the file is SQLite
@@ -589,7 +590,7 @@ def remove_leftovers(directory: Path) -> list[Path]:
     with contextlib.suppress(OSError):
         for path in directory.iterdir():
             found = _TEMPORARY.match(path.name)
-            if found is None or _alive(int(found[1])):
+            if found is None or int(found[1]) == os.getpid() or pid_alive(int(found[1])):
                 continue
             size = _size(path)
             try:
@@ -604,18 +605,6 @@ def remove_leftovers(directory: Path) -> list[Path]:
                 stacklevel=2,
             )
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it runs, as another user
-        return True
-    return True
 
 
 def prune(

@@ -16,7 +16,7 @@ from fnmatch import fnmatchcase
 
 from ..priority import Priority, label
 from ..table.filters import JobFilter
-from ..table.report import COUNT_COLUMNS, GROUPINGS
+from ..table.report import COUNT_COLUMNS, GROUPINGS, cell_order
 from ..table.store import QueueStore
 from .admin import AdminClient
 from .discover import DaemonInfo
@@ -67,7 +67,7 @@ class HeldQueue:
         for (f, p), n in self.cells.items():
             key = (f if "function" in grouping else None, p if "priority" in grouping else None)
             cells[key] = cells.get(key, 0) + n
-        return [(f, p, n) for (f, p), n in sorted(cells.items(), key=_order)]
+        return [(f, p, n) for (f, p), n in sorted(cells.items(), key=cell_order)]
 
     def table(self) -> Iterator[dict[str, object]]:
         """A row per function: HIGH NORMAL LOW waiting, total, running; then TOTAL."""
@@ -96,11 +96,6 @@ class HeldQueue:
             labels = {key: "TOTAL" if i == 0 else "" for i, key in enumerate(keys)}
             rows.append({**labels, "count": self.total, **unknown})
         return rows
-
-
-def _order(item: tuple) -> tuple:
-    (function, priority), _ = item
-    return (function or "", -1 if priority is None else priority)
 
 
 def why_empty(daemon: DaemonInfo) -> str:

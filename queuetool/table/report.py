@@ -73,13 +73,15 @@ class Report:
                 g.priority if "priority" in keys else None,
             )
             cells.setdefault(key, []).append(g)
-        return [_sum(f, p, groups) for (f, p), groups in sorted(cells.items(), key=_order)]
+        return [_sum(f, p, groups) for (f, p), groups in sorted(cells.items(), key=cell_order)]
 
     def functions(self) -> list[str]:
         return sorted({g.function for g in self.groups if g.function is not None})
 
 
-def _order(item: tuple) -> tuple:
+def cell_order(item: tuple) -> tuple:
+    """Sort key of a ((function, priority), value) item: by function, then priority, the
+    rolled-up (None) priority first."""
     (function, priority), _ = item
     return (function or "", -1 if priority is None else priority)
 
