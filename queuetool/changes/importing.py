@@ -27,6 +27,8 @@ While the daemon runs, `import_window` runs the same inside the maintenance wind
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -48,7 +50,8 @@ from ..table.filters import JobFilter
 from ..table.jobfile import FileCheck, JobSource
 from ..table.store import COLUMNS, QueueStore, conn_quote
 from .apply import Undo
-from .snapshot import SnapshotInfo, check_keep, prune, take_rows
+from .import_spool import Spool
+from .snapshot import ROWS, SnapshotInfo, _take, check_keep, prune, take_rows
 
 TEMP = "qt_import"
 Progress = Callable[[int, int], None]
@@ -163,27 +166,57 @@ class ImportResult:
 def check_file(
     store: QueueStore, source: JobSource, sink: Any = None
 ) -> tuple[FileCheck, Refusals]:
-    """The first pass: the file verified against its trailer, and every job checked
-    against what gearmand can replay on this table (without the keys still to be made)."""
-    file = source.verify()
-    refusals = Refusals(sink=sink)
+    """The first pass, the only one over the file: verified against its trailer, every
+    job given its key if it has none and checked against what gearmand can replay on
+    this table; what passes goes to the spool the second pass copies from
+    (`FileCheck.spool`, removed by `source.close()`)."""
+    spool = Spool()
+    source.spools.append(spool)
+
+    def refuse(row: Row, kind: str) -> None:
+        spool.refuse(row, kind)
+        if sink is not None:
+            sink(row, kind)
+
+    refusals = Refusals(sink=refuse)
     carrier = _carrier(store, refusals)
-    for batch in source.batches():
+    carry = carrier.carry
+    # The spooled rows' checksum: the file's, corrected by the few rows that changed.
+    changed_from: list[Row] = []
+    changed_to: list[Row] = []
+    generated = 0
+
+    def each(batch: list[Row]) -> None:
+        nonlocal generated
+        rows = []
         for row in batch:
-            carrier.carry(_keyed(row, "0"))
+            keyed = _keyed(row)
+            if keyed is not row:
+                generated += 1
+            carried = carry(keyed)
+            if carried is not row:
+                changed_from.append(row)
+                if carried is not None:
+                    changed_to.append(carried)
+            if carried is not None:
+                rows.append(carried)
+        spool.add(rows)
+
+    file = source.verify(each)
+    spool.done()
+    spool.generated = generated
+    spool.normalised = carrier.normalised
+    spool.checksum = combine(
+        [file.checksum, Checksum().update(changed_to)], [Checksum().update(changed_from)]
+    )
+    file.spool = spool
     return file, refusals
 
 
 def _carrier(store: QueueStore, refusals: Refusals) -> Carrier:
     with store.connect(read_only=True) as conn:
         store.require_table(conn)
-        charsets = store.dialect.column_charsets(conn, store.table_name)
-    return Carrier(
-        refusals,
-        int32=store.backend == "mysql",
-        key_charset=charsets[0],
-        function_charset=charsets[1],
-    )
+        return _carrier_for(conn, store, refusals)
 
 
 def _keyed(row: Row, key: str | None = None) -> Row:
@@ -229,9 +262,34 @@ def import_jobs(
         ensure_stopped(store, gearmand, force)
     result = ImportResult(source.name, FileCheck("jsonl", 0, Checksum()), on_conflict)
     result.dry_run = dry_run
+    own_check = checked is None
     if checked is None:
         checked = check_file(store, source)
+    try:
+        _import_checked(store, source, result, checked, snapshot_dir, skip_invalid, progress)
+    finally:
+        if own_check and checked[0].spool is not None:
+            checked[0].spool.close()
+            source.spools.remove(checked[0].spool)
+    if result.snapshot is not None and keep is not None:
+        prune(result.snapshot.path.parent, keep, result.snapshot)
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def _import_checked(
+    store: QueueStore,
+    source: JobSource,
+    result: ImportResult,
+    checked: tuple[FileCheck, Refusals],
+    snapshot_dir: str | Path | None,
+    skip_invalid: Path | None,
+    progress: Progress | None,
+) -> None:
     result.file, first = checked
+    if result.file.spool is None:  # checked by a caller without the spool
+        raise UsageError("the import's first pass (check_file) did not spool its rows")
+    dry_run = result.dry_run
     if first and skip_invalid is None:
         raise ProblemsFound(
             f"{first.total} of {result.file.rows} jobs cannot be imported: "
@@ -244,10 +302,6 @@ def import_jobs(
     else:
         with skipped_sink(sink_path, lambda p: setattr(result, "skipped_file", p)) as sink:
             _load_and_apply(store, source, result, Refusals(sink=sink), snapshot_dir, progress)
-    if result.snapshot is not None and keep is not None:
-        prune(result.snapshot.path.parent, keep, result.snapshot)
-    result.elapsed = time.monotonic() - started
-    return result
 
 
 def _load_and_apply(
@@ -258,23 +312,19 @@ def _load_and_apply(
     snapshot_dir: str | Path | None,
     progress: Progress | None,
 ) -> None:
+    spool = result.file.spool
+    for row, kind in spool.refusals():
+        refusals.add(row, kind)
     result.refusals = refusals
+    result.generated = spool.generated
+    result.normalised = dict(spool.normalised)
+    if store.backend == "sqlite":
+        _sqlite_copy(store, result, snapshot_dir)
+        if progress is not None:
+            progress(result.file.rows, result.file.rows)
+        return
     with store.connect() as conn:
         store.dialect.prepare_writer(conn.connection.dbapi_connection)
-        if store.backend == "sqlite":
-            # Everything in one transaction, the TEMP table too (gone with the connection).
-            trans = conn.begin()
-            try:
-                expected = _load(store, conn, source, result, progress)
-                _apply(store, conn, result, expected, snapshot_dir)
-            except BaseException:
-                trans.rollback()
-                raise
-            if result.dry_run:
-                trans.rollback()
-            else:
-                trans.commit()
-            return
         # The writer commits its batches (into the TEMPORARY table only, which is the
         # connection's own); the queue table is touched in the one transaction after it.
         try:
@@ -301,50 +351,224 @@ def _load(
     result: ImportResult,
     progress: Progress | None,
 ) -> Checksum:
-    """The file's jobs, keyed and checked, into the TEMPORARY table; returns the checksum
-    of what it holds."""
+    """The spooled jobs into the TEMPORARY table; returns the checksum of what it holds."""
     d = store.dialect
     d.drop_table(conn, TEMP, temporary=True)
     d.create_staging(
         conn, store, TEMP, store.table_name if store.backend == "mysql" else None, temporary=True
     )
-    carrier = _carrier_for(conn, store, result.refusals)
     if store.backend == "mysql":
         conn.commit()  # (DDL commits anyway) the writer runs its own transactions next
     duplicates = Refusals()
     writer = open_writer(store, conn, TEMP, duplicates, result.on_conflict)
-    carried = Checksum()
+    spool = result.file.spool
     done = 0
     try:
-        for batch in source.batches():
-            rows = []
-            for row in batch:
-                keyed = _keyed(row)
-                if keyed is not row:
-                    result.generated += 1
-                row = carrier.carry(keyed)
-                if row is not None:
-                    rows.append(row)
-            carried.update(rows)
-            if rows:
-                writer.write(rows)
-            done += len(batch)
+        for rows in spool.batches():
+            writer.write(rows)
+            done += len(rows)
             if progress is not None:
-                progress(done, result.file.rows)
+                progress(done, spool.rows)
     except BaseException:
         writer.abort()
         raise
     writer.close()
-    result.normalised = carrier.normalised
     if duplicates:
-        raise ProblemsFound(
-            f"{duplicates.total} jobs of {source.name} repeat another job's (unique_key, "
-            "function) in the file (--on-conflict fail): "
-            + "; ".join(line.replace(" conflict:", " duplicate:", 1) for line in duplicates.lines())
-            + ". Nothing was imported"
-        )
+        raise _duplicates_found(duplicates, source.name)
     result.duplicates = writer.skipped + writer.replaced
-    return combine([carried], [writer.not_written, writer.removed])
+    return combine([spool.checksum], [writer.not_written, writer.removed])
+
+
+def _duplicates_found(duplicates: Refusals, name: str) -> ProblemsFound:
+    return ProblemsFound(
+        f"{duplicates.total} jobs of {name} repeat another job's (unique_key, "
+        "function) in the file (--on-conflict fail): "
+        + "; ".join(line.replace(" conflict:", " duplicate:", 1) for line in duplicates.lines())
+        + ". Nothing was imported"
+    )
+
+
+def _conflicts_found(conflicts: int, examples: list[tuple]) -> ProblemsFound:
+    shown = ", ".join(f"{f}/{u}" for f, u in examples)
+    return ProblemsFound(
+        f"{conflicts} jobs of the file are already in the table (e.g. {shown}): "
+        "--on-conflict fail refuses them; skip keeps the table's, replace takes the "
+        "file's. Nothing was imported"
+    )
+
+
+# -- SQLite: a bulk copy from the attached spool ---------------------------------------
+
+
+def _sqlite_copy(store: QueueStore, result: ImportResult, snapshot_dir: str | Path | None) -> None:
+    """The spool attached to the queue's connection, and the import in ONE transaction,
+    every statement in the engine. No TEMP table and no read-back of the rows: the
+    spool's values are the checked rows with their storage classes (str, int, bytes),
+    copied by SQLite as they are; counts are checked at every step."""
+    spool = result.file.spool
+    with store.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        store.dialect.prepare_writer(raw)
+        raw.execute("ATTACH DATABASE ? AS qtspool", (str(spool.path),))  # outside a transaction
+        try:
+            trans = conn.begin()
+            try:
+                _sqlite_apply(store, raw, result, snapshot_dir)
+            except BaseException:
+                trans.rollback()
+                raise
+            if result.dry_run:
+                trans.rollback()
+            else:
+                trans.commit()
+        finally:
+            raw.execute("DETACH DATABASE qtspool")
+
+
+def _sqlite_apply(
+    store: QueueStore, raw: Any, result: ImportResult, snapshot_dir: str | Path | None
+) -> None:
+    spool = result.file.spool
+    table = "main." + conn_quote(store.engine, store.table_name)
+    cols = ", ".join(COLUMNS)
+    on = "q.unique_key = s.unique_key AND q.function_name = s.function_name"
+    key_order = " ORDER BY unique_key, function_name"
+
+    def one(sql: str) -> int:
+        return int(raw.execute(sql).fetchone()[0])
+
+    incoming = one("SELECT COUNT(*) FROM qtspool.rows")
+    if incoming != spool.rows or incoming != spool.checksum.rows:
+        raise VerifyError(
+            f"the spool holds {incoming} jobs, {spool.rows} expected: nothing imported"
+        )
+    conflicts = one(f"SELECT COUNT(*) FROM qtspool.rows AS s JOIN {table} AS q ON {on}")
+    if not conflicts and not result.dry_run and incoming:
+        # The common case (an empty table, or new jobs only): straight in, in key order
+        # (the key's B-tree filled left to right); the key refuses a job the file holds
+        # twice, and then the general way below settles it by --on-conflict.
+        raw.execute("SAVEPOINT qt_import")
+        try:
+            inserted = raw.execute(
+                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM qtspool.rows{key_order}"
+            ).rowcount
+        except sqlite3.IntegrityError:
+            inserted = None
+            raw.execute("ROLLBACK TO qt_import")
+        raw.execute("RELEASE qt_import")
+        if inserted is not None:
+            if inserted != incoming:
+                raise VerifyError(f"{inserted} jobs inserted, {incoming} expected: rolled back")
+            result.added = inserted
+            # The snapshot is the key list, copied from the spool in the engine too.
+            result.snapshot = _take(
+                store,
+                snapshot_dir,
+                functools.partial(_keys_from_spool, spool),
+                ROWS,
+                keep=None,
+                reason="before-import",
+                create=None,
+            )
+            result.snapshot_dir = result.snapshot.path.parent
+            return
+    # Jobs the file holds more than once: skip keeps the first, replace the last.
+    distinct = one(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM qtspool.rows GROUP BY unique_key, function_name)"
+    )
+    source = "qtspool.rows"
+    if distinct != incoming:
+        if result.on_conflict == "fail":
+            duplicates = Refusals()
+            later = _cursor_rows(
+                raw,
+                f"SELECT {cols} FROM qtspool.rows WHERE rowid NOT IN (SELECT MIN(rowid) "
+                "FROM qtspool.rows GROUP BY unique_key, function_name) ORDER BY rowid",
+            )
+            for row in later:
+                duplicates.add(row, "conflict")
+            raise _duplicates_found(duplicates, result.source)
+        pick = "MIN" if result.on_conflict == "skip" else "MAX"
+        source = (
+            f"(SELECT * FROM qtspool.rows WHERE rowid IN (SELECT {pick}(rowid) "
+            "FROM qtspool.rows GROUP BY unique_key, function_name))"
+        )
+        result.duplicates = incoming - distinct
+        incoming = distinct
+        conflicts = one(f"SELECT COUNT(*) FROM {source} AS s JOIN {table} AS q ON {on}")
+    if conflicts and result.on_conflict == "fail":
+        if result.dry_run:
+            result.conflicts = conflicts
+            return
+        examples = raw.execute(
+            f"SELECT s.function_name, s.unique_key FROM {source} AS s JOIN {table} AS q "
+            f"ON {on} LIMIT 5"
+        ).fetchall()
+        raise _conflicts_found(conflicts, examples)
+    new_only = ""
+    if conflicts and result.on_conflict == "skip":
+        # Left out: gearmand, too, keeps the job it has when the same key comes again.
+        new_only = f" WHERE NOT EXISTS (SELECT 1 FROM {table} AS q WHERE {on})"
+        result.skipped = conflicts
+        incoming -= conflicts
+    replacing = conflicts if result.on_conflict == "replace" else 0
+    result.replaced, result.added = replacing, incoming - replacing
+    if result.dry_run or not incoming:
+        return
+    q_cols = ", ".join(f"q.{c}" for c in COLUMNS)
+    replaced = _cursor_rows(raw, f"SELECT {q_cols} FROM {source} AS s JOIN {table} AS q ON {on}")
+    keys = _cursor_rows(raw, f"SELECT unique_key, function_name FROM {source} AS s{new_only}")
+    _snapshot(store, result, replaced if replacing else (), keys, snapshot_dir)
+    if replacing:
+        deleted = raw.execute(
+            f"DELETE FROM {table} WHERE rowid IN (SELECT q.rowid FROM {source} AS s "
+            f"JOIN {table} AS q ON {on})"
+        ).rowcount
+        if deleted != replacing:
+            raise VerifyError(f"{deleted} jobs deleted to replace {replacing}: rolled back")
+    inserted = raw.execute(
+        f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {source} AS s{new_only}{key_order}"
+    ).rowcount
+    if inserted != incoming:
+        raise VerifyError(f"{inserted} jobs inserted, {incoming} expected: rolled back")
+
+
+def _keys_from_spool(spool: Spool, db: sqlite3.Connection) -> tuple[int, int]:
+    """A snapshot's fill (`snapshot._take`): no rows, the spool's keys."""
+    db.execute("ATTACH DATABASE ? AS qtspool", (str(spool.path),))
+    try:
+        db.execute("BEGIN")
+        keys = db.execute(
+            "INSERT INTO keys SELECT unique_key, function_name FROM qtspool.rows"
+        ).rowcount
+        db.execute("COMMIT")
+    finally:
+        db.execute("DETACH DATABASE qtspool")
+    return 0, keys
+
+
+def _cursor_rows(raw: Any, sql: str) -> Iterator[tuple]:
+    cursor = raw.execute(sql)
+    try:
+        while batch := cursor.fetchmany(5000):
+            yield from batch
+    finally:
+        cursor.close()
+
+
+def _snapshot(
+    store: QueueStore,
+    result: ImportResult,
+    replaced: Any,
+    keys: Any,
+    snapshot_dir: str | Path | None,
+) -> None:
+    """The undo snapshot: the rows the import replaces and every key it adds or
+    replaces (restoring it deletes the added jobs and puts the replaced ones back)."""
+    result.snapshot = take_rows(
+        store, replaced, keys, snapshot_dir, keep=None, reason="before-import"
+    )
+    result.snapshot_dir = result.snapshot.path.parent
 
 
 def _carrier_for(conn: Connection, store: QueueStore, refusals: Refusals) -> Carrier:
@@ -384,12 +608,7 @@ def _apply(
         examples = conn.exec_driver_sql(
             f"SELECT t.function_name, t.unique_key {join} LIMIT 5"
         ).all()
-        shown = ", ".join(f"{f}/{u}" for f, u in examples)
-        raise ProblemsFound(
-            f"{conflicts} jobs of the file are already in the table (e.g. {shown}): "
-            "--on-conflict fail refuses them; skip keeps the table's, replace takes the "
-            "file's. Nothing was imported"
-        )
+        raise _conflicts_found(conflicts, examples)
     if conflicts and result.on_conflict == "skip":
         # Left out: gearmand, too, keeps the job it has when the same key comes again.
         with stream_query(conn, f"SELECT {t_cols} {join}") as rows:
