@@ -576,6 +576,9 @@ def _carrier_for(conn: Connection, store: QueueStore, refusals: Refusals) -> Car
     return Carrier(
         refusals,
         int32=store.backend == "mysql",
+        nul=store.dialect.TEXT_HOLDS_NUL,
+        # SQLite's TEXT holds keys that are not UTF-8 (gearmand replays them): byte-exact.
+        utf8=store.backend != "sqlite",
         key_charset=charsets[0],
         function_charset=charsets[1],
     )
