@@ -5,21 +5,25 @@ the rows into the stopped queue and starting the daemon loads 100,000 in seconds
 
 An import follows the edits' safety sequence:
 
-1. The file is verified first, whole and streamed (`jobfile.JobSource.verify`): count
-   and checksum must be the trailer's. A separate pass, not a check before the commit,
-   so that a file cut short or altered is refused before a running daemon is stopped,
-   a snapshot taken or a row written; it costs one more read of the file.
-   The same pass checks every row against what gearmand can replay on this table
-   (`migrate.carry`, the rules `migrate` uses) and lists all refusals together.
-2. The rows go into a TEMPORARY table with the queue table's own key (LIKE it on
-   MySQL, so keys compare as its collation does), through migrate's batched writer,
-   which settles duplicates inside the file by --on-conflict.
-3. ONE transaction: conflicts with the table (fail: refused, listed; skip: left out;
-   replace: the old rows deleted), the undo snapshot (the rows the import replaces and
-   every key it adds or replaces: restoring it deletes the added jobs and puts the
-   replaced ones back, see `restore.py`), one INSERT ... SELECT, and the rows with the
-   file's keys read back: their checksum must be what the file said, less what was
-   left out; then the commit.
+1. The first pass (`check_file`), the only one over the file: every line parsed once,
+   count and checksum compared with the trailer (`jobfile.JobSource.verify`), each job
+   keyed if it has none and checked against what gearmand can replay on this table
+   (`migrate.carry`, the rules `migrate` uses; all refusals listed together), and what
+   passes written to a private spool (`import_spool.py`). All before a running daemon
+   is stopped, a snapshot taken or a row written: a file cut short or altered is refused
+   with nothing written.
+2. ONE transaction. SQLite: the spool attached, conflicts counted with a join, and the
+   jobs copied by one INSERT ... SELECT in key order, all in the engine; the undo
+   snapshot of an import without conflicts is the spool's key list. The file's
+   duplicates and the table's conflicts are settled by --on-conflict in SQL (SQLite
+   compares keys byte for byte). MySQL: the spooled rows go into a TEMPORARY table
+   with the queue table's own key (LIKE it, so keys compare as its collation does)
+   through migrate's batched writer; then conflicts (fail: refused, listed; skip: left
+   out; replace: the old rows deleted), the snapshot (the rows replaced and every key
+   added or replaced: restoring it deletes the added jobs and puts the replaced ones
+   back, see `restore.py`), one INSERT ... SELECT, and the rows with the file's keys
+   read back: their checksum must be what the file said, less what was left out.
+   Every step's row count is checked; then the commit.
 
 While the daemon runs, `import_window` runs the same inside the maintenance window
 (stop, import, check, start, verify the reload, or roll back to the snapshot).
@@ -45,13 +49,14 @@ from ..migrate.carry import Carrier, Refusals, Row
 from ..migrate.skipped import skipped_sink
 from ..migrate.staging import CONFLICT_CHOICES, combine, open_writer
 from ..table.checksum import Checksum, stream_query
+from ..table.dialects.sqlite import insert_exact
 from ..table.export import check_export_path, format_of, write_jobs
 from ..table.filters import JobFilter
 from ..table.jobfile import FileCheck, JobSource
 from ..table.store import COLUMNS, QueueStore, conn_quote
 from .apply import Undo
 from .import_spool import Spool
-from .snapshot import ROWS, SnapshotInfo, _take, check_keep, prune, take_rows
+from .snapshot import ROWS, SnapshotInfo, _take, batched, check_keep, prune, take_rows
 
 TEMP = "qt_import"
 Progress = Callable[[int, int], None]
@@ -533,6 +538,19 @@ def _sqlite_apply(
         raise VerifyError(f"{inserted} jobs inserted, {incoming} expected: rolled back")
 
 
+def _fill_from_spool(
+    spool: Spool, replaced: Iterator[tuple], db: sqlite3.Connection
+) -> tuple[int, int]:
+    """A snapshot's fill (`snapshot._take`): the rows replaced, and the spool's keys."""
+    rows = 0
+    for batch in batched(replaced, 5000):
+        db.execute("BEGIN")
+        insert_exact(db, "rows", batch)
+        db.execute("COMMIT")
+        rows += len(batch)
+    return rows, _keys_from_spool(spool, db)[1]
+
+
 def _keys_from_spool(spool: Spool, db: sqlite3.Connection) -> tuple[int, int]:
     """A snapshot's fill (`snapshot._take`): no rows, the spool's keys."""
     db.execute("ATTACH DATABASE ? AS qtspool", (str(spool.path),))
@@ -641,9 +659,22 @@ def _apply(
         with stream_query(conn, f"SELECT unique_key, function_name FROM {temp}") as rows:
             yield from rows
 
-    result.snapshot = take_rows(
-        store, replaced_rows(), keys(), snapshot_dir, keep=None, reason="before-import"
-    )
+    if not (result.skipped or result.duplicates):
+        # Every spooled job goes in: the snapshot's keys are the spool's, copied in
+        # SQLite, not read back from the server.
+        result.snapshot = _take(
+            store,
+            snapshot_dir,
+            functools.partial(_fill_from_spool, result.file.spool, replaced_rows()),
+            ROWS,
+            keep=None,
+            reason="before-import",
+            create=None,
+        )
+    else:
+        result.snapshot = take_rows(
+            store, replaced_rows(), keys(), snapshot_dir, keep=None, reason="before-import"
+        )
     result.snapshot_dir = result.snapshot.path.parent
     if replacing:
         if sqlite:
@@ -660,8 +691,16 @@ def _apply(
     ).rowcount
     if inserted != incoming:
         raise VerifyError(f"{inserted} jobs inserted, {incoming} expected: rolled back")
-    with stream_query(conn, f"SELECT {q_cols} {join}") as rows:
-        after = Checksum().update(rows)
+    if store.dialect.server_checksum is not None:
+        # Summed by the server: the rows are not read back through the driver.
+        q = store.table
+        mine = sa.tuple_(q.c.unique_key, q.c.function_name).in_(
+            sa.text(f"SELECT unique_key, function_name FROM {temp}")
+        )
+        after = store.dialect.server_checksum(conn, q, mine)
+    else:
+        with stream_query(conn, f"SELECT {q_cols} {join}") as rows:
+            after = Checksum().update(rows)
     if (after.rows, after.hex) != (expected.rows, expected.hex):
         raise VerifyError(
             f"after the import the file's jobs in the table hold {after}, the file "

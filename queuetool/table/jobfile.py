@@ -1,12 +1,13 @@
 """Reading a job file back (`export.py` writes them): JSON Lines, CSV, or a plain list
 of payloads, streamed from a file or stdin.
 
-`JobSource.verify()` is the first pass: every line is parsed and the jobs are counted
-and summed; the count and checksum must be the trailer's, or the file is refused as cut
-short or altered, before anything is stopped or written. `JobSource.batches()` is the
-second pass, which the import writes from. Stdin cannot be read twice: the first pass
-copies it to a private temporary file, which the second reads. Either way memory stays
-flat (one batch at a time).
+`JobSource.verify()` is the pass `import` makes: every line is parsed once (a JSON array
+per batch of lines) and the jobs are counted and summed; the count and checksum must be
+the trailer's, or the file is refused as cut short or altered, before anything is
+stopped or written. The import is handed each decoded batch along the way (and spools
+what it will write). `JobSource.batches()` reads the jobs again, for other readers.
+Stdin cannot be read twice: the first pass copies it to a private temporary file, which
+a second reads. Either way memory stays flat (one batch at a time).
 """
 
 from __future__ import annotations
