@@ -413,7 +413,9 @@ def _sqlite_copy(store: QueueStore, result: ImportResult, snapshot_dir: str | Pa
     spool = result.file.spool
     with store.connect() as conn:
         raw = conn.connection.dbapi_connection
-        store.dialect.prepare_writer(raw)
+        # Filling the key's B-tree in key order needs no large page cache, and SQLite's
+        # sorter would take as much again (see dialects/sqlite.py's SortedLoad).
+        raw.execute("PRAGMA main.cache_size = -2000")
         raw.execute("ATTACH DATABASE ? AS qtspool", (str(spool.path),))  # outside a transaction
         try:
             trans = conn.begin()
