@@ -28,12 +28,13 @@ $(BIN)/queuetool: pyproject.toml
 
 venv: $(BIN)/queuetool
 
-test: deps venv  ## the whole suite against real gearmand and MariaDB servers
+test: deps venv lint  ## lint and types first, then the whole suite against real servers
 	$(BIN)/pytest
 
 lint: venv
 	$(BIN)/ruff check queuetool tests
 	$(BIN)/ruff format --check queuetool tests
+	$(BIN)/mypy
 
 format: venv
 	$(BIN)/ruff check --fix queuetool tests

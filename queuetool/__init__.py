@@ -17,7 +17,10 @@ SQLAlchemy), which the command line's start-up relies on.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+# typing.TYPE_CHECKING without importing typing: the `queuetool` command's Ctrl-C guard
+# (queuetool.__main__) is in place only once this package is imported, so it stays tiny.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -121,6 +124,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .changes.apply import EditResult, apply_edits
     from .changes.dryrun import Plan, plan
     from .changes.kinds import Purge, Repair, Reprioritise, Reschedule

@@ -38,6 +38,8 @@ def default_snapshot_dir() -> Path:
 
 @dataclass
 class Setting:
+    """A setting's value and where it came from (`status` shows both)."""
+
     value: Any
     source: str  # "option", "env QUEUETOOL_QUEUE", "config /etc/queuetool.toml", "default", ...
 

@@ -8,6 +8,8 @@ from .errors import UsageError
 
 
 class Priority(IntEnum):
+    """gearmand's priorities, as the numbers its table stores."""
+
     HIGH = 0
     NORMAL = 1
     LOW = 2

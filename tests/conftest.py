@@ -1,7 +1,8 @@
 """Fixtures: real gearmand daemons, a real MySQL-compatible server, queues on both backends.
 
-The MySQL server is QUEUETOOL_TEST_MYSQL_URL when set, else a throwaway mariadbd
-started here. No test that needs a server is skipped: a missing server fails.
+The MySQL server is QUEUETOOL_TEST_MYSQL_URL when set, else (QUEUETOOL_TESTCONTAINERS=1
+with a Docker engine) a testcontainers MariaDB, else a throwaway mariadbd started here;
+PostgreSQL likewise. No test that needs a server is skipped: a missing server fails.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import servers
 from click.testing import CliRunner, Result
 from servers import (
     Gearmand,
     MySQLServer,
     PostgresServer,
+    choose_source,
+    mysql_container,
     mysql_from_url,
     mysql_queue_args,
+    postgres_container,
     postgres_from_url,
     postgres_queue_args,
     sqlite_queue_args,
@@ -54,11 +59,34 @@ def _private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
 
+@pytest.fixture(autouse=True)
+def _no_daemon_left() -> Iterator[None]:
+    """Stop every gearmand the test started and left running (and any that queuetool
+    restarted from its command line), whichever fixture or helper made it."""
+    first = len(servers.STARTED)
+    yield
+    started, servers.STARTED[first:] = servers.STARTED[first:], []
+    errors = []
+    for daemon in started:
+        try:
+            daemon.stop_all()
+        except Exception as exc:  # keep stopping the others
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
 @pytest.fixture(scope="session")
 def mysql_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MySQLServer]:
-    url = os.environ.get("QUEUETOOL_TEST_MYSQL_URL")
-    if url:
-        yield mysql_from_url(url)
+    """QUEUETOOL_TEST_MYSQL_URL when set, else MariaDB from testcontainers when opted in
+    (servers.server_source), else a throwaway mariadbd started here."""
+    source = choose_source("QUEUETOOL_TEST_MYSQL_URL")
+    if source == "env-url":
+        yield mysql_from_url(os.environ["QUEUETOOL_TEST_MYSQL_URL"])
+        return
+    if source == "testcontainers":
+        with mysql_container() as server:
+            yield server
         return
     server = start_mariadb(tmp_path_factory.mktemp("mariadb"))
     try:
@@ -80,10 +108,15 @@ def mysql_db(mysql_server: MySQLServer) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    """QUEUETOOL_TEST_POSTGRES_URL when set, else a throwaway PostgreSQL started here."""
-    url = os.environ.get("QUEUETOOL_TEST_POSTGRES_URL")
-    if url:
-        yield postgres_from_url(url)
+    """QUEUETOOL_TEST_POSTGRES_URL when set, else PostgreSQL from testcontainers when
+    opted in (servers.server_source), else a throwaway PostgreSQL started here."""
+    source = choose_source("QUEUETOOL_TEST_POSTGRES_URL")
+    if source == "env-url":
+        yield postgres_from_url(os.environ["QUEUETOOL_TEST_POSTGRES_URL"])
+        return
+    if source == "testcontainers":
+        with postgres_container() as server:
+            yield server
         return
     server = start_postgres()
     try:

@@ -16,9 +16,10 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import gear
 import pymysql
@@ -161,6 +162,11 @@ def priority_status(port: int) -> dict[str, tuple[int, int, int]]:
 # -- gearmand ---------------------------------------------------------------------
 
 
+# Every daemon a test started, so that none outlives it: a queue made by hand in a test
+# (not through a fixture) is stopped all the same (conftest's `_no_daemon_left`).
+STARTED: list[Gearmand] = []
+
+
 @dataclass
 class Gearmand:
     """One gearmand daemon with a known pid and exact command line."""
@@ -206,6 +212,7 @@ class Gearmand:
         """Start the daemon; with expect_ready, wait until it answers an admin command."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.pidfile.unlink(missing_ok=True)
+        STARTED.append(self)  # stopped after the test whoever made it (conftest)
         subprocess.run(self.argv, check=True, timeout=30)
         deadline = time.monotonic() + timeout
         while not self.pidfile.exists() or not self.pidfile.read_text().strip():
@@ -480,6 +487,90 @@ def mysql_from_url(url: str) -> MySQLServer:
     return MySQLServer(
         u.host or "127.0.0.1", u.port or 3306, u.username or "root", u.password or ""
     )
+
+
+# -- where a database server comes from ------------------------------------------------
+#
+# The local throwaway servers are the default. testcontainers is for a machine with a
+# Docker engine and no MariaDB/PostgreSQL installed: opted in, never guessed, because a
+# container pulls an image and behaves unlike the Debian server gearmand is used with.
+
+TESTCONTAINERS = "QUEUETOOL_TESTCONTAINERS"
+MARIADB_IMAGE = "mariadb:10.11"  # Debian 12's MariaDB
+POSTGRES_IMAGE = "postgres:15"  # Debian 12's PostgreSQL
+ServerSource = Literal["env-url", "testcontainers", "local"]
+
+
+def server_source(
+    env: Mapping[str, str],
+    url_variable: str,
+    engine_answers: Callable[[], bool],
+    package_installed: Callable[[], bool],
+) -> ServerSource:
+    """Where the test bed's server comes from: the URL in `url_variable` when set; else a
+    testcontainers container when QUEUETOOL_TESTCONTAINERS=1 and the package is installed
+    and a Docker engine answers; else the local throwaway server. The probes run only
+    when asked for, so a run that does not opt in never touches Docker."""
+    if env.get(url_variable):
+        return "env-url"
+    if env.get(TESTCONTAINERS) == "1" and package_installed() and engine_answers():
+        return "testcontainers"
+    return "local"
+
+
+def have_testcontainers() -> bool:
+    """Whether testcontainers (and the docker client it drives) can be imported."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) for name in ("testcontainers", "docker"))
+
+
+def docker_available() -> bool:
+    """Whether a Docker engine answers a ping (DOCKER_HOST, else the local socket)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def choose_source(url_variable: str) -> ServerSource:
+    """server_source for this process's environment, with the real probes."""
+    return server_source(os.environ, url_variable, docker_available, have_testcontainers)
+
+
+def _container_host(container: Any) -> str:
+    # gearmand's MySQL plugin reads "localhost" as the unix socket: give it an address.
+    host = container.get_container_host_ip()
+    return "127.0.0.1" if host == "localhost" else host
+
+
+@contextlib.contextmanager
+def mysql_container(image: str = MARIADB_IMAGE) -> Iterator[MySQLServer]:
+    """A MariaDB container from testcontainers, as a MySQLServer (root: the tests create
+    and drop databases), removed on exit."""
+    from testcontainers.community.mysql import MySqlContainer
+
+    password = "t3st:p@ss/word"
+    with MySqlContainer(image, username="root", password=password) as container:
+        port = int(container.get_exposed_port(3306))
+        yield MySQLServer(_container_host(container), port, "root", password)
+
+
+@contextlib.contextmanager
+def postgres_container(image: str = POSTGRES_IMAGE) -> Iterator[PostgresServer]:
+    """A PostgreSQL container from testcontainers, as a PostgresServer, removed on exit."""
+    from testcontainers.community.postgres import PostgresContainer
+
+    password = "t3st:p@ss/w'rd"
+    with PostgresContainer(image, username="queuetool", password=password) as container:
+        port = int(container.get_exposed_port(5432))
+        yield PostgresServer(_container_host(container), port, "queuetool", password)
 
 
 # -- gear client and worker ------------------------------------------------------------

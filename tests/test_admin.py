@@ -13,11 +13,9 @@ from servers import (
     gearadmin,
     holding_worker,
     submit,
-    wait_registered,
-    work,
 )
 
-from queuetool.daemon.admin import Address, AdminClient, answers, version_tuple, wake_workers
+from queuetool.daemon.admin import Address, AdminClient, answers, version_tuple
 from queuetool.errors import AdminCommandError, DaemonRefused, DaemonTimeout, NotGearmand
 
 
@@ -99,32 +97,3 @@ def test_refused_timeout_and_not_gearmand():
     with chatty, pytest.raises(NotGearmand, match="not a gearmand"):
         AdminClient(f"127.0.0.1:{chatty.getsockname()[1]}", timeout=2).getpid()
     thread.join()
-
-
-def test_wake_workers_hands_out_a_due_epoch_job(queue):
-    """The 1.1.x bug: a due epoch job waits for a wake-up; wake_workers supplies one."""
-    daemon = queue.gearmand()
-    got: list = []
-    worker = threading.Thread(target=lambda: got.extend(work(daemon.port, ["later"], 1, 60)))
-    worker.start()
-    # The worker asks for a job before this one is due (on a loaded machine it may take
-    # seconds to connect: a worker connecting after the time gets the job at once).
-    wait_registered(daemon.port, "later")
-    when = int(time.time()) + 3
-    submit(daemon.port, [JobSpec("later", "due-soon", b"payload", when=when)])
-    time.sleep(max(0.0, when - time.time()) + 1.5)
-    assert got == []  # due, but not handed out: the daemon has not woken the worker
-    with AdminClient(daemon.address) as client:
-        old = client.version()
-    result = wake_workers(daemon.address, "later")
-    worker.join()
-    if version_tuple(old) < (2, 0, 0):
-        assert [r.data for r in got] == [b"payload"]
-    assert result.cancelled
-    # The trigger job's row is gone; only nothing (the due job completed) is left. The
-    # due job's row goes when gearmand has processed its WORK_COMPLETE, just after the
-    # worker sent it: wait for that.
-    deadline = time.monotonic() + 60
-    while queue.rows() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert queue.rows() == []

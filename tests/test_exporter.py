@@ -118,7 +118,7 @@ def test_metrics_equal_the_daemons_prioritystatus(queue):
         # Payload bytes: the table's own sum, by the independent driver.
         ((low_bytes,),) = queue.sql(
             f"SELECT SUM(LENGTH(data)) FROM {queue.table} "
-            "WHERE function_name='resize' AND priority=2"
+            "WHERE function_name='resize' AND priority='2'"  # a literal: TEXT or INTEGER
         )
         resize_low = {"queue": "main", "function": "resize", "priority": "low"}
         assert value(samples, "gearman_queue_payload_bytes", **resize_low) == low_bytes

@@ -10,7 +10,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import Queue, make_mysql_queue, make_sqlite_queue
+from conftest import Queue, make_mysql_queue, make_postgres_queue, make_sqlite_queue
 from servers import (
     JobSpec,
     admin,
@@ -34,10 +34,14 @@ JOBS = [JobSpec(f"fn{i % 2}", f"u{i}", bytes([65 + i]), priority=1) for i in ran
 
 def other_queue(queue: Queue, tmp_path: Path) -> Queue:
     """A second queue beside `queue` with no daemon: another SQLite file, or another
-    table in the same MySQL database (same host, port, database; other table)."""
+    table in the same MySQL or PostgreSQL database (same host, port, database; other
+    table)."""
     if queue.backend == "sqlite":
         (tmp_path / "other").mkdir()
         other = make_sqlite_queue(tmp_path / "other")
+    elif queue.backend == "postgres":
+        assert queue.postgres is not None and queue.database is not None
+        other = make_postgres_queue(tmp_path, queue.postgres, queue.database, table="other_queue")
     else:
         other = make_mysql_queue(tmp_path, queue.mysql, queue.database, table="other_queue")
     other.insert([(f"o{i}", "fnX", 1, b"o", 0) for i in range(3)])

@@ -394,12 +394,12 @@ def _snapshots(tmp_path: Path) -> Path:
 
 
 def test_ctrl_c_is_one_line_and_exit_130(sqlite_queue, cli, monkeypatch):
-    from queuetool.cli import read
+    from queuetool.table import report
 
     def interrupted(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(read, "report", interrupted)
+    monkeypatch.setattr(report, "report", interrupted)
     result = cli("report", *sqlite_queue.cli_args())
     assert result.exit_code == 130
     assert result.stderr == "Aborted: interrupted\n"

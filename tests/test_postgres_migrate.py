@@ -50,6 +50,7 @@ def test_sqlite_postgres_mysql_sqlite_each_reloaded_by_gearmand(
     try:
         out = migrate_ok(cli, sqlite_queue.url, pg.url)
         assert "priority and when_to_run as TEXT: the replay-safe layout" in out
+        assert "collation 'C.UTF-8' (deterministic: equal only when byte-identical" in out
         assert "-q Postgres --libpq-conninfo" in out and "password=*****" in out
         assert "t3st" not in out
         pg.table = "queue"  # the PostgreSQL plugin's default table

@@ -151,3 +151,65 @@ def test_reading_and_editing_work_on_both_layouts(tmp_path, postgres_server, pos
         assert queue.counts() == {"fn": (2, 1, 0)}
         whens = dict(queue.sql(f"SELECT unique_key, when_to_run FROM {table}"))
         assert whens["a"] == 0 and whens["c"] == LATER and whens["b"] > 10
+
+
+def test_a_64_byte_key_is_stored_cut_to_63_so_the_window_goes_on_and_the_job_is_intact(
+    postgres_queue, cli
+):
+    """Unlike the SQLite and MySQL plugins, the libpq plugin stores gearmand's cut key
+    (63 bytes, its C string): the table holds no 64-byte key for the window to refuse,
+    and after the restart the job is handed out with that key and its payload intact
+    (no NUL in front of it, as on the other queues)."""
+    queue = postgres_queue
+    daemon = queue.gearmand()
+    submit(daemon.port, [JobSpec("fn", "k" * 64, b"payload"), JobSpec("other", "o")])
+    keys = queue.sql(f"SELECT unique_key, octet_length(unique_key) FROM {queue.table}")
+    assert sorted(keys) == [("k" * 63, 63), ("o", 1)]
+    result = cli("reprioritise", *queue.cli_args(), "-f", "other", "--to", "high", "--yes")
+    assert result.exit_code == 0, result.output
+    assert priority_status(daemon.port) == {"fn": (0, 1, 0), "other": (1, 0, 0)}
+    got = work(daemon.port, ["fn"], 1)
+    assert [(j.unique, j.data) for j in got] == [("k" * 63, b"payload")]
+
+
+def test_check_reports_text_that_is_no_number_instead_of_failing_on_the_cast(
+    tmp_path, postgres_server, postgres_db, cli
+):
+    queue = make_postgres_queue(tmp_path, postgres_server, postgres_db, "texts", replay_safe=True)
+    queue.sql(
+        "INSERT INTO texts VALUES ('a', 'fn', 'soon', 'x', '0'), ('b', 'fn', '1', 'y', 'later'), "
+        "('c', 'fn', '7', 'z', '0'), ('d', 'fn', '1', 'w', '99999999999'), "
+        "('e', 'fn', '2', '', '5')"
+    )
+    result = cli("check", *queue.cli_args(), "--format", "json")
+    assert result.exit_code == 1, result.output
+    found = {
+        p["kind"]: [e["unique_key"] for e in p["examples"]]
+        for p in json.loads(result.stdout)["problems"]
+    }
+    assert found == {
+        "priority_type": ["a"],
+        "when_to_run_type": ["b"],
+        "priority_range": ["c"],
+        "when_to_run_range": ["d"],
+    }
+
+
+def test_migrate_while_the_source_runs_refuses_the_integer_layout_before_stopping(
+    gearmand_layout, cli, tmp_path
+):
+    """A failed copy restarts the daemon on the source: on gearmand's INTEGER layout that
+    restart would flatten the queue, so the migration's window refuses as the edit
+    window does, before anything is stopped or written."""
+    queue = gearmand_layout
+    daemon = queue.gearmand()
+    submit(daemon.port, jobs())
+    pid = daemon.pid
+    target = tmp_path / "target.db"
+    result = cli("migrate", queue.url, f"sqlite:///{target}", "--yes")
+    assert result.exit_code == 1, result.output
+    assert "A restart now would flatten the queue's priorities and schedules" in result.stderr
+    assert "queuetool make-replay-safe" in result.stderr
+    assert pid_alive(pid) and daemon.pidfile.read_text().strip() == str(pid)
+    assert priority_status(daemon.port) == EXPECTED == queue.counts()
+    assert not target.exists()

@@ -193,3 +193,20 @@ def test_report_gives_the_age_of_jobs_submitted_by_libgearman(sqlite_queue, cli)
 
 
 pytestmark = pytest.mark.gearmand
+
+
+def test_report_and_check_list_blocked_lists_of_two_functions(sqlite_queue, cli):
+    # Two blocked lists are sorted for the listing: they must be orderable.
+    later = int(time.time()) + 3600
+    sqlite_queue.insert(
+        [(f"{f}n", f, 1, b"n", later) for f in ("f", "g")]
+        + [(f"{f}l", f, 2, b"l", 0) for f in ("f", "g")]
+    )
+    report = cli("report", *sqlite_queue.cli_args(), "--format", "json")
+    assert report.exit_code == 0, report.output
+    cells = {(c["function"], c["priority"]): c for c in json.loads(report.stdout)}
+    assert [cells[(f, "low")]["blocked"] for f in ("f", "g")] == [1, 1]
+    check = cli("check", *sqlite_queue.cli_args())
+    assert check.exit_code == 0, check.output
+    assert "f: 1 due jobs blocked until" in check.stdout
+    assert "g: 1 due jobs blocked until" in check.stdout

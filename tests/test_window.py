@@ -16,7 +16,7 @@ import pytest
 from servers import JobSpec, admin, pid_alive, priority_status, submit, work
 
 from queuetool.changes.window import window
-from queuetool.errors import Aborted, UsageError, VerifyError
+from queuetool.errors import Aborted, DaemonError, UsageError, VerifyError
 from queuetool.table.store import QueueStore
 
 JOBS = [JobSpec(f"fn{i % 2}", f"u{i}", bytes([65 + i]), priority=1) for i in range(12)]
@@ -253,3 +253,67 @@ def test_a_real_edit_is_undone_by_its_rows_snapshot_when_the_start_fails(queue, 
     assert undo.reason.endswith("purge") and (undo.scope, undo.rows) == ("rows", 6)
     assert replaced.reason == "before-restore" and (replaced.rows, replaced.keys) == (0, 6)
     assert f"failed edit's rows are in {replaced.path}" in message
+
+
+def test_a_database_error_at_the_start_is_undone_and_the_daemon_restarted(
+    sqlite_queue, tmp_path, monkeypatch
+):
+    """A start that fails with something other than a daemon error (here the database
+    going away while it verifies) still ends in the rollback and a verified restart."""
+    import sqlalchemy.exc
+
+    from queuetool.changes import window as window_module
+
+    daemon = sqlite_queue.gearmand()
+    submit(daemon.port, JOBS)
+    original = sqlite_queue.rows()
+    real_start, calls = window_module.start, []
+
+    def start_once_lost(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("server has gone away"))
+        return real_start(*args, **kwargs)
+
+    monkeypatch.setattr(window_module, "start", start_once_lost)
+    change = edit(sqlite_queue, tmp_path, "DELETE FROM gearman_queue WHERE function_name = 'fn0'")
+    with pytest.raises(VerifyError, match="after the edit gearmand failed") as err:
+        run_window(sqlite_queue, daemon, tmp_path, change)
+    assert "rolled back to" in str(err.value) and "measured now: gearmand is UP" in str(err.value)
+    assert sqlite_queue.rows() == original
+    assert priority_status(daemon.port) == {"fn0": (0, 6, 0), "fn1": (0, 6, 0)}
+
+
+def test_a_rollback_that_fails_still_restarts_the_daemon(sqlite_queue, tmp_path, monkeypatch):
+    """The undo itself failing must not leave gearmand down: it is started again on the
+    edited queue, and the message says the edit stays."""
+    from queuetool.changes import window as window_module
+
+    daemon = sqlite_queue.gearmand()
+    submit(daemon.port, JOBS)
+    real_start, calls = window_module.start, []
+
+    def start_fails_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise DaemonError("the start command failed (exit 1): unit busy")
+        return real_start(*args, **kwargs)
+
+    @dataclass
+    class BrokenUndo:
+        snapshot: Path
+
+        def restore(self) -> Path | None:
+            raise OSError(5, "Input/output error", str(self.snapshot))
+
+    def change() -> BrokenUndo:
+        sqlite_queue.sql("DELETE FROM gearman_queue WHERE function_name = 'fn0'")
+        return BrokenUndo(tmp_path / "undo.qtsnap")
+
+    monkeypatch.setattr(window_module, "start", start_fails_once)
+    with pytest.raises(VerifyError) as err:
+        run_window(sqlite_queue, daemon, tmp_path, change)
+    message = str(err.value)
+    assert "unit busy; rolling back to" in message and "so the edit stays" in message
+    assert "measured now: gearmand is UP" in message
+    assert priority_status(daemon.port) == {"fn1": (0, 6, 0)}

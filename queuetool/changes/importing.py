@@ -35,7 +35,7 @@ import functools
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ from ..table.dialects.sqlite import insert_exact
 from ..table.export import check_export_path, format_of, write_jobs
 from ..table.filters import JobFilter
 from ..table.jobfile import FileCheck, JobSource
-from ..table.store import COLUMNS, QueueStore, conn_quote
+from ..table.store import COLUMNS, QueueStore, conn_quote, queue_table
 from .apply import Undo
 from .import_spool import Spool
 from .snapshot import ROWS, SnapshotInfo, _take, batched, check_keep, prune, take_rows
@@ -67,6 +67,8 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class ExportResult:
+    """What `export` wrote: the file, its format, and the checksum of its jobs."""
+
     path: Path
     fmt: str
     checksum: Checksum
@@ -330,6 +332,20 @@ def _load_and_apply(
         return
     with store.connect() as conn:
         store.dialect.prepare_writer(conn.connection.dbapi_connection)
+        if store.dialect.TRANSACTIONAL_DDL:
+            # Everything in one transaction, the TEMP table too (gone with the connection).
+            trans = conn.begin()
+            try:
+                expected = _load(store, conn, source, result, progress)
+                _apply(store, conn, result, expected, snapshot_dir)
+            except BaseException:
+                trans.rollback()
+                raise
+            if result.dry_run:
+                trans.rollback()
+            else:
+                trans.commit()
+            return
         # The writer commits its batches (into the TEMPORARY table only, which is the
         # connection's own); the queue table is touched in the one transaction after it.
         try:
@@ -359,9 +375,9 @@ def _load(
     """The spooled jobs into the TEMPORARY table; returns the checksum of what it holds."""
     d = store.dialect
     d.drop_table(conn, TEMP, temporary=True)
-    d.create_staging(
-        conn, store, TEMP, store.table_name if store.backend == "mysql" else None, temporary=True
-    )
+    # LIKE the queue table (SQLite has one layout): its key, and on PostgreSQL its
+    # layout (INTEGER or TEXT), so INSERT ... SELECT needs no cast.
+    d.create_staging(conn, store, TEMP, store.table_name, temporary=True)
     if store.backend == "mysql":
         conn.commit()  # (DDL commits anyway) the writer runs its own transactions next
     duplicates = Refusals()
@@ -393,7 +409,7 @@ def _duplicates_found(duplicates: Refusals, name: str) -> ProblemsFound:
     )
 
 
-def _conflicts_found(conflicts: int, examples: list[tuple]) -> ProblemsFound:
+def _conflicts_found(conflicts: int, examples: Sequence[Sequence[object]]) -> ProblemsFound:
     shown = ", ".join(f"{f}/{u}" for f, u in examples)
     return ProblemsFound(
         f"{conflicts} jobs of the file are already in the table (e.g. {shown}): "
@@ -412,7 +428,7 @@ def _sqlite_copy(store: QueueStore, result: ImportResult, snapshot_dir: str | Pa
     copied by SQLite as they are; counts are checked at every step."""
     spool = result.file.spool
     with store.connect() as conn:
-        raw = conn.connection.dbapi_connection
+        raw: Any = conn.connection.dbapi_connection  # sqlite3's
         # Filling the key's B-tree in key order needs no large page cache, and SQLite's
         # sorter would take as much again (see dialects/sqlite.py's SortedLoad).
         raw.execute("PRAGMA main.cache_size = -2000")
@@ -595,7 +611,7 @@ def _carrier_for(conn: Connection, store: QueueStore, refusals: Refusals) -> Car
     charsets = store.dialect.column_charsets(conn, store.table_name)
     return Carrier(
         refusals,
-        int32=store.backend == "mysql",
+        int32=store.dialect.INT32_WHEN_TO_RUN,
         nul=store.dialect.TEXT_HOLDS_NUL,
         # SQLite's TEXT holds keys that are not UTF-8 (gearmand replays them): byte-exact.
         utf8=store.backend != "sqlite",
@@ -614,14 +630,13 @@ def _apply(
     """Inside the one transaction: conflicts, snapshot, write, read back."""
     sqlite = store.backend == "sqlite"
     table = conn_quote(store.engine, store.table_name)
-    temp = f"temp.{conn_quote(store.engine, TEMP)}" if sqlite else f"`{TEMP}`"
-    join = (
-        f"FROM {temp} AS t JOIN {table} AS q "
-        "ON q.unique_key = t.unique_key AND q.function_name = t.function_name"
-    )
+    temp = conn_quote(store.engine, TEMP)
+    if sqlite:
+        temp = f"temp.{temp}"
+    on = "q.unique_key = t.unique_key AND q.function_name = t.function_name"
+    join = f"FROM {temp} AS t JOIN {table} AS q ON {on}"
     cols = ", ".join(COLUMNS)
-    q_cols = ", ".join(f"q.{c}" for c in COLUMNS)
-    t_cols = ", ".join(f"t.{c}" for c in COLUMNS)
+    q_cols, t_cols = _read_columns(store, "q"), _read_columns(store, "t")
     conflicts = conn.exec_driver_sql(f"SELECT COUNT(*) {join}").scalar_one()
     incoming = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {temp}").scalar_one()
     if conflicts and result.on_conflict == "fail" and result.dry_run:
@@ -639,8 +654,10 @@ def _apply(
         expected = combine([expected], [left_out])
         if sqlite:
             conn.exec_driver_sql(f"DELETE FROM {temp} WHERE rowid IN (SELECT t.rowid {join})")
-        else:
+        elif store.backend == "mysql":
             conn.exec_driver_sql(f"DELETE t {join}")
+        else:
+            conn.exec_driver_sql(f"DELETE FROM {temp} AS t USING {table} AS q WHERE {on}")
         result.skipped = conflicts
         incoming -= conflicts
     if expected.rows != incoming:
@@ -683,8 +700,12 @@ def _apply(
             deleted = conn.exec_driver_sql(
                 f"DELETE FROM {table} WHERE rowid IN (SELECT q.rowid {join})"
             ).rowcount
-        else:
+        elif store.backend == "mysql":
             deleted = conn.exec_driver_sql(f"DELETE q {join}").rowcount
+        else:
+            deleted = conn.exec_driver_sql(
+                f"DELETE FROM {table} AS q USING {temp} AS t WHERE {on}"
+            ).rowcount
         if deleted != replacing:
             raise VerifyError(f"{deleted} jobs deleted to replace {replacing}: rolled back")
     order = " ORDER BY unique_key, function_name" if sqlite else ""
@@ -708,6 +729,13 @@ def _apply(
             f"after the import the file's jobs in the table hold {after}, the file "
             f"{expected}: rolled back, nothing imported"
         )
+
+
+def _read_columns(store: QueueStore, alias: str) -> str:
+    """The queue columns of `alias` as the dialect reads them (PostgreSQL's TEXT
+    priority and when_to_run cast to integers), so checksums and snapshots see ints."""
+    t = queue_table(alias)
+    return ", ".join(str(c.compile(store.engine)) for c in t.c)
 
 
 # -- while gearmand runs ---------------------------------------------------------------

@@ -293,6 +293,7 @@ def spread_times(count: int, start: int, spread: int) -> list[int]:
 
 
 def count_rows(conn: Connection, store: QueueStore, where: sa.ColumnElement[bool]) -> int:
+    """How many rows of the queue table match `where`, in the caller's transaction."""
     return conn.execute(
         sa.select(sa.func.count()).select_from(store.table).where(where)
     ).scalar_one()

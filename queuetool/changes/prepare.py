@@ -11,13 +11,16 @@ same for a snapshot: refused unless it may go onto this queue, and what it repla
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 from ..daemon.discover import DaemonInfo
 from ..daemon.held import HeldQueue, held_queue, holding_daemon
+from ..daemon.version import DaemonVersion
 from ..errors import QueuetoolError
 from ..table.store import QueueStore
+from .blocking import NewBlock, new_blocks, unblock_edits
 from .dryrun import Plan, plan
 from .kinds import Edit
 from .restore import check_target, same_queue
@@ -31,6 +34,16 @@ class EditRequest:
     edits: Sequence[Edit]
     holder: DaemonInfo | None  # a running daemon that holds the queue in memory
     plans: list[Plan] | None  # None: counted only once `holder` has stopped
+    # Due jobs the edits would leave blocked on gearmand before 2.0.0 (`prepare_edits`
+    # with a version); with `unblock`, the edits that prevent it are in `edits` and
+    # `plans` already and this lists what they would have blocked.
+    blocks: list[NewBlock] = field(default_factory=list)
+    unblocked: bool = False
+
+    @property
+    def would_block(self) -> bool:
+        """The edits as they stand would leave due jobs blocked (not prevented)."""
+        return bool(self.blocks) and not self.unblocked
 
     @property
     def counted_after_stop(self) -> bool:
@@ -47,7 +60,10 @@ class EditRequest:
         each edit and that it is counted after the stop."""
         if self.plans is None:
             return "; ".join(e.describe() for e in self.edits) + " (counted after the stop)"
-        return "; ".join(p.describe() for p in self.plans)
+        text = "; ".join(p.describe() for p in self.plans)
+        if self.would_block:
+            text += " (it would block " + ", ".join(b.short() for b in self.blocks) + ")"
+        return text
 
     def nothing_to_change(self) -> str | None:
         """Why nothing would change, in words (None: some job would, or not counted yet).
@@ -68,7 +84,13 @@ class EditRequest:
 
 
 def prepare_edits(
-    store: QueueStore, edits: Sequence[Edit], *, force: bool = False, dry_run: bool = False
+    store: QueueStore,
+    edits: Sequence[Edit],
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    version: DaemonVersion | Callable[[], DaemonVersion] | None = None,
+    unblock: bool = False,
 ) -> EditRequest:
     """Count what `edits` would change now (each edit validated first); writes nothing.
 
@@ -76,6 +98,11 @@ def prepare_edits(
     nothing until it stops): unless `dry_run`, the edits are validated, so that a bad
     request is refused before the daemon is stopped. With `force` (and not `dry_run`)
     the table is counted as it stands.
+
+    With `version` (the queue's gearmand, or a function that finds it, called only when
+    the edits would block something), the due jobs the edits would leave blocked on a
+    gearmand before 2.0.0 are in `blocks`; with `unblock` the request also holds the
+    edits that prevent them (`blocking.Unblock`, applied last, in the same batch).
     """
     holder = holding_daemon(store)
     if holder is not None and (dry_run or not force):
@@ -83,7 +110,23 @@ def prepare_edits(
             for edit in edits:
                 edit.validate(store)
         return EditRequest(edits, holder, None)
-    return EditRequest(edits, holder, plan(store, edits))
+    plans = plan(store, edits)
+    if version is None or not any(p.matched for p in plans):
+        return EditRequest(edits, holder, plans)
+    now = int(time.time())
+    frozen = [e.frozen(now) for e in edits]
+    with store.connect() as conn:
+        blocks = new_blocks(conn, store, frozen, now)
+        if not blocks:
+            return EditRequest(edits, holder, plans)
+        found = version() if callable(version) else version
+        if not found.scheduling_bugs:
+            return EditRequest(edits, holder, plans)
+        if not unblock:
+            return EditRequest(edits, holder, plans, blocks)
+        extra = unblock_edits(conn, store, frozen, blocks, now)
+    plans += [Plan(edit, moved, []) for edit, moved in extra]
+    return EditRequest([*edits, *(e for e, _ in extra)], holder, plans, blocks, True)
 
 
 def replayed_rows(store: QueueStore, holder: DaemonInfo | None = None) -> int | None:

@@ -26,6 +26,9 @@ from .window import WindowResult, window
 
 @dataclass
 class ReplaySafeResult:
+    """What `make-replay-safe` did: the layout it found, the columns it converted, its
+    snapshot, and the window when gearmand ran."""
+
     problem: str | None  # what the layout was (None: it was replay-safe already)
     converted: list[str] = field(default_factory=list)  # the columns made TEXT
     snapshot: SnapshotInfo | None = None

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy.engine import Connection
 
@@ -248,8 +249,8 @@ def _insert_rows(
     # multi-row INSERTs, as long as the server's packet limit allows (`statement_bytes`).
     mark = "?" if conn.dialect.paramstyle in ("qmark", "numeric") else "%s"
     insert = f"INSERT INTO {quoted} ({columns}) VALUES ({', '.join([mark] * len(names))})"
-    raw = conn.connection.dbapi_connection
-    cursor = raw.cursor()  # type: ignore[union-attr]
+    raw = cast(Any, conn.connection.dbapi_connection)  # the driver's own: sqlite3, PyMySQL, ...
+    cursor = raw.cursor()
     try:
         limit = store.dialect.statement_bytes(raw)
         if limit:

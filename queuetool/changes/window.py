@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import DEFAULT_KEEP
 from ..daemon.discover import process_info
@@ -47,7 +48,11 @@ from .snapshot import verify
 class UndoableChange(Protocol):
     """What `change()` returns: where the pre-edit snapshot is and how to put it back."""
 
-    snapshot: Path
+    @property
+    def snapshot(self) -> Path:
+        """Where the pre-edit snapshot is (read-only: an attribute or a property)."""
+        ...
+
     #: A clean `check` of the whole table that holds for the table the change left (an
     #: edit sets valid values only), or None: the window checks the table itself.
     checked: CheckResult | None
@@ -60,6 +65,9 @@ class UndoableChange(Protocol):
 
 @dataclass
 class WindowResult:
+    """What a maintenance window did: the stop, the change, the start and, when the
+    restart did not verify, the rollback."""
+
     stopped: StopResult
     change: UndoableChange | None = None
     started: StartResult | None = None
@@ -131,7 +139,7 @@ def window(
             )
         )
         restart = not no_restart and not result.stopped.already_stopped
-        starter = dict(
+        starter = _Starter(
             address=address,
             start_command=start_command,
             state_dir=state_dir,
@@ -162,21 +170,25 @@ def window(
         snap = result.change.snapshot
         if deferred.signal:
             result.interrupted = deferred.signal
-            failed = _roll_back(store, result)
-            _restart(store, result, restart, starter, f"the edit was rolled back to {snap}", probe)
+            why = f"{deferred.signal} during the edit"
+            failed = _undo(store, result, restart, starter, why, probe)
             raise Aborted(
-                f"{deferred.signal} during the edit: it was rolled back to {snap}"
-                + _kept(failed)
-                + _tail(store, result, probe)
+                f"{why}: it was rolled back to {snap}" + _kept(failed) + _tail(store, result, probe)
             )
         vouched = getattr(result.change, "checked", None)  # a caller's change may not vouch
-        checked, expected = examine(store, count=restart, checked=vouched)
-        if check_before_start and not checked.startable:
-            failed = _roll_back(store, result)
-            _restart(store, result, restart, starter, f"the edit was rolled back to {snap}", probe)
+        try:
+            checked, expected = examine(store, count=restart, checked=vouched)
+        except (QueuetoolError, SQLAlchemyError) as exc:
+            why = f"reading the table after the edit failed: {exc}"
+            failed = _undo(store, result, restart, starter, why, probe)
             raise VerifyError(
-                f"the edit left rows gearmand cannot replay ({checked.summary()}): rolled back "
-                f"to {snap}{_kept(failed)}{_tail(store, result, probe)}"
+                f"{why}; rolled back to {snap}{_kept(failed)}{_tail(store, result, probe)}"
+            ) from exc
+        if check_before_start and not checked.startable:
+            why = f"the edit left rows gearmand cannot replay ({checked.summary()})"
+            failed = _undo(store, result, restart, starter, why, probe)
+            raise VerifyError(
+                f"{why}: rolled back to {snap}{_kept(failed)}{_tail(store, result, probe)}"
             )
         if not restart:
             return result
@@ -187,13 +199,14 @@ def window(
                 check_first=check_before_start,
                 checked=checked,  # the table is as just read: no second pair of scans
                 expected=expected,
-                **starter,  # type: ignore[arg-type]
+                **starter,
             )
-        except (DaemonError, VerifyError) as exc:
+        except (QueuetoolError, SQLAlchemyError) as exc:
+            # Any failure of the start (it did not come up, other counts, a refusal, the
+            # database gone while it verified) ends the same way: undo, then start again.
             what = f"after the edit gearmand failed: {exc}"
             stopped = _stop_restarted(store, result, stopper, exc, what, probe)
-            failed = _roll_back(store, result)
-            _restart(store, result, True, starter, f"{what}; rolled back to {snap}", probe)
+            failed = _undo(store, result, True, starter, what, probe)
             raise VerifyError(
                 f"{what}; {stopped}rolled back to {snap}{_kept(failed)}"
                 f"{_tail(store, result, probe)}"
@@ -206,6 +219,29 @@ def window(
                 "finished, not rolled back"
             )
         return result
+
+
+def _undo(
+    store: QueueStore,
+    result: WindowResult,
+    restart: bool,
+    starter: _Starter,
+    why: str,
+    probe: str | None,
+) -> Path | None:
+    """Roll the edit back, then start the daemon again, whatever the rollback did: the
+    window never ends with the daemon down because an undo failed. Returns where the
+    failed edit's rows were kept; raises VerifyError when the rollback itself failed
+    (the edit then stays, on a daemon started again on it)."""
+    snap = result.change.snapshot if result.change is not None else None
+    try:
+        failed = _roll_back(store, result)
+    except BaseException as exc:
+        done = f"{why}; rolling back to {snap} failed ({exc}), so the edit stays"
+        _restart(store, result, restart, starter, done, probe)
+        raise VerifyError(f"{done}{_tail(store, result, probe)}") from exc
+    _restart(store, result, restart, starter, f"{why}; rolled back to {snap}", probe)
+    return failed
 
 
 def _roll_back(store: QueueStore, result: WindowResult) -> Path | None:
@@ -267,21 +303,31 @@ def _stop_restarted(
     return f"{other}the daemon the restart brought up (pid {stopped.pid}) was stopped; "
 
 
+class _Starter(TypedDict):
+    """The arguments of `start` a window's every restart passes."""
+
+    address: str | None
+    start_command: str | None
+    state_dir: Path | None
+    stopped_at: float | None
+
+
 def _restart(
     store: QueueStore,
     result: WindowResult,
     restart: bool,
-    starter: dict[str, object],
+    starter: _Starter,
     done: str,
     probe: str | None,
 ) -> None:
     """Start the daemon again after a window that did not finish; `done` says what
     happened to the table, for the message when this start fails too."""
     if not restart:
-        result.notes.append("gearmand left stopped (--no-restart)")
+        if not result.stopped.already_stopped:  # it was not running: nothing to leave
+            result.notes.append("gearmand left stopped (--no-restart)")
         return
     try:
-        result.started = start(store, **starter)  # type: ignore[arg-type]
+        result.started = start(store, **starter)
     except QueuetoolError as exc:
         measured = measure(store, probe)
         head = "GEARMAND IS DOWN" if not measured.up else "GEARMAND DID NOT START CLEANLY"
@@ -310,6 +356,8 @@ def _tail(store: QueueStore, result: WindowResult, probe: str | None) -> str:
 
 @dataclass
 class EditWindowResult:
+    """An edit run inside a maintenance window: the window, and the edits' result."""
+
     window: WindowResult
     edits: EditResult | None  # None when the window stopped before the edit ran
 

@@ -8,34 +8,78 @@ result. Errors are turned into `Error: ...` and an exit code in exactly one plac
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 import warnings
+from typing import Any, TextIO
 
 import click
-import psycopg
-import pymysql
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from .. import __version__
 from ..errors import QueuetoolError, QueuetoolWarning
-from ..table.store import db_message, mask_text
 from .options import env_flag
 
-# Errors of the drivers themselves: where queuetool uses a DB-API cursor directly (bulk
-# copies, checksums, snapshots) SQLAlchemy does not wrap them. A server that dies
-# mid-command ends here too, as one line.
-DRIVER_ERRORS: tuple[type[Exception], ...] = (pymysql.err.Error, sqlite3.Error, psycopg.Error)
 INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+
+# Errors of SQLAlchemy and of the drivers themselves: where queuetool uses a DB-API
+# cursor directly (bulk copies, checksums, snapshots) SQLAlchemy does not wrap them. A
+# server that dies mid-command ends here too, as one line. They are looked up only
+# among the modules a command has loaded: start-up imports none of them (`--help` must
+# stay fast), and a module never imported cannot have raised.
+SQLALCHEMY_ERROR = ("sqlalchemy.exc", "SQLAlchemyError")
+DRIVER_ERROR_NAMES = (("pymysql.err", "Error"), ("sqlite3", "Error"), ("psycopg.errors", "Error"))
+
+
+def _loaded(module: str, name: str) -> type[BaseException] | None:
+    """An exception class, if its module has been imported (None: it cannot have been raised)."""
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+
+def driver_errors() -> tuple[type[BaseException], ...]:
+    """The loaded drivers' own error classes (PyMySQL, sqlite3, psycopg)."""
+    return tuple(e for e in (_loaded(m, n) for m, n in DRIVER_ERROR_NAMES) if e is not None)
+
+
+def library_errors() -> tuple[type[BaseException], ...]:
+    """What `Error: ...` reports besides QueuetoolError and OSError: SQLAlchemy's errors
+    and the drivers', those loaded."""
+    sqlalchemy_error = _loaded(*SQLALCHEMY_ERROR)
+    return (*((sqlalchemy_error,) if sqlalchemy_error else ()), *driver_errors())
+
+
+def handled() -> tuple[type[BaseException], ...]:
+    """Every error that becomes the one line `Error: ...` and its exit code."""
+    return (QueuetoolError, OSError, *library_errors())
 
 
 class CommandError(click.ClickException):
+    """A library error as click shows it: `Error: ...` and the error's own exit code."""
+
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc] # click declares it a ClassVar
 
 
 class QueuetoolGroup(click.Group):
+    """The `queuetool` group: the one place where errors become a line and an exit code."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        # Ctrl-C while the command line is parsed: the same one line as during a command
+        # (click's own "Aborted!" would say exit 1).
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except KeyboardInterrupt as exc:
+            if env_flag("QUEUETOOL_TRACEBACK"):
+                raise
+            click.echo("Aborted: interrupted", err=True)
+            raise click.exceptions.Exit(INTERRUPTED) from exc
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
@@ -43,7 +87,7 @@ class QueuetoolGroup(click.Group):
             # The reader (`| head`) went away: stop quietly, as Unix tools do.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(1)
-        except (QueuetoolError, SQLAlchemyError, OSError, *DRIVER_ERRORS) as exc:
+        except handled() as exc:
             if ctx.meta.get("traceback") or env_flag("QUEUETOOL_TRACEBACK"):
                 raise
             raise CommandError(one_line(exc), exit_code_of(exc)) from exc
@@ -56,11 +100,18 @@ class QueuetoolGroup(click.Group):
 
 def one_line(exc: BaseException) -> str:
     """An error as the one line `Error: ...` shows (passwords masked)."""
-    if isinstance(exc, DBAPIError):
-        return f"database error: {mask_text(db_message(exc))}"
-    if isinstance(exc, SQLAlchemyError):
-        return f"database error: {str(exc).splitlines()[0]}"
-    if isinstance(exc, DRIVER_ERRORS):
+    if _loaded(*SQLALCHEMY_ERROR) is not None:  # loaded: the error may be one of its own
+        from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+        from ..table.store import db_message, mask_text
+
+        if isinstance(exc, DBAPIError):
+            return f"database error: {mask_text(db_message(exc))}"
+        if isinstance(exc, SQLAlchemyError):
+            return f"database error: {str(exc).splitlines()[0]}"
+    if isinstance(exc, driver_errors()):
+        from ..table.store import mask_text
+
         # PyMySQL: (code, message); sqlite3: (message,). A closed connection: (0, "").
         args = exc.args
         text = args[1] if len(args) > 1 and isinstance(args[0], int) else args[0] if args else ""
@@ -99,7 +150,14 @@ def _show_warnings_plainly() -> None:
     if getattr(original, "queuetool", False):
         return
 
-    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
         if issubclass(category, QueuetoolWarning):
             click.echo(f"Warning: {message}", err=True)
         else:

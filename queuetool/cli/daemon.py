@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..config import Setting
-from ..daemon.reload import predict_replay
-from ..daemon.start import StartResult, start
-from ..daemon.state import ensure_not_migrated, state_path
-from ..daemon.status import status
-from ..daemon.stop import StopResult, find_daemon, stop
 from ..errors import VerifyError
-from ..render import render, render_json
 from .options import AppContext, discovered, format_option, queue_options
+
+if TYPE_CHECKING:
+    from ..daemon.start import StartResult
+    from ..daemon.stop import StopResult
 
 
 def gearmand_setting(app: AppContext, store_daemon: Any = None) -> Setting:
@@ -42,6 +40,7 @@ def ways(app: AppContext) -> tuple[str | None, str | None, Path | None]:
 
 
 def note(text: str) -> None:
+    """A note for the operator on stderr, so stdout stays clean for pipes."""
     click.echo(text, err=True)
 
 
@@ -56,6 +55,10 @@ def status_cmd(app: AppContext, fmt: str) -> None:
     Example:
       queuetool status --gearmand 127.0.0.1:4730
     """
+    from ..daemon.status import status
+    from ..daemon.stop import find_daemon
+    from ..render import render, render_json
+
     store = app.store
     found = find_daemon(store, app.gearmand_address)
     address = gearmand_setting(app, found)
@@ -193,6 +196,8 @@ def stop_cmd(
     Example:
       queuetool stop --drain 30 && queuetool purge --function old_job --yes
     """
+    from ..daemon.stop import stop
+
     store = app.store
     stop_cmd_, _, state_dir = ways(app)
     result = stop(
@@ -259,6 +264,10 @@ def start_cmd(
     Example:
       queuetool start --hashtable-buckets auto
     """
+    from ..daemon.reload import predict_replay
+    from ..daemon.start import start
+    from ..daemon.state import ensure_not_migrated, state_path
+
     store = app.store
     _, start_cmd_, state_dir = ways(app)
     if not after_migration:
@@ -287,6 +296,8 @@ def start_cmd(
 
 
 def _print_differences(result: StartResult) -> None:
+    from ..render import render
+
     v = result.verification
     if v is None:
         return

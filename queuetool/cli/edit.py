@@ -7,27 +7,18 @@ Snapshot commands (snapshot, snapshots, restore) are in cli/snapshots.py.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..changes.apply import EditResult, apply_edits
-from ..changes.dryrun import Plan
-from ..changes.kinds import Edit, Purge, Repair, Reprioritise, Reschedule
-from ..changes.planfile import load_plan
-from ..changes.prepare import held_counts, prepare_edits
-from ..daemon.discover import DaemonInfo
-from ..daemon.held import why_empty
+from ..errors import UsageError
 from ..priority import Priority
-from ..render import render
-from ..table.filters import JobFilter
-from ..table.jobs import Job, job_record
-from ..table.store import QueueStore
 from ..timeparse import parse_duration
 from ..timeparse import when as parse_when
 from .maintenance import is_live, run_window, window_options
@@ -39,6 +30,16 @@ from .options import (
     snapshot_settings,
     write_options,
 )
+
+if TYPE_CHECKING:
+    from ..changes.apply import EditResult
+    from ..changes.dryrun import Plan
+    from ..changes.kinds import Edit
+    from ..changes.prepare import EditRequest
+    from ..daemon.discover import DaemonInfo
+    from ..table.filters import JobFilter
+    from ..table.jobs import Job
+    from ..table.store import QueueStore
 
 F = Callable[..., Any]
 
@@ -59,6 +60,8 @@ def run_edits(
     quiet: bool,
     snapshot_dir: Path | None,
     full_snapshot: bool = False,
+    unblock: bool = False,
+    accept_block: bool = False,
     **window: Any,
 ) -> EditResult | None:
     """Plan, confirm, apply and report; None when nothing was applied.
@@ -67,14 +70,35 @@ def run_edits(
     maintenance window: stop, snapshot, edit, check, start, verify, or roll back.
     A --store-queue-on-shutdown daemon holds its queue in memory (its table is not its
     queue while it runs): the jobs are counted, and the edit confirmed, after the stop.
+
+    On gearmand before 2.0.0 an edit that would leave due jobs blocked says so in its
+    dry run and its question, and warns (even with --yes); --unblock adds the edits
+    that prevent it, --accept-block goes ahead without a word.
     """
+    from ..changes.apply import apply_edits
+    from ..changes.prepare import prepare_edits
+
     store = app.store
-    request = prepare_edits(store, edits, force=force, dry_run=dry_run)
+    if unblock and accept_block:
+        raise UsageError("--unblock and --accept-block exclude each other: choose one")
+    from ..daemon.version import queue_daemon_version
+
+    request = prepare_edits(
+        store,
+        edits,
+        force=force,
+        dry_run=dry_run,
+        version=lambda: queue_daemon_version(store, app.gearmand_address),
+        unblock=unblock,
+    )
+    if accept_block:
+        request = dataclasses.replace(request, blocks=[])
     if dry_run:
         if request.holder is not None:
             _held_dry_run(store, edits, request.holder)
         else:
             _dry_run(request.plans or [])
+            _dry_run_blocks(request)
         click.echo("nothing changed, no snapshot taken")
         return None
     nothing = request.nothing_to_change()
@@ -83,6 +107,9 @@ def run_edits(
         click.echo("nothing changed")
         return None
     directory, keep = snapshot_settings(app, snapshot_dir)
+    if request.would_block:
+        click.echo(_block_warning(request), err=True)  # even with --quiet: it is the surprise
+    edits = request.edits  # with --unblock, the edits that prevent the block too
     reasons = [] if force else is_live(app)
     # A daemon holding the queue in memory is stopped by the window to count it at all.
     if reasons or request.counted_after_stop:
@@ -131,6 +158,8 @@ def run_edits(
 
 def _dry_run(plans: Sequence[Plan]) -> None:
     """Each edit's count and its first jobs, with the values it changes as before -> after."""
+    from ..render import render
+
     for p in plans:
         click.echo(f"dry run: would {p.describe()}")
         if p.sample:
@@ -140,7 +169,34 @@ def _dry_run(plans: Sequence[Plan]) -> None:
             render(rows, "table", sys.stdout)
 
 
+def _dry_run_blocks(request: EditRequest) -> None:
+    """The due jobs the edits would leave blocked, or that --unblock's edits prevent it."""
+    if not request.blocks:
+        return
+    if request.unblocked:
+        for block in request.blocks:
+            click.echo(f"dry run: without --unblock it would block {block.describe()}")
+        return
+    for block in request.blocks:
+        click.echo(f"dry run: would block {block.describe()}")
+    click.echo(BLOCK_WAYS)
+
+
+BLOCK_WAYS = (
+    "gearmand before 2.0.0 hands out a function's jobs only from its highest non-empty "
+    "priority list: --unblock also moves those scheduled jobs down to the lowest priority "
+    "holding due jobs (their times kept), --accept-block goes ahead as is"
+)
+
+
+def _block_warning(request: EditRequest) -> str:
+    blocks = "; ".join(b.describe() for b in request.blocks)
+    return f"Warning: this edit would block {blocks}. {BLOCK_WAYS}"
+
+
 def _before_after(before: Job, after: Job | None) -> dict[str, object]:
+    from ..table.jobs import job_record
+
     record = job_record(before)
     if after is None:
         record["after"] = "deleted"
@@ -153,6 +209,10 @@ def _before_after(before: Job, after: Job | None) -> dict[str, object]:
 
 def _held_dry_run(store: QueueStore, edits: Sequence[Edit], holder: DaemonInfo) -> None:
     """A dry run must not stop the daemon: show what its own counts can tell."""
+    from ..changes.prepare import held_counts
+    from ..daemon.held import why_empty
+    from ..render import render
+
     click.echo(f"dry run: {why_empty(holder)}; the jobs are counted only once it has stopped")
     for edit, held in held_counts(store, edits, holder):
         names = " or ".join(edit.job_filter.functions) or "every function"
@@ -178,6 +238,24 @@ all_option = click.option(
     "--all", "all_", is_flag=True, help="Needed to change every job (no filter)."
 )
 
+
+def block_options(f: F) -> F:
+    """--unblock / --accept-block: what to do when an edit would leave due jobs blocked."""
+    f = click.option(
+        "--accept-block",
+        is_flag=True,
+        help="On gearmand before 2.0.0, go ahead without a word when the edit would leave "
+        "due jobs of a function blocked behind scheduled ones.",
+    )(f)
+    return click.option(
+        "--unblock",
+        is_flag=True,
+        help="On gearmand before 2.0.0, when the edit would leave due jobs blocked behind "
+        "scheduled ones, also move those scheduled jobs down to the lowest priority holding "
+        "due jobs (their times kept), in the same batch.",
+    )(f)
+
+
 full_snapshot_option = click.option(
     "--full-snapshot",
     is_flag=True,
@@ -194,6 +272,7 @@ def edit_command(f: F) -> F:
     @filter_options
     @write_options
     @full_snapshot_option
+    @block_options
     @window_options
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -224,6 +303,8 @@ def reprioritise_cmd(
     Example:
       queuetool reprioritise --function 'copyFilesForPRO*' --to high
     """
+    from ..changes.kinds import Reprioritise
+
     run_edits(app, [Reprioritise(job_filter, Priority.parse(to), all_)], **opts)
 
 
@@ -270,6 +351,8 @@ def reschedule_cmd(
       queuetool reschedule --function nightly_report --at 2026-11-29T02:00 --spread 2h
       queuetool reschedule --function 'mail*' --scheduled --now
     """
+    from ..changes.kinds import Reschedule
+
     when = parse_when(at, in_, now)
     seconds = parse_duration(spread) if spread else 0
     result = run_edits(app, [Reschedule(job_filter, when, seconds, all_)], **opts)
@@ -303,6 +386,8 @@ def purge_cmd(
     Example:
       queuetool purge --function obsolete_task --export obsolete.jsonl
     """
+    from ..changes.kinds import Purge
+
     run_edits(app, [Purge(job_filter, all_, export)], **opts)
 
 
@@ -320,6 +405,8 @@ def repair_cmd(app: AppContext, job_filter: JobFilter, **opts: Any) -> None:
     Example:
       queuetool repair --dry-run && queuetool repair --yes && queuetool check
     """
+    from ..changes.kinds import Repair
+
     run_edits(app, [Repair(job_filter)], **opts)
 
 
@@ -327,6 +414,7 @@ def repair_cmd(app: AppContext, job_filter: JobFilter, **opts: Any) -> None:
 @queue_options
 @write_options
 @full_snapshot_option
+@block_options
 @window_options
 @click.argument("plan_file", metavar="PLAN.toml", type=click.Path(dir_okay=False, path_type=Path))
 def window_cmd(app: AppContext, plan_file: Path, **opts: Any) -> None:
@@ -353,6 +441,8 @@ def window_cmd(app: AppContext, plan_file: Path, **opts: Any) -> None:
     Example:
       queuetool window tonight.toml --dry-run && queuetool window tonight.toml --yes
     """
+    from ..changes.planfile import load_plan
+
     run_edits(app, load_plan(plan_file), **opts)
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import UsageError
 from ..exporter import DEFAULT_LISTEN, DEFAULT_MIN_INTERVAL
-from ..exporter.figures import QueueSource
-from ..exporter.server import Exporter, ExporterServer, listen_address
-from ..exporter.sources import config_sources
 from .options import AppContext, discovered, queue_options
+
+if TYPE_CHECKING:
+    from ..exporter.figures import QueueSource
 
 
 @click.command("exporter")
@@ -50,6 +51,8 @@ def exporter_cmd(
     Example:
       queuetool exporter --listen 127.0.0.1:24730 -q sqlite:////var/lib/gearman/queue.db
     """
+    from ..exporter.server import Exporter, ExporterServer, listen_address
+
     config = app.config
     listen = listen or config.get("exporter", "listen") or DEFAULT_LISTEN
     if min_interval is None:
@@ -73,6 +76,9 @@ def exporter_cmd(
 
 
 def _sources(app: AppContext, name: str) -> list[QueueSource]:
+    from ..exporter.figures import QueueSource
+    from ..exporter.sources import config_sources
+
     explicit = app.params.get("queue") is not None
     if not explicit and app.config.queues():
         return config_sources(app.config)

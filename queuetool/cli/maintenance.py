@@ -7,20 +7,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..changes.dryrun import plan
-from ..changes.kinds import Edit, Repair
-from ..changes.prepare import EditRequest, replayed_rows
-from ..changes.window import EditWindowResult, WindowResult, edit_window, restore_window
-from ..daemon.buckets import restart_buckets
-from ..daemon.guard import live_reasons
-from ..daemon.reload import predict_replay
 from ..errors import DaemonRunning, QueuetoolError
 from .daemon import _render_start, _render_stop, buckets_type, ways
 from .options import AppContext
+
+if TYPE_CHECKING:
+    from ..changes.kinds import Edit
+    from ..changes.prepare import EditRequest
+    from ..changes.window import EditWindowResult, WindowResult
 
 F = Callable[..., Any]
 
@@ -66,6 +64,8 @@ def window_options(f: F) -> F:
 
 def is_live(app: AppContext) -> list[str]:
     """Why the queue's daemon counts as running (empty: it is stopped)."""
+    from ..daemon.guard import live_reasons
+
     return live_reasons(app.store, app.gearmand_address)
 
 
@@ -92,6 +92,10 @@ def announce(
     so its table tells nothing until the stop; the caller confirms after the stop, with
     the counts, and nothing is asked here. `held` is its own job count, if it told.
     """
+    from ..changes.prepare import replayed_rows
+    from ..daemon.buckets import restart_buckets
+    from ..daemon.reload import predict_replay
+
     store = app.store
     if no_window:
         raise DaemonRunning(
@@ -141,6 +145,10 @@ def run_window(
     counted and the edit confirmed after the stop; declined, the daemon is started
     again on its unchanged queue.
     """
+    from ..changes.kinds import Repair
+    from ..changes.prepare import replayed_rows
+    from ..changes.window import edit_window
+
     edits = request.edits
     after_stop = None
     what = request.describe()
@@ -193,6 +201,9 @@ def _confirm_after_stop(
     """With the daemon stopped and its queue written: count, show and confirm the edit.
 
     Raises Aborted when not confirmed; the window then starts the daemon again."""
+    from ..changes.dryrun import plan
+    from ..changes.prepare import EditRequest
+
     store = app.store
     request = EditRequest(edits, None, plan(store, edits))
     if not request.matched:
@@ -220,6 +231,8 @@ def run_restore_window(
 ) -> None:
     """`restore` while gearmand runs: confirm once, then stop, restore, start, verify.
     `origin` names the snapshot's queue when it is another one."""
+    from ..changes.window import restore_window
+
     what = f"replace table {app.store.table_name} with the {rows} rows of {path}{origin}"
     options = announce(app, what, reasons, quiet=quiet, **announced)
     outcome, restored = restore_window(

@@ -6,23 +6,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..changes.snapshot import DEFAULT_KEEP
-from ..daemon.stop import StopResult
 from ..errors import Aborted
-from ..migrate.copy import MigrateOptions, MigrationResult
-from ..migrate.handover import command_line, gearmand_options
-from ..migrate.handover import start_with as start_daemon_on
-from ..migrate.sides import resolve_side
-from ..migrate.staging import CONFLICT_CHOICES
-from ..migrate.window import migrate_queue
-from ..render import render_json
-from ..table.store import QueueStore
 from .daemon import ways
 from .options import (
     AppContext,
+    LazyChoice,
     config_option,
     dry_run_option,
     force_option,
@@ -32,6 +24,11 @@ from .options import (
     yes_option,
 )
 from .options import confirm as ask_once
+
+if TYPE_CHECKING:
+    from ..daemon.stop import StopResult
+    from ..migrate.copy import MigrationResult
+    from ..table.store import QueueStore
 
 
 class ProgressLine:
@@ -89,7 +86,7 @@ class ProgressLine:
 @click.option("--merge", is_flag=True, help="Add to a target that already holds jobs.")
 @click.option(
     "--on-conflict",
-    type=click.Choice(CONFLICT_CHOICES),
+    type=LazyChoice("queuetool.migrate.staging", "CONFLICT_CHOICES"),
     default="fail",
     show_default=True,
     help="With --merge, a job whose (unique_key, function) the target already has.",
@@ -154,6 +151,14 @@ def migrate_cmd(
       queuetool migrate sqlite mysql --sqlite-db /var/lib/gearman/queue.db \\
         --mysql-url mysql+pymysql://gearman:PASS@db1:3306/gearman
     """
+    from ..changes.snapshot import DEFAULT_KEEP
+    from ..migrate.copy import MigrateOptions
+    from ..migrate.handover import command_line, gearmand_options
+    from ..migrate.handover import start_with as start_daemon_on
+    from ..migrate.sides import resolve_side
+    from ..migrate.window import migrate_queue
+    from ..render import render_json
+
     app = AppContext({"config": config, "gearmand": gearmand}, {})
     ctx = click.get_current_context()
     ctx.call_on_close(app.close)
@@ -231,6 +236,7 @@ def migrate_cmd(
             click.echo(line)
     if start_with and not dry_run:
         started = start_daemon_on(dst, start_with)
+        assert started.verification is not None  # a start always verifies
         click.echo(f"gearmand started (pid {started.pid}): {started.verification.summary()}")
 
 

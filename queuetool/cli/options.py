@@ -3,23 +3,52 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+# Only light modules at the top: every command module imports this one, and `queuetool
+# --help` must not pay for SQLAlchemy or a driver. The store, discovery and the filter
+# are imported where they are first used.
 from ..config import DEFAULT_KEEP, DEFAULT_TABLE, Config, Setting, load_config
-from ..daemon.discover import DaemonInfo, discover, queue_url_of
 from ..errors import Aborted, UsageError
 from ..priority import Priority
-from ..table.filters import JobFilter
-from ..table.store import QueueStore, default_table, open_store
 from ..timeparse import parse_time
 
+if TYPE_CHECKING:
+    from ..daemon.discover import DaemonInfo
+    from ..table.store import QueueStore
+
 F = Callable[..., Any]
+
+
+class LazyChoice(click.Choice):
+    """A click.Choice whose choices are a library constant, read on first use (parsing
+    the option, or its command's --help): declaring the option imports nothing."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.where = (module, name)  # e.g. ("queuetool.table.report", "GROUPINGS")
+        self._choices: tuple[Any, ...] | None = None
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[Any, ...]:
+        """The choices, read from their module on first use (it may be a heavy one)."""
+        if self._choices is None:
+            module, name = self.where
+            self._choices = tuple(getattr(importlib.import_module(module), name))
+        return self._choices
+
+    @choices.setter
+    def choices(self, value: Sequence[Any]) -> None:
+        """Set by click.Choice's own __init__; kept for when they are read."""
+        self._choices = tuple(value)
+
 
 CONFIG_HELP = "TOML config file [default: ./queuetool.toml, else /etc/queuetool.toml]."
 GEARMAND_HELP = "Admin address of the gearmand that owns the queue."
@@ -69,12 +98,16 @@ class AppContext:
             discovered = discover_table(self)
             if discovered is not None:
                 return discovered
+            from ..table.store import default_table
+
             return Setting(default_table(self.queue_setting().value), "default")
         return setting
 
     @property
     def store(self) -> QueueStore:
         if self._store is None:
+            from ..table.store import open_store
+
             self._store = open_store(self.queue_setting().value, self.table_setting().value)
         return self._store
 
@@ -89,6 +122,8 @@ class AppContext:
 def discovered(app: AppContext) -> DaemonInfo | None:
     """The gearmand this command is about (cached): found by address, process or files."""
     if not hasattr(app, "_discovered"):
+        from ..daemon.discover import discover
+
         address = app.gearmand_address
         app._discovered = discover(address)  # type: ignore[attr-defined]
     return app._discovered  # type: ignore[attr-defined]
@@ -96,6 +131,8 @@ def discovered(app: AppContext) -> DaemonInfo | None:
 
 def discover_queue(app: AppContext) -> Setting | None:
     """The queue URL of the gearmand this command is about, if one was found."""
+    from ..daemon.discover import queue_url_of
+
     info = discovered(app)
     url = queue_url_of(info) if info is not None else None
     if info is None or url is None:
@@ -229,6 +266,8 @@ def filter_options(f: F) -> F:
     )
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..table.filters import JobFilter
+
         after = kwargs.pop("run_after")
         before = kwargs.pop("run_before")
         sub_after = kwargs.pop("submitted_after")

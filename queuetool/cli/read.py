@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
-from ..daemon.discover import DaemonInfo
-from ..daemon.held import HeldQueue, held_queue, holding_daemon, why_empty
-from ..daemon.version import queue_daemon_version
-from ..exporter.figures import Cell
-from ..exporter.metrics import exposition, report_exposition
 from ..priority import Priority, label
-from ..render import render, render_json
-from ..table.blocked import Blocker, blockers
-from ..table.check import check
-from ..table.filters import JobFilter
-from ..table.jobs import JOB_COLUMNS, job_record, list_jobs
-from ..table.report import (
-    COUNT_COLUMNS,
-    GROUPINGS,
-    function_table,
-    group_record,
-    report,
-)
-from .options import AppContext, filter_options, format_option, queue_options
+from .options import AppContext, LazyChoice, filter_options, format_option, queue_options
+
+if TYPE_CHECKING:
+    from ..daemon.discover import DaemonInfo
+    from ..daemon.held import HeldQueue
+    from ..table.blocked import Blocker
+    from ..table.filters import JobFilter
 
 
 @click.command("report")
@@ -33,7 +23,7 @@ from .options import AppContext, filter_options, format_option, queue_options
 @filter_options
 @click.option(
     "--by",
-    type=click.Choice(list(GROUPINGS)),
+    type=LazyChoice("queuetool.table.report", "GROUPINGS"),
     default=None,
     help="Grouping [default: a row per function with HIGH/NORMAL/LOW columns; "
     "function,priority for json/csv/prometheus].",
@@ -47,6 +37,11 @@ def report_cmd(app: AppContext, job_filter: JobFilter, by: str | None, fmt: str)
       queuetool report --queue sqlite:////var/lib/gearman/queue.db
       queuetool report --format prometheus > /var/lib/node_exporter/gearman.prom
     """
+    from ..daemon.held import holding_daemon
+    from ..daemon.version import queue_daemon_version
+    from ..render import render
+    from ..table.report import COUNT_COLUMNS, GROUPINGS, function_table, group_record, report
+
     out = sys.stdout
     holder = holding_daemon(app.store)
     if holder is not None:
@@ -55,6 +50,8 @@ def report_cmd(app: AppContext, job_filter: JobFilter, by: str | None, fmt: str)
     version = queue_daemon_version(app.store, app.gearmand_address)
     rep = report(app.store, job_filter, blocking=version.scheduling_bugs)
     if fmt == "prometheus":
+        from ..exporter.metrics import report_exposition
+
         store = app.store
         blocking = version.scheduling_bugs
         out.write(report_exposition(rep, "default", store.backend, store.table_name, blocking))
@@ -91,6 +88,10 @@ def jobs_cmd(app: AppContext, job_filter: JobFilter, limit: int, show_data: bool
     Example:
       queuetool jobs --function 'copyFiles*' --priority low --limit 20
     """
+    from ..daemon.held import held_queue, holding_daemon, why_empty
+    from ..render import render
+    from ..table.jobs import JOB_COLUMNS, job_record, list_jobs
+
     columns = [*JOB_COLUMNS, "data"] if show_data else JOB_COLUMNS
     holder = holding_daemon(app.store)
     if holder is not None:
@@ -126,6 +127,12 @@ def _held_report(
 ) -> None:
     """`report` while a --store-queue-on-shutdown daemon runs: its own counts, since its
     table is empty; when jobs are due and how big they are is unknown until it stops."""
+    from ..daemon.held import held_queue, why_empty
+    from ..exporter.figures import Cell
+    from ..exporter.metrics import exposition
+    from ..render import render
+    from ..table.report import COUNT_COLUMNS, GROUPINGS
+
     held = held_queue(holder, job_filter)
     click.echo(
         f"note: {why_empty(holder)}; these are the daemon's own counts (prioritystatus)"
@@ -162,8 +169,14 @@ def check_cmd(ctx: click.Context, app: AppContext, fmt: str) -> None:
     Example:
       queuetool check -q sqlite:////var/lib/gearman/queue.db && systemctl start gearman-job-server
     """
+    from ..render import render, render_json
+    from ..table.check import check
+
     result = check(app.store)
-    blocked = _blockers(app) if result.ok or not result.schema else []
+    # Blocked lists read priority and when_to_run as numbers: not where some are not
+    # (PostgreSQL's TEXT layout holding 'soon' cannot be cast; the check reports it).
+    unreadable = {"priority_type", "when_to_run_type"} & {p.kind for p in result.problems}
+    blocked = _blockers(app) if (result.ok or not result.schema) and not unreadable else []
     if fmt == "json":
         out = result.as_dict()
         out["blocked"] = [
@@ -218,6 +231,9 @@ def check_cmd(ctx: click.Context, app: AppContext, fmt: str) -> None:
 
 def _blockers(app: AppContext) -> list[Blocker]:
     """Blocked functions under gearmand 1.1.x's rules (none on 2.0.0 and later)."""
+    from ..daemon.version import queue_daemon_version
+    from ..table.blocked import blockers
+
     if not queue_daemon_version(app.store, app.gearmand_address).scheduling_bugs:
         return []
     store = app.store

@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 
-from ..changes.replay_safe import make_replay_safe, replay_problem, replay_safe_window
 from .daemon import _render_stop
 from .maintenance import _render_end, announce, is_live, window_options
 from .options import AppContext, confirm, queue_options, snapshot_settings, write_options
@@ -43,6 +42,8 @@ def make_replay_safe_cmd(
     Example:
       queuetool make-replay-safe --queue postgresql+psycopg://gearman:PASS@db1/gearman
     """
+    from ..changes.replay_safe import make_replay_safe, replay_problem, replay_safe_window
+
     store = app.store
     problem = replay_problem(store)
     if problem is None:

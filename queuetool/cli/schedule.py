@@ -5,21 +5,24 @@ from __future__ import annotations
 import shlex
 import sys
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
-from ..daemon.held import holding_daemon
-from ..daemon.version import DaemonVersion
-from ..daemon.wake import WakePass, check_retries, wake_every, wake_once
 from ..errors import UsageError
-from ..table.filters import GLOB_CHARS, JobFilter
-from ..table.store import mask_url
 from ..timeparse import format_epoch
 from .daemon import gearmand_setting
 from .options import AppContext, discovered, filter_options, queue_options
 
+if TYPE_CHECKING:
+    from ..daemon.version import DaemonVersion
+    from ..daemon.wake import WakePass
+    from ..table.filters import JobFilter
+
 
 def _address(app: AppContext) -> str:
+    from ..daemon.wake import check_retries
+
     address = gearmand_setting(app).value
     if not address:
         raise UsageError("no gearmand to wake: name it with --gearmand HOST:PORT")
@@ -65,6 +68,10 @@ def wake_cmd(app: AppContext, job_filter: JobFilter, every: float | None) -> Non
       queuetool wake
       queuetool wake --function nightly_report --every 30
     """
+    from ..daemon.held import holding_daemon
+    from ..daemon.wake import wake_every, wake_once
+    from ..table.filters import GLOB_CHARS
+
     address = _address(app)
     store = app.store
     if holding_daemon(store) is not None:
@@ -89,6 +96,8 @@ def wake_advice(
 ) -> str | None:
     """After `reschedule` to `start`: how the jobs will be handed out on time, or None on
     a gearmand that wakes its workers itself (2.0.0 and later)."""
+    from ..table.store import mask_url
+
     if not version.scheduling_bugs:
         return None
     args = ["queuetool", "wake"]

@@ -8,11 +8,7 @@ from typing import Any
 
 import click
 
-from ..changes.prepare import prepare_restore, restore_dry_run
-from ..changes.restore import restore
-from ..changes.snapshot import list_snapshots, read_manifest, take, verify
 from ..errors import UsageError
-from ..render import render
 from .maintenance import is_live, run_restore_window, window_options
 from .options import (
     AppContext,
@@ -51,6 +47,8 @@ def snapshot_cmd(
       queuetool snapshot --out /backup/queue-before-migration.qtsnap
       queuetool snapshot --verify /backup/queue-before-migration.qtsnap
     """
+    from ..changes.snapshot import take, verify
+
     if verify_path is not None:
         if out is not None:
             raise UsageError("--verify reads a snapshot; do not combine it with --out")
@@ -81,6 +79,9 @@ def snapshots_cmd(app: AppContext, snapshot_dir: Path | None, fmt: str) -> None:
     Example:
       queuetool snapshots --format json
     """
+    from ..changes.snapshot import list_snapshots
+    from ..render import render
+
     directory, _ = snapshot_settings(app, snapshot_dir)
     render((s.record() for s in list_snapshots(directory)), fmt, sys.stdout)
 
@@ -120,6 +121,10 @@ def restore_cmd(
     Example:
       queuetool restore ~/.local/state/queuetool/snapshots/gearman_queue-...-before-purge.qtsnap
     """
+    from ..changes.prepare import prepare_restore, restore_dry_run
+    from ..changes.restore import restore
+    from ..changes.snapshot import read_manifest
+
     info = read_manifest(path)  # a file that is no snapshot is refused before the queue opens
     store = app.store
     request = prepare_restore(store, info, onto_other_queue=onto_other_queue)

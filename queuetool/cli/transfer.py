@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..changes.importing import ImportResult, check_file, export_jobs, import_jobs, import_window
-from ..daemon.held import holding_daemon, why_empty
 from ..errors import DaemonRunning
-from ..migrate.staging import CONFLICT_CHOICES
 from ..priority import Priority
-from ..table.export import FORMATS, STDOUT
-from ..table.filters import JobFilter
-from ..table.jobfile import JobSource
 from .daemon import _render_stop
 from .edit import note
 from .maintenance import _render_end, announce, is_live, window_options
 from .migrate import ProgressLine
 from .options import (
     AppContext,
+    LazyChoice,
     confirm,
     filter_options,
     queue_options,
@@ -29,6 +24,10 @@ from .options import (
     snapshot_settings,
     write_options,
 )
+
+if TYPE_CHECKING:
+    from ..changes.importing import ImportResult
+    from ..table.filters import JobFilter
 
 
 @click.command("export")
@@ -38,7 +37,7 @@ from .options import (
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(FORMATS),
+    type=LazyChoice("queuetool.table.export", "FORMATS"),
     help="jsonl or csv [default: csv for a FILE ending in .csv, else jsonl].",
 )
 @quiet_option
@@ -55,6 +54,10 @@ def export_cmd(
       queuetool export all-jobs.jsonl
       queuetool export --function 'copyFiles*' --priority low - | gzip > low.jsonl.gz
     """
+    from ..changes.importing import export_jobs
+    from ..daemon.held import holding_daemon, why_empty
+    from ..table.export import STDOUT
+
     store = app.store
     holder = holding_daemon(store)
     if holder is not None:
@@ -83,7 +86,7 @@ def export_cmd(
 @click.argument("file", metavar="FILE")
 @click.option(
     "--on-conflict",
-    type=click.Choice(CONFLICT_CHOICES),
+    type=LazyChoice("queuetool.migrate.staging", "CONFLICT_CHOICES"),
     default="fail",
     show_default=True,
     help="A job whose (unique_key, function) the table (or the file before it) already "
@@ -149,6 +152,10 @@ def import_cmd(
       queuetool import all-jobs.jsonl --on-conflict skip --yes
       queuetool import ids.txt --function resubmit_order --priority high --yes
     """
+    from ..changes.importing import check_file, import_jobs, import_window
+    from ..daemon.held import holding_daemon, why_empty
+    from ..table.jobfile import JobSource
+
     store = app.store
     source = JobSource(
         Path(file),
@@ -202,7 +209,7 @@ def import_cmd(
                         f"gearmand stopped and wrote its queue. {what[0].upper()}{what[1:]}?", yes
                     )
 
-            outcome, result = import_window(
+            outcome, imported = import_window(
                 store,
                 source,
                 directory,
@@ -214,8 +221,8 @@ def import_cmd(
             )
             _end(progress)
             _render_stop(outcome.stopped, quiet)
-            if result is not None:
-                _render(result, result.snapshot and result.snapshot.path)
+            if imported is not None:
+                _render(imported, imported.snapshot.path if imported.snapshot else None)
             _render_end(outcome, quiet)
             return
         confirm(
@@ -239,7 +246,7 @@ def import_cmd(
             **options,
         )
         _end(progress)
-        _render(result, result.snapshot and result.snapshot.path)
+        _render(result, result.snapshot.path if result.snapshot else None)
         click.echo(f"elapsed: {result.elapsed:.2f}s")
     finally:
         _end(progress)

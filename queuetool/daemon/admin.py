@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import uuid
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -191,7 +190,7 @@ class AdminClient:
     def listing(self, command: str) -> list[str]:
         """Send a command whose answer is lines ending with a `.` line."""
         self._send(command)
-        lines = []
+        lines: list[str] = []
         while True:
             line = self._readline(command)
             if line == ".":
@@ -298,62 +297,19 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(numbers)
 
 
-# -- binary protocol: the worker-wake workaround -------------------------------------
+# -- binary protocol: the few packets `wake` sends as a worker (daemon/wake.py) ----------
 
 _REQ = b"\0REQ"
 _RES = b"\0RES"
-SUBMIT_JOB_EPOCH = 36
-JOB_CREATED = 8
-ERROR = 19
-WAKE_EPOCH = 2**31 - 1  # far future, and still fits MySQL's signed 32-bit when_to_run
 
 
-@dataclass(frozen=True)
-class WakeResult:
-    """What `wake_workers` did: the trigger job's handle and whether it was cancelled."""
-
-    function: str
-    handle: str
-    cancelled: bool
+def packet(kind: int, body: bytes = b"") -> bytes:
+    """One request packet of gearman's binary protocol."""
+    return _REQ + struct.pack(">II", kind, len(body)) + body
 
 
-def wake_workers(
-    address: str | Address, function: str, timeout: float = DEFAULT_TIMEOUT
-) -> WakeResult:
-    """Wake sleeping workers of `function` on gearmand < 2.0.0, then remove the trigger.
-
-    Before 2.0.0 a job whose when_to_run has passed is not handed out until the
-    function's workers are woken (GEARMAND.md). Submitting a SUBMIT_JOB_EPOCH job
-    wakes them; a far-future epoch keeps the trigger itself from ever running, and
-    `cancel job` then deletes its row (1.1.x keeps counting it in `status` until a
-    restart or until a worker passes over it).
-    """
-    address = Address.parse(address)
-    unique = f"queuetool-wake-{uuid.uuid4().hex}"
-    body = b"\0".join((function.encode(), unique.encode(), str(WAKE_EPOCH).encode(), b""))
-    sock = open_socket(address, timeout)
-    with sock:
-        try:
-            sock.sendall(_REQ + struct.pack(">II", SUBMIT_JOB_EPOCH, len(body)) + body)
-            kind, data = _read_packet(sock, address)
-        except TimeoutError:
-            raise DaemonTimeout(f"gearmand at {address} did not answer SUBMIT_JOB_EPOCH") from None
-    if kind == ERROR:
-        code, _, text = data.partition(b"\0")
-        raise AdminCommandError("SUBMIT_JOB_EPOCH", code.decode(), text.decode(errors="replace"))
-    if kind != JOB_CREATED:
-        raise NotGearmand(f"{address} answered SUBMIT_JOB_EPOCH with packet type {kind}")
-    handle = data.decode()
-    try:
-        with AdminClient(address, timeout) as client:
-            client.cancel_job(handle)
-        cancelled = True
-    except AdminCommandError:
-        cancelled = False
-    return WakeResult(function, handle, cancelled)
-
-
-def _read_packet(sock: socket.socket, address: Address) -> tuple[int, bytes]:
+def read_packet(sock: socket.socket, address: Address) -> tuple[int, bytes]:
+    """One response packet: (type, body); NotGearmand when it is not one."""
     header = _read_exact(sock, 12, address)
     magic, (kind, size) = header[:4], struct.unpack(">II", header[4:])
     if magic != _RES or size > _MAX_ANSWER:

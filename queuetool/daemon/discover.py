@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +71,10 @@ class GearmandOptions:
     argv: tuple[str, ...]
     values: dict[str, str | bool] = field(default_factory=dict)
     cwd: Path | None = None  # gearmand does not chdir: relative paths are from here
+    # What libpq takes from the process: its PG* variables (PGPASSWORD too: never in a
+    # repr) and its effective user, whose ~/.pgpass it reads. Empty/None: not running.
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    uid: int | None = None
 
     def get(self, name: str, default: str | None = None) -> str | None:
         value = self.values.get(name)
@@ -243,7 +248,10 @@ def config_file_args(path: Path) -> list[str] | None:
 
 
 def options_from_argv(
-    argv: list[str] | tuple[str, ...], cwd: Path | None = None
+    argv: list[str] | tuple[str, ...],
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    uid: int | None = None,
 ) -> GearmandOptions:
     """Parse a gearmand command line, then its config file (command line wins)."""
     values, at_files = parse_args(list(argv[1:]))
@@ -258,7 +266,7 @@ def options_from_argv(
         from_file, _ = parse_args(extra)
         for name, value in from_file.items():
             values.setdefault(name, value)
-    return GearmandOptions(tuple(argv), values, cwd)
+    return GearmandOptions(tuple(argv), values, cwd, dict(env or {}), uid)
 
 
 def debian_params(path: Path = DEBIAN_DEFAULTS) -> list[str] | None:
@@ -289,7 +297,29 @@ def process_info(pid: int, proc: Path = PROC) -> DaemonInfo | None:
         cwd: Path | None = Path(os.readlink(proc / str(pid) / "cwd"))
     except OSError:
         cwd = None
-    return DaemonInfo(pid, options_from_argv(argv, cwd), f"gearmand pid {pid}")
+    env, uid = libpq_environment(pid, proc)
+    return DaemonInfo(pid, options_from_argv(argv, cwd, env, uid), f"gearmand pid {pid}")
+
+
+def libpq_environment(pid: int, proc: Path = PROC) -> tuple[dict[str, str], int | None]:
+    """The PG* variables a process was started with (/proc/PID/environ: libpq reads
+    them for conninfo fields the command line leaves out) and its effective uid (whose
+    ~/.pgpass libpq reads); ({}, None) for what cannot be read (another user's process
+    when queuetool is not root)."""
+    try:
+        uid: int | None = (proc / str(pid)).stat().st_uid
+    except OSError:
+        uid = None
+    try:
+        raw = (proc / str(pid) / "environ").read_bytes()
+    except OSError:
+        return {}, uid
+    env = {}
+    for item in raw.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep and key.startswith(b"PG"):
+            env[os.fsdecode(key)] = os.fsdecode(value)
+    return env, uid
 
 
 def local_daemons(proc: Path = PROC) -> list[DaemonInfo]:

@@ -21,6 +21,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def read_cmdline(pid: int, proc: Path = PROC) -> tuple[str, ...] | None:
+    """A process's command line from /proc; None when it is gone or has none."""
     try:
         raw = (proc / str(pid) / "cmdline").read_bytes()
     except OSError:
@@ -31,6 +32,7 @@ def read_cmdline(pid: int, proc: Path = PROC) -> tuple[str, ...] | None:
 
 
 def is_gearmand(argv: tuple[str, ...]) -> bool:
+    """Whether a command line runs gearmand (by its program's name)."""
     return bool(argv) and os.path.basename(argv[0]) in ("gearmand", "gearmand.bin")
 
 
@@ -50,6 +52,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def port_open(address: Address) -> bool:
+    """Whether something still listens on the address (a refusal is the only no)."""
     try:
         with open_socket(address, 1.0):
             return True
@@ -60,6 +63,7 @@ def port_open(address: Address) -> bool:
 
 
 def owner(pid: int) -> tuple[int | None, int | None]:
+    """The uid and gid a process runs as; (None, None) when it is gone."""
     try:
         st = os.stat(f"/proc/{pid}")
         return st.st_uid, st.st_gid
@@ -118,6 +122,8 @@ def uptime(pid: int) -> float | None:
 
 
 def run_command(command: str, what: str) -> None:
+    """Run the operator's stop or start command (`what` names it in errors); a
+    DaemonError when it fails or times out."""
     try:
         done = subprocess.run(
             command, shell=True, capture_output=True, text=True, timeout=COMMAND_TIMEOUT

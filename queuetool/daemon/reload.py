@@ -28,6 +28,9 @@ WORTH_RETUNING_S = 5.0  # below this the default buckets cost too little to ment
 
 @dataclass(frozen=True)
 class ReplayPrediction:
+    """How long a restart's replay will take, and a better bucket count when one
+    saves enough."""
+
     jobs: int
     buckets: int
     seconds: float
@@ -48,6 +51,8 @@ class ReplayPrediction:
 
 
 def replay_seconds(jobs: int, buckets: int = DEFAULT_BUCKETS) -> float:
+    """The predicted replay time of `jobs` jobs into `buckets` hashtable buckets
+    (linear, plus the walk of the bucket lists that grows with jobs per bucket)."""
     buckets = max(1, buckets)
     return jobs * LINEAR_S_PER_JOB + LIST_WALK_S * jobs * (jobs / buckets)
 
@@ -58,6 +63,8 @@ def recommended_buckets(jobs: int) -> int:
 
 
 def predict_replay(jobs: int, buckets: int = DEFAULT_BUCKETS) -> ReplayPrediction:
+    """The replay prediction, with a recommended bucket count only when it is worth
+    a retune."""
     seconds = replay_seconds(jobs, buckets)
     better = recommended_buckets(jobs)
     with_better = replay_seconds(jobs, better)
@@ -72,6 +79,7 @@ def ready_timeout(jobs: int, buckets: int = DEFAULT_BUCKETS) -> float:
 
 
 def next_prime(n: int) -> int:
+    """The smallest prime at or above `n` (gearmand's hashtable wants a prime)."""
     n = max(2, n)
     while not _is_prime(n):
         n += 1

@@ -113,6 +113,7 @@ def start(
         raise DaemonError("gearmand already runs on this queue: `queuetool status` shows it")
     if checked is None or expected is None:
         checked, expected = examine(store)
+        assert expected is not None  # examine counts unless told not to
     if check_first and not checked.startable:
         raise ProblemsFound(
             f"not starting gearmand: {checked.summary()} (gearmand would fail or crash "
@@ -269,6 +270,8 @@ def _wait_ready(
 
 
 def log_tail(info_argv: list[str] | tuple[str, ...] | None, lines: int = 8) -> str:
+    """The last lines of the log file a gearmand command line names (empty when it
+    logs nowhere readable), for an error that says why the daemon failed."""
     if not info_argv:
         return ""
     log = options_from_argv(info_argv).get("log-file")

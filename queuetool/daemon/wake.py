@@ -2,7 +2,7 @@
 
 Before 2.0.0 a job whose when_to_run passes while its function's workers sleep is
 not handed out until something wakes them (GEARMAND.md). The documented wake-up,
-submitting a far-future SUBMIT_JOB_EPOCH job and cancelling it (`admin.wake_workers`),
+submitting a far-future SUBMIT_JOB_EPOCH job and cancelling it (`cancel job`),
 turned out to be harmful here (seen on 1.1.20): the cancelled trigger stays in the
 function's NORMAL list, never due, so that list is never empty again and, by the
 priority-list bug, the function's due LOW jobs are never handed out (until a restart);
@@ -20,20 +20,17 @@ release and nothing a wake-up could change.
 
 from __future__ import annotations
 
-import socket
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from ..errors import DaemonTimeout, NotGearmand, UsageError
+from ..errors import DaemonTimeout, UsageError
 from ..table.filters import JobFilter
 from ..table.store import QueueStore
-from .admin import DEFAULT_TIMEOUT, Address, open_socket
+from .admin import DEFAULT_TIMEOUT, Address, open_socket, packet, read_packet
 
-_REQ = b"\0REQ"
 CAN_DO, GRAB_JOB = 1, 9
 NO_JOB, JOB_ASSIGN = 10, 11
 
@@ -67,9 +64,9 @@ def release_one(
     sock = open_socket(address, timeout)
     with sock:
         try:
-            sock.sendall(_packet(CAN_DO, name) + _packet(GRAB_JOB))
+            sock.sendall(packet(CAN_DO, name) + packet(GRAB_JOB))
             while True:
-                kind, body = _read_packet(sock, address)
+                kind, body = read_packet(sock, address)
                 if kind == NO_JOB:
                     return None
                 if kind == JOB_ASSIGN:
@@ -77,28 +74,6 @@ def release_one(
                 # NOOP and the like: keep reading until the answer to GRAB_JOB.
         except TimeoutError:
             raise DaemonTimeout(f"gearmand at {address} did not answer GRAB_JOB") from None
-
-
-def _packet(kind: int, body: bytes = b"") -> bytes:
-    return _REQ + struct.pack(">II", kind, len(body)) + body
-
-
-def _read_packet(sock: socket.socket, address: Address) -> tuple[int, bytes]:
-    header = _read_exact(sock, 12, address)
-    if header[:4] != b"\0RES":
-        raise NotGearmand(f"{address} does not speak gearman's binary protocol")
-    kind, size = struct.unpack(">II", header[4:])
-    return kind, _read_exact(sock, size, address)
-
-
-def _read_exact(sock: socket.socket, size: int, address: Address) -> bytes:
-    buf = b""
-    while len(buf) < size:
-        chunk = sock.recv(size - len(buf))
-        if not chunk:
-            raise NotGearmand(f"{address} closed the connection mid-packet")
-        buf += chunk
-    return buf
 
 
 def due_functions(store: QueueStore, job_filter: JobFilter, since: int, now: int) -> list[str]:

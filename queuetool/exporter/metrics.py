@@ -96,6 +96,7 @@ def queue_families(figures: Figures) -> Iterator[Metric]:
 
 
 def cell_families(queue: str, cells: Sequence[Cell]) -> Iterator[Metric]:
+    """The table's `gearman_queue_*` families: one sample per function and priority."""
     for name, help_text, value in TABLE_METRICS:
         family = GaugeMetricFamily(name, help_text, labels=list(CELL))
         for cell in cells:

@@ -78,6 +78,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ExporterServer(ThreadingHTTPServer):
+    """The exporter's HTTP server: a thread per request, so a slow client blocks no
+    scrape."""
+
     daemon_threads = True  # a hung client must not keep the process from exiting
 
     def __init__(self, address: Address, exporter: Exporter) -> None:

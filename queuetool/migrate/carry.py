@@ -79,6 +79,8 @@ def _cp1252_ok(char: str) -> bool:
 
 @dataclass
 class Refusal:
+    """Rows refused for one reason: how many, and a few examples to name."""
+
     kind: str
     count: int = 0
     examples: list[tuple[str, str]] = field(default_factory=list)

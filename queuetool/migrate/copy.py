@@ -51,6 +51,8 @@ Note = Callable[[str], None]
 
 @dataclass
 class MigrateOptions:
+    """How `migrate` treats a non-empty target, refused rows and the source (`--move`)."""
+
     merge: bool = False
     on_conflict: str = "fail"
     replace: bool = False
@@ -68,6 +70,8 @@ class MigrateOptions:
 
 @dataclass
 class MigrationResult:
+    """What a migration did (or, with `dry_run`, would do): counts, checksums, refusals."""
+
     source: str
     target: str
     dry_run: bool

@@ -23,6 +23,7 @@ def gearmand_options(store: QueueStore, show_password: bool = False) -> list[str
 
 
 def command_line(options: list[str]) -> str:
+    """Options as one shell-quoted line, ready to paste."""
     return " ".join(shlex.quote(o) for o in options)
 
 

@@ -44,9 +44,11 @@ class SourceChecksum:
             self.thread.start()
 
     def _on_server(self) -> None:
+        server_checksum = self.store.dialect.server_checksum
+        assert server_checksum is not None  # only started when on_server
         try:
             with self.store.connect() as conn:
-                self.whole = self.store.dialect.server_checksum(conn, self.store.table)
+                self.whole = server_checksum(conn, self.store.table)
         except BaseException as exc:  # handed to the caller in finish()
             self.error = exc
 

@@ -20,13 +20,13 @@ import contextlib
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy.engine import Connection
 
 from ..table.checksum import MOD as CHECKSUM_MOD
 from ..table.checksum import Checksum
-from ..table.store import QueueStore, conn_quote
+from ..table.store import QueueStore, conn_quote, queue_table
 from .carry import Refusals, Row
 
 CONFLICT_CHOICES = ("fail", "skip", "replace")
@@ -51,7 +51,7 @@ class StagingWriter:
     store: QueueStore
     conn: Connection
     staging: str
-    refusals: Refusals
+    refusals: Refusals | _Collected
     on_conflict: str | None = None
     not_written: Checksum = field(default_factory=Checksum)
     removed: Checksum = field(default_factory=Checksum)
@@ -59,7 +59,8 @@ class StagingWriter:
     replaced: int = 0
 
     def __post_init__(self) -> None:
-        self.raw: Any = self.conn.connection.dbapi_connection
+        # The driver's own connection: its type is the dialect's (sqlite3, PyMySQL, psycopg).
+        self.raw: Any = cast(Any, self.conn.connection.dbapi_connection)
         self.batch = self.store.dialect  # how one batch is begun, ended, undone
         quoted = conn_quote(self.store.engine, self.staging)
         self.quoted = quoted
@@ -133,11 +134,21 @@ class StagingWriter:
         self.cursor.execute("".join(out), [value for _, value in values])
 
     def _one(self, row: Row) -> None:
+        # Inside a transaction each row gets a savepoint: after an error PostgreSQL
+        # refuses every statement until a rollback (SQLite would go on; MySQL's batches
+        # are transactions of their own, which its statement-level rollback keeps).
+        savepoint = self.store.dialect.TRANSACTIONAL_DDL
+        if savepoint:
+            self._begin()
         try:
             self._execute(self.insert_sql, row)
-            return
         except self.integrity_error:
-            pass
+            if savepoint:
+                self._undo()
+        else:
+            if savepoint:
+                self._end()
+            return
         if self.on_conflict == "replace":
             self._replace(row)
             return
@@ -151,7 +162,9 @@ class StagingWriter:
         """Take out the row(s) the target's key calls equal, then insert ours."""
         p = "?" if self.store.engine.dialect.paramstyle in ("qmark", "numeric") else "%s"
         where = f"WHERE unique_key = {p} AND function_name = {p}"
-        cols = "unique_key, function_name, priority, data, when_to_run"
+        # As the dialect reads them: PostgreSQL's TEXT priority and when_to_run as integers.
+        table = queue_table(self.staging)
+        cols = ", ".join(str(c.compile(self.store.engine)) for c in table.c)
         self._execute(f"SELECT {cols} FROM {self.quoted} {where}", row[:2])
         for old in self.cursor.fetchall():
             self.removed.add(_as_carried(old))

@@ -25,7 +25,8 @@ def staging_checksum(store: QueueStore, conn: Connection, staging: str) -> Check
     """The checksum of `staging`; on MySQL every batch must be committed already (the
     second half is read on another connection)."""
     table = queue_table(staging)
-    if store.dialect.server_checksum is None or store.dialect.TRANSACTIONAL_DDL:
+    server_checksum = store.dialect.server_checksum
+    if server_checksum is None or store.dialect.TRANSACTIONAL_DDL:
         # One transaction holds the copy (PostgreSQL, SQLite): no other connection sees
         # staging yet, so it is summed on this one.
         return store.dialect.stored_checksum(conn, table)
@@ -36,14 +37,14 @@ def staging_checksum(store: QueueStore, conn: Connection, staging: str) -> Check
     def second_half() -> None:
         try:
             with store.connect() as own:
-                other.append(store.dialect.server_checksum(own, table, sa.not_(first)))
+                other.append(server_checksum(own, table, sa.not_(first)))
         except BaseException as exc:  # raised in the caller's thread below
             errors.append(exc)
 
     thread = threading.Thread(target=second_half, name="queuetool-target-checksum", daemon=True)
     thread.start()
     try:
-        mine = store.dialect.server_checksum(conn, table, first)
+        mine = server_checksum(conn, table, first)
     finally:
         thread.join()
     if errors:

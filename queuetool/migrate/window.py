@@ -45,6 +45,11 @@ def migrate_queue(
     running = [] if (options.force or options.dry_run) else live_reasons(source, address)
     if not running:
         return migrate(source, target, options, confirm=confirm, progress=progress, note=note)
+    # A failed copy starts the daemon again on the source: on PostgreSQL's INTEGER layout
+    # that replay would flatten every priority and schedule. Refused before the stop.
+    from ..changes.window import refuse_replay_layout  # the edit window's own refusal
+
+    refuse_replay_layout(source)
     if confirm_window is not None:
         confirm_window(running)
     with source_stopped(

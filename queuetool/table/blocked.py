@@ -25,7 +25,7 @@ from ..priority import label
 from ..timeparse import format_epoch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)  # listed sorted: by function, then priority
 class BlockedList:
     """The due jobs of one function's priority list that no 1.1.x worker gets."""
 
@@ -132,7 +132,8 @@ def blocked_lists(
     list is blocked always depends on every job of its function.
     """
     rows = conn.execute(_blocked_query(_lists(source, now, matching))).all()
-    return sorted(BlockedList(f, int(p), int(n), int(u)) for f, p, n, u, *_ in rows if n)
+    found = [BlockedList(f, int(p), int(n), int(u)) for f, p, n, u, *_ in rows if n]
+    return sorted(found, key=lambda b: (b.function, b.priority))  # no order on the class
 
 
 def blockers(conn: Connection, source: sa.FromClause, now: int) -> list[Blocker]:

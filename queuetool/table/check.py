@@ -34,6 +34,8 @@ DESCRIPTIONS = {
 
 @dataclass(frozen=True)
 class Problem:
+    """Rows with one kind of problem: how many, and examples (unique key, function)."""
+
     kind: str
     count: int
     examples: list[tuple[str | None, str | None]]
@@ -45,6 +47,8 @@ class Problem:
 
 @dataclass
 class CheckResult:
+    """What `check` found: row problems, layout problems and replay problems."""
+
     rows: int = 0
     problems: list[Problem] = field(default_factory=list)
     schema: list[str] = field(default_factory=list)
@@ -92,9 +96,10 @@ def conditions(store: QueueStore) -> dict[str, sa.ColumnElement[bool]]:
 
     def typed(column: str, cond: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
         # A value of the wrong type is that problem only: SQLite orders any TEXT after
-        # every number, so 'soon' would also be "beyond 2**31". The cheap test first.
+        # every number, so 'soon' would also be "beyond 2**31". CASE, not AND: only
+        # CASE fixes the order, and PostgreSQL's cast of 'soon' (TEXT layout) is an error.
         wrong = wrong_type.get(f"{column}_type")
-        return cond if wrong is None else sa.and_(cond, sa.not_(wrong))
+        return cond if wrong is None else sa.case((wrong, sa.false()), else_=cond)
 
     # BETWEEN, not NOT IN (0, 1, 2): the same rows, at a third of the cost in SQLite.
     conds["priority_range"] = typed("priority", sa.not_(t.c.priority.between(0, 2)))

@@ -172,7 +172,10 @@ def _forget_unread(conn: Connection, dbapi_conn: object) -> None:
 def stream_query(conn: Connection, sql: str) -> CursorResult:
     """The rows of a plain SQL query, streamed (a server-side cursor on MySQL); close
     it (`with`) before the next statement."""
-    return conn.execution_options(stream_results=True, yield_per=5000).exec_driver_sql(sql)
+    # On the statement: Connection.execution_options() sets them on the connection for
+    # good, and PostgreSQL refuses a later INSERT or UPDATE through a named cursor.
+    options = {"stream_results": True, "yield_per": 5000}
+    return conn.exec_driver_sql(sql, execution_options=options)
 
 
 def raw_batches(

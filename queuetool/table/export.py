@@ -245,6 +245,7 @@ def open_output(path: Path) -> Iterator[IO[str]]:
 
 
 def header_of(store: QueueStore, what: str = "") -> dict[str, Any]:
+    """A job file's header for the queue (password masked) and the selection."""
     return {
         "source": store.display_url,
         "table": store.table_name,
@@ -269,7 +270,7 @@ def raw_rows(
     )
     params = [compiled.params[name] for name in compiled.positiontup or ()]
     if not params and compiled.params:
-        params = compiled.params  # type: ignore[assignment] # pyformat (PyMySQL)
+        params = compiled.params  # pyformat (PyMySQL)
     raw = conn.connection.dbapi_connection
     lenient = store.backend == "sqlite"
     if lenient:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from ..errors import UsageError
 from ..priority import Priority
+
+if TYPE_CHECKING:
+    from .dialects import Dialect
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -62,7 +65,7 @@ class JobFilter:
             or self.submitted_before is not None
         )
 
-    def where(self, table: sa.Table, dialect: ModuleType) -> sa.ColumnElement[bool]:
+    def where(self, table: sa.Table, dialect: Dialect) -> sa.ColumnElement[bool]:
         """The WHERE clause for `table`; `dialect` supplies the glob operator."""
         now = int(time.time()) if self.now is None else self.now
         when = sa.func.coalesce(table.c.when_to_run, 0)
@@ -114,7 +117,7 @@ class JobFilter:
 
 
 def _any_glob(
-    column: sa.ColumnElement, patterns: Iterable[str], dialect: ModuleType
+    column: sa.ColumnElement, patterns: Iterable[str], dialect: Dialect
 ) -> sa.ColumnElement[bool]:
     exact = sorted({p for p in patterns if not GLOB_CHARS & set(p)})
     globs = sorted({p for p in patterns if GLOB_CHARS & set(p)})

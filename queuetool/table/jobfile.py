@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from ..errors import UsageError, VerifyError
 from ..priority import Priority
@@ -180,7 +180,7 @@ class JobSource:
         """The second pass: the jobs in batches, as decoded (unique keys not yet made)."""
         with self._open() as fh:
             if not hasattr(fh, "peek"):
-                fh = io.BufferedReader(fh)  # type: ignore[arg-type]
+                fh = io.BufferedReader(cast(io.RawIOBase, fh))
             yield from _Reader(self._kind(fh), self, fh).batches()
 
 

@@ -15,6 +15,8 @@ from .store import QueueStore
 
 @dataclass(frozen=True)
 class Job:
+    """One job as `jobs` lists it (its payload only when asked for)."""
+
     unique_key: str
     function_name: str
     priority: int | None
@@ -89,6 +91,7 @@ JOB_COLUMNS = ["unique_key", "function", "priority", "when_to_run", "size"]  # j
 
 
 def job_record(job: Job, show_data: bool = False) -> dict[str, object]:
+    """A job as an output row: priority as a word, time as ISO-8601."""
     record: dict[str, object] = {
         "unique_key": job.unique_key,
         "function": job.function_name,

@@ -55,6 +55,8 @@ class Group:
 
 @dataclass
 class Report:
+    """The report's groups, one per function and priority, and the time it was read."""
+
     groups: list[Group]  # one per (function, priority) present in the table
     now: int
 
@@ -108,11 +110,12 @@ def report(
     due jobs its priority lists block."""
     now = int(time.time()) if now is None else now
     t = store.table
-    function, priority = t.c.function_name, t.c.priority
-    scheduled = sa.case((sa.func.coalesce(t.c.when_to_run, 0) > now, 1), else_=0)
+    function: sa.ColumnElement = t.c.function_name
+    priority: sa.ColumnElement = t.c.priority
+    scheduled: sa.ColumnElement = sa.case((sa.func.coalesce(t.c.when_to_run, 0) > now, 1), else_=0)
     size = store.dialect.payload_length(t.c.data)
     submitted = store.dialect.uuid1_epoch(t.c.unique_key)
-    where = sa.true()
+    where: sa.ColumnElement[bool] = sa.true()
     if job_filter is not None and not job_filter.is_empty:
         where = job_filter.where(t, store.dialect)
     if store.dialect.GROUP_BY_SORTS:

@@ -227,8 +227,8 @@ class QueueStore:
         pk = inspector.get_pk_constraint(self.table_name).get("constrained_columns") or []
         if {c.lower() for c in pk} == wanted:
             return True
-        for index in inspector.get_unique_constraints(self.table_name):
-            if {c.lower() for c in index["column_names"]} == wanted:
+        for unique in inspector.get_unique_constraints(self.table_name):
+            if {c.lower() for c in unique["column_names"]} == wanted:
                 return True
         for index in inspector.get_indexes(self.table_name):
             names = {str(c).lower() for c in index.get("column_names") or []}
@@ -263,6 +263,7 @@ class QueueStore:
 
 
 def conn_quote(engine: Engine, name: str) -> str:
+    """A table name quoted for raw SQL on this engine's backend."""
     return engine.dialect.identifier_preparer.quote_identifier(name)
 
 

@@ -10,6 +10,7 @@ SELECT + executemany. A throwaway PostgreSQL (tests/servers.py), best of 3.
 from __future__ import annotations
 
 import os
+import resource
 import sqlite3
 import sys
 import tempfile
@@ -34,12 +35,22 @@ COLS = "unique_key, function_name, priority, data, when_to_run"
 
 
 def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="qt-pgbench-"))
+    bench_postgres(ROWS, Path(tempfile.mkdtemp(prefix="qt-pgbench-")), {})
+
+
+def bench_postgres(rows: int, work: Path, results: dict, **_: object) -> None:
+    """run.py's `postgres` section (BENCH_ONLY=postgres): figures into results["postgres"]."""
+    global ROWS
+    ROWS = rows
+    work = work / "postgres"
+    work.mkdir(exist_ok=True)
+    figures: dict[str, float] = {}
+    results["postgres"] = figures
     server = start_postgres()
     try:
         server.create_database("bench")
         src = build_sqlite(work / "src.db", ROWS)
-        rows = sqlite3.connect(src).execute(f"SELECT {COLS} FROM gearman_queue").fetchall()
+        rows_ = sqlite3.connect(src).execute(f"SELECT {COLS} FROM gearman_queue").fetchall()
         snapdir = work / "snaps"
         snapdir.mkdir()
 
@@ -61,7 +72,7 @@ def main() -> None:
                     "UNIQUE (unique_key, function_name))"
                 )
                 with cur.copy(f"COPY bare ({COLS}) FROM STDIN") as copy:
-                    for row in rows:
+                    for row in rows_:
                         copy.write_row(row)
 
         def bare_insert() -> None:
@@ -72,12 +83,13 @@ def main() -> None:
                     "priority TEXT, data BYTEA, when_to_run TEXT, "
                     "UNIQUE (unique_key, function_name))"
                 )
-                cur.executemany(f"INSERT INTO bare ({COLS}) VALUES (%s,%s,%s,%s,%s)", rows)
+                cur.executemany(f"INSERT INTO bare ({COLS}) VALUES (%s,%s,%s,%s,%s)", rows_)
 
         t_mig = timed(to_pg)
         t_copy = timed(bare_copy)
         t_ins = timed(bare_insert, repeat=1)
         print(f"rows: {ROWS}")
+        figures.update(migrate_to_s=t_mig, bare_copy_s=t_copy, bare_insert_s=t_ins)
         print(
             f"migrate sqlite->postgres: {t_mig:.2f}s ({ROWS / t_mig:,.0f} rows/s); bare COPY "
             f"{t_copy:.2f}s ({ROWS / t_copy:,.0f} rows/s); bare executemany INSERT "
@@ -119,6 +131,7 @@ def main() -> None:
             f"SELECT+executemany {t_bare_back:.2f}s ({ROWS / t_bare_back:,.0f} rows/s)"
         )
 
+        figures.update(migrate_back_s=t_back, bare_back_s=t_bare_back)
         store = QueueStore(server.url("bench"))
         t_rep = timed(report, store)
 
@@ -129,6 +142,7 @@ def main() -> None:
 
         t_bare = timed(bare_group)
         print(f"report: {t_rep:.3f}s; bare GROUP BY {t_bare:.3f}s ({t_rep / t_bare:.2f}x)")
+        figures.update(report_s=t_rep, bare_group_by_s=t_bare)
 
         def edit() -> None:
             server.query(
@@ -156,7 +170,12 @@ def main() -> None:
             f"reprioritise 10%: {t_edit:.3f}s (incl. a reset UPDATE); bare UPDATE x2 "
             f"{t_upd:.3f}s ({t_edit / t_upd:.2f}x)"
         )
+        figures.update(edit_s=t_edit, bare_update_x2_s=t_upd)
         store.close()
+        # This process's peak RSS (the section runs in it): an upper bound for queuetool's.
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        figures["peak_rss_mb"] = peak
+        print(f"peak memory (bench process, max RSS): {peak:.0f} MB")
     finally:
         server.stop()
 

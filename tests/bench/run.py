@@ -26,7 +26,9 @@ from exporter_bench import bench_exporter  # noqa: E402
 from import_bench import bench_import  # noqa: E402
 from measure import run_measured  # noqa: E402
 from migrate_bench import bench_migrate  # noqa: E402
+from postgres_bench import bench_postgres  # noqa: E402
 from servers import MySQLServer, start_mariadb  # noqa: E402
+from startup_bench import bench_startup  # noqa: E402
 from window_bench import bench_window  # noqa: E402
 
 from queuetool.table.check import check  # noqa: E402
@@ -104,6 +106,11 @@ def main() -> int:
     only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
     work = Path(tempfile.mkdtemp(prefix="queuetool-bench-"))
     line(f"queuetool benchmark: {rows:,} jobs, work dir {work}")
+    if only and only <= NO_QUEUES:  # e.g. BENCH_ONLY=startup: no server, no big queue
+        for section in SECTIONS:
+            if section.__name__.split("_", 1)[1] in only:
+                section(rows=rows, work=work, mysql=None, sqlite_db=None, results=RESULTS)
+        return _write_results(work)
     mysql = start_mariadb(work / "mariadb")
     try:
         db = build_sqlite(work / "queue.db", rows)
@@ -121,6 +128,10 @@ def main() -> int:
         mysql.stop()
         if not os.environ.get("BENCH_KEEP"):
             _remove_data(work)
+    return _write_results(work)
+
+
+def _write_results(work: Path) -> int:
     out = work / "results.json"
     out.write_text(json.dumps(RESULTS, indent=2))
     line(json.dumps(RESULTS, indent=2))
@@ -144,6 +155,9 @@ SECTIONS.append(bench_window)
 SECTIONS.append(bench_migrate)
 SECTIONS.append(bench_import)
 SECTIONS.append(bench_exporter)
+SECTIONS.append(bench_startup)
+SECTIONS.append(bench_postgres)
+NO_QUEUES = {"startup", "postgres"}  # sections that build what they need themselves
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,9 +10,9 @@ option in cli/migrate.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -24,20 +24,37 @@ if TYPE_CHECKING:
     from ...changes.restore import Replaced, Restoring
     from ...migrate.staging import StagingWriter, Writer
     from ..checksum import Checksum
+    from ..store import QueueStore
 
 
 class DaemonOptions(Protocol):
     """A gearmand command line, as daemon/discover.py parses it."""
 
-    def get(self, name: str, default: str | None = None) -> str | None: ...
+    @property
+    def env(self) -> Mapping[str, str]:
+        """The process's PG* variables ({} when it is not running)."""
+        ...
 
-    def number(self, name: str, default: int) -> int: ...
+    @property
+    def uid(self) -> int | None:
+        """Its effective user (None when it is not running)."""
+        ...
 
-    def path(self, value: str) -> Path: ...
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The value of option `name`, else `default`."""
+
+    def number(self, name: str, default: int) -> int:
+        """Option `name` as an integer, else `default`."""
+
+    def path(self, value: str) -> Path:
+        """`value` as a path, relative to the daemon's working directory."""
 
 
 class Dialect(Protocol):
-    """The interface every dialect module provides (see sqlite.py and mysql.py)."""
+    """The interface every dialect module provides (see sqlite.py and mysql.py).
+
+    `raw_conn` is the driver's own connection (sqlite3, PyMySQL, psycopg): Any here,
+    each dialect module names its driver's type."""
 
     NAME: str  # as in snapshots and `store.backend`
     URL_NAMES: tuple[str, ...]  # SQLAlchemy backend names of its URLs
@@ -48,17 +65,22 @@ class Dialect(Protocol):
 
     SIDE_OPTION: str  # `migrate`'s option for the queue named by the word NAME
 
-    def normalise_url(self, url: URL) -> URL: ...
+    def normalise_url(self, url: URL) -> URL:
+        """The URL as the store opens it (an absolute SQLite path, say)."""
 
-    def side_url(self, given: str) -> str: ...
+    def side_url(self, given: str) -> str:
+        """A URL given to `migrate` for this backend's side, completed where needed."""
 
-    def database_file(self, url: URL) -> Path | None: ...
+    def database_file(self, url: URL) -> Path | None:
+        """The database file a URL names; None for a server backend."""
 
     def location(self, url: URL) -> str:
         """Where a queue lives, without user or password: tells queues apart."""
         ...
 
-    def create_engine(self, url: URL) -> Engine: ...
+    def create_engine(self, url: URL) -> Engine:
+        """An Engine for the queue, set up the way queuetool needs it (strict modes,
+        byte-exact text)."""
 
     def after_lost_stream(self, dbapi_conn: object) -> None:
         """A streamed result broke off (the server died): leave the driver's connection
@@ -66,29 +88,43 @@ class Dialect(Protocol):
         ...
 
     # The table's layout, and the SQL that reads and edits it.
-    def column_type_problem(self, name: str, coltype: sa.types.TypeEngine) -> str | None: ...
+    def column_type_problem(self, name: str, coltype: sa.types.TypeEngine) -> str | None:
+        """Why column `name` of this type cannot hold what gearmand writes; None: it can."""
 
-    def storage_type_conditions(self, table: sa.Table) -> dict[str, sa.ColumnElement[bool]]: ...
+    def storage_type_conditions(self, table: sa.Table) -> dict[str, sa.ColumnElement[bool]]:
+        """Per check name, the condition matching a row whose stored value gearmand
+        cannot replay (a wrong storage type, a NULL it reads wrongly)."""
 
-    def payload_length(self, column: sa.ColumnElement) -> sa.ColumnElement[int]: ...
+    def payload_length(self, column: sa.ColumnElement) -> sa.ColumnElement[int]:
+        """The payload's length in bytes, in SQL."""
 
-    def byte_length(self, column: sa.ColumnElement) -> sa.ColumnElement[int]: ...
+    def byte_length(self, column: sa.ColumnElement) -> sa.ColumnElement[int]:
+        """A text column's length in bytes (not characters), in SQL."""
 
-    def text_key(self, column: sa.ColumnElement) -> sa.ColumnElement: ...
+    def text_key(self, column: sa.ColumnElement) -> sa.ColumnElement:
+        """The column as compared byte-exact and case-sensitively, whatever its collation."""
 
-    def exact_match(self, column: sa.ColumnElement, names: list[str]) -> sa.ColumnElement[bool]: ...
+    def exact_match(self, column: sa.ColumnElement, names: list[str]) -> sa.ColumnElement[bool]:
+        """The column equals one of `names`, byte-exact."""
 
-    def glob_match(self, column: sa.ColumnElement, pattern: str) -> sa.ColumnElement[bool]: ...
+    def glob_match(self, column: sa.ColumnElement, pattern: str) -> sa.ColumnElement[bool]:
+        """The column matches a shell glob (`*`, `?`, `[abc]`), case-sensitively."""
+
+    def uuid1_epoch(self, column: sa.ColumnElement) -> sa.ColumnElement[int]:
+        """The submission time (epoch seconds) a UUIDv1 key carries, else NULL, in SQL."""
 
     def int_div(
         self, left: sa.ColumnElement[int], right: sa.ColumnElement[int]
-    ) -> sa.ColumnElement[int]: ...
+    ) -> sa.ColumnElement[int]:
+        """Integer division in SQL (backends differ on what `/` means for integers)."""
 
     REPAIRS_ROWS: bool  # repairable() can match: an edit window repairs those rows first
 
-    def repairable(self, table: sa.Table) -> sa.ColumnElement[bool]: ...
+    def repairable(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        """Rows `repair` can fix without loss (it never guesses)."""
 
-    def repaired_values(self, table: sa.Table) -> dict[str, sa.ColumnElement]: ...
+    def repaired_values(self, table: sa.Table) -> dict[str, sa.ColumnElement]:
+        """The repaired value of each column `repair` changes, as SQL over the row."""
 
     def replay_problem(self, conn: Connection, table: str) -> str | None:
         """Why gearmand would replay this table's layout wrongly, and the fix; None: it
@@ -104,44 +140,62 @@ class Dialect(Protocol):
     QUEUE_TYPE: str  # gearmand's `-q`, lower case
     DAEMON_QUEUE_OPTION: str  # the option without which there is no queue
 
-    def daemon_database_file(self, opts: DaemonOptions) -> Path | None: ...
+    def daemon_database_file(self, opts: DaemonOptions) -> Path | None:
+        """The database file a gearmand command line uses; None for a server backend."""
 
-    def daemon_table(self, opts: DaemonOptions) -> str: ...
+    def daemon_table(self, opts: DaemonOptions) -> str:
+        """The table a gearmand command line uses (the plugin's default when none given)."""
 
-    def daemon_queue_url(self, opts: DaemonOptions) -> str | None: ...
+    def daemon_queue_url(self, opts: DaemonOptions) -> str | None:
+        """The queue URL a gearmand command line names (its password included: it
+        connects); None when it does not say enough."""
 
-    def daemon_uses(self, url: URL, opts: DaemonOptions) -> bool: ...
+    def daemon_uses(self, url: URL, opts: DaemonOptions) -> bool:
+        """Whether a gearmand with these options uses this URL's database (the table is
+        compared by the caller)."""
 
-    def gearmand_options(self, url: URL, table: str, mask: str | None) -> list[str]: ...
+    def gearmand_options(self, url: URL, table: str, mask: str | None) -> list[str]:
+        """The gearmand `-q ...` options for this queue and table; a password replaced
+        by `mask` unless that is None."""
 
-    def still_held(self, url: URL) -> str | None: ...
+    def still_held(self, url: URL) -> str | None:
+        """Why the queue is still in use once its daemon stopped (a lock on the SQLite
+        file); None when it is free."""
 
     # `migrate --move`: the transaction that proves and empties the source.
     MOVE_ISOLATION: str | None  # the isolation level it needs, None: the default
 
-    def count_locked(self, conn: Connection, table: str) -> int: ...
+    def count_locked(self, conn: Connection, table: str) -> int:
+        """The rows of `table`, locked against every writer until the transaction ends."""
 
     # Migration: staging table, bulk writes, atomic swap.
     TRANSACTIONAL_DDL: bool  # True: a copy is one transaction, batches are savepoints
 
-    def begin_batch(self, raw_conn: object) -> None: ...
+    def begin_batch(self, raw_conn: Any) -> None:
+        """Start one batch of a copy (a savepoint, or a transaction)."""
 
-    def end_batch(self, raw_conn: object) -> None: ...
+    def end_batch(self, raw_conn: Any) -> None:
+        """Keep the batch begun by begin_batch."""
 
-    def undo_batch(self, raw_conn: object) -> None: ...
+    def undo_batch(self, raw_conn: Any) -> None:
+        """Undo the batch begun by begin_batch, so its rows can be retried one by one."""
 
-    def bulk_load(self, writer: StagingWriter) -> Writer: ...
+    def bulk_load(self, writer: StagingWriter) -> Writer:
+        """The fastest writer of rows into the staging table this backend has."""
 
     INT32_WHEN_TO_RUN: bool  # when_to_run is a 32-bit INT (times after 2038 do not fit)
     TEXT_HOLDS_NUL: bool  # text columns can hold a NUL character
     TEXT_CHARSETS: bool  # text columns have a charset that may not hold every key
     LENIENT_TEXT: bool  # text that is not UTF-8 can be read again byte-exact
 
-    def decode_text(self, raw_conn: object, lenient: bool) -> None: ...
+    def decode_text(self, raw_conn: Any, lenient: bool) -> None:
+        """Make the connection read text as UTF-8, byte-exact (`lenient`) where it can."""
 
-    def create_database_file(self, path: Path) -> None: ...
+    def create_database_file(self, path: Path) -> None:
+        """Create the database file at `path` for a new queue (servers: nothing to do)."""
 
-    def column_charsets(self, conn: Connection, table: str) -> tuple[str | None, str | None]: ...
+    def column_charsets(self, conn: Connection, table: str) -> tuple[str | None, str | None]:
+        """The character sets of unique_key and function_name (None: no charset)."""
 
     def key_collation(self, conn: Connection) -> tuple[str | None, str]:
         """The collation a table queuetool creates gets (None: the backend's own byte
@@ -151,41 +205,60 @@ class Dialect(Protocol):
     def create_staging(
         self,
         conn: Connection,
-        store: object,
+        store: QueueStore,
         staging: str,
         like: str | None,
         collation: str | None = None,
         temporary: bool = False,
-    ) -> None: ...
+    ) -> None:
+        """Create the staging table for a copy, `like` an existing table or in gearmand's
+        layout, with the key collation given."""
 
-    def swap(self, conn: Connection, target: str, staging: str, old: str | None) -> None: ...
+    def swap(self, conn: Connection, target: str, staging: str, old: str | None) -> None:
+        """Put `staging` in the place of `target` atomically, keeping the old table as `old`
+        (None: dropped)."""
 
-    def drop_table(self, conn: Connection, name: str, temporary: bool = False) -> None: ...
+    def drop_table(self, conn: Connection, name: str, temporary: bool = False) -> None:
+        """Drop a table if it exists."""
 
-    def stream_cursor(self, raw_conn: object) -> object: ...
+    def stream_cursor(self, raw_conn: Any) -> Any:
+        """A cursor that streams rows as they are read, so memory stays flat."""
 
     INSERT_ROWS: str  # one row into {table}, in the driver's paramstyle
 
-    def prepare_writer(self, raw_conn: object) -> None: ...
+    def prepare_writer(self, raw_conn: Any) -> None:
+        """Set up a connection that will write rows (strict about what fits)."""
 
-    def statement_bytes(self, raw_conn: object) -> int: ...
+    def statement_bytes(self, raw_conn: Any) -> int:
+        """How many bytes one multi-row INSERT may hold on this server."""
 
     def insert_statements(
-        self, raw_conn: object, table: str, rows: list, limit: int
-    ) -> list[bytes] | None: ...
+        self, raw_conn: Any, table: str, rows: list, limit: int
+    ) -> list[bytes] | None:
+        """Multi-row INSERTs of `rows` into `table`, each at most `limit` bytes; None:
+        let the driver build them."""
 
     # Checksums: on the server where it can (None: rows are hashed in Python).
-    server_checksum: Callable[..., Checksum] | None
+    @property
+    def server_checksum(self) -> Callable[..., Checksum] | None:
+        """The function that sums a table on the server, or None: rows are hashed in
+        Python."""
+        ...
 
-    def stored_checksum(self, conn: Connection, table: sa.Table) -> Checksum: ...
+    def stored_checksum(self, conn: Connection, table: sa.Table) -> Checksum:
+        """The order-independent checksum of every row of `table`."""
 
     # restore: the whole table, or the rows of a rows snapshot, replaced and verified.
-    def replace_table(self, job: Restoring) -> Replaced: ...
+    def replace_table(self, job: Restoring) -> Replaced:
+        """Replace the whole table with the snapshot's rows, verified, for `restore`."""
 
-    def replace_rows(self, job: Restoring) -> Replaced: ...
+    def replace_rows(self, job: Restoring) -> Replaced:
+        """Replace the rows a rows snapshot holds (by key), verified, for `restore`."""
 
 
-DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (sqlite, mysql, postgresql)}  # type: ignore[misc]
+# A tuple of Dialect, so that mypy checks each module against the Protocol.
+_MODULES: tuple[Dialect, ...] = (sqlite, mysql, postgresql)
+DIALECTS: dict[str, Dialect] = {d.NAME: d for d in _MODULES}
 
 
 def dialect_for(name: str) -> Dialect:
@@ -210,4 +283,5 @@ def dialect_for_queue_type(queue_type: str) -> Dialect | None:
 
 
 def url_examples() -> str:
+    """One example URL per backend, for an error that says what a queue URL looks like."""
     return " or ".join(d.URL_EXAMPLE for d in DIALECTS.values())

@@ -19,6 +19,8 @@ _LOCAL = {"", "localhost", "127.0.0.1", "::1", "localhost.localdomain"}
 
 
 def same_host(a: str, b: str) -> bool:
+    """Whether two host names are the same host (every name of this machine is one)."""
+
     def norm(host: str) -> str:
         host = host.lower().strip("[]")
         if host in _LOCAL or host == socket.gethostname().lower():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -22,10 +23,11 @@ from .identity import same_host
 if TYPE_CHECKING:
     from ...changes.restore import Replaced, Restoring
     from ...migrate.staging import StagingWriter
+    from ..store import QueueStore
     from . import DaemonOptions
 
 NAME = "mysql"
-URL_NAMES = ("mysql", "mariadb")
+URL_NAMES: tuple[str, ...] = ("mysql", "mariadb")
 URL_EXAMPLE = "mysql+pymysql://USER:PASS@HOST:PORT/DB"
 DDL_FILE = "mysql.sql"
 QUEUE_TYPE = "mysql"  # gearmand's -q MySQL (lower case)
@@ -255,21 +257,25 @@ COLUMNS = "unique_key, function_name, priority, data, when_to_run"
 INSERT_ROWS = "INSERT INTO {table} (" + COLUMNS + ") VALUES (%s, %s, %s, %s, %s)"
 
 
-def prepare_writer(raw_conn: object) -> None:
+def prepare_writer(raw_conn: pymysql.connections.Connection) -> None:
     """Strict mode, so a value MySQL cannot hold is an error and never a silent '?' or cut."""
-    with raw_conn.cursor() as cur:  # type: ignore[attr-defined]
+    with raw_conn.cursor() as cur:
         cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
 
 
-def statement_bytes(raw_conn: object) -> int:
+def statement_bytes(raw_conn: pymysql.connections.Connection) -> int:
     """How long one multi-row INSERT may be: the server's packet limit, at most 16 MB."""
-    with raw_conn.cursor() as cur:  # type: ignore[attr-defined]
+    with raw_conn.cursor() as cur:
         cur.execute("SELECT @@max_allowed_packet")
-        (limit,) = cur.fetchone()
+        row = cur.fetchone()
+    assert row is not None  # a SELECT of a variable answers one row
+    (limit,) = row
     return max(64 * 1024, min(16 * 1024 * 1024, int(limit) - 64 * 1024))
 
 
-def insert_statements(raw_conn: object, table: str, rows: list, limit: int) -> list[bytes]:
+def insert_statements(
+    raw_conn: pymysql.connections.Connection, table: str, rows: list, limit: int
+) -> list[bytes]:
     """Multi-row INSERTs of `rows` into `table`, none longer than `limit` bytes.
 
     The very bytes PyMySQL's executemany sends (text quoted with its escapes, bytes as
@@ -277,8 +283,9 @@ def insert_statements(raw_conn: object, table: str, rows: list, limit: int) -> l
     carry.py has settled the types: (str, str, int, bytes, int). Another row goes
     through the driver's own escaping.
     """
-    conn: pymysql.connections.Connection = raw_conn  # type: ignore[assignment]
-    if conn.server_status & SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+    conn = raw_conn
+    text: Callable[[str], str]
+    if conn.server_status & SERVER_STATUS_NO_BACKSLASH_ESCAPES:  # type: ignore[attr-defined] # not in types-PyMySQL
 
         def text(s: str) -> str:
             return s.replace("'", "''")
@@ -315,16 +322,16 @@ INT32_WHEN_TO_RUN = True  # when_to_run is a signed 32-bit INT
 TEXT_CHARSETS = True  # the plugin's table has the server's default charset (latin1?)
 
 
-def begin_batch(raw_conn: object) -> None:
-    raw_conn.begin()  # type: ignore[attr-defined]
+def begin_batch(raw_conn: pymysql.connections.Connection) -> None:
+    raw_conn.begin()
 
 
-def end_batch(raw_conn: object) -> None:
-    raw_conn.commit()  # type: ignore[attr-defined]
+def end_batch(raw_conn: pymysql.connections.Connection) -> None:
+    raw_conn.commit()
 
 
-def undo_batch(raw_conn: object) -> None:
-    raw_conn.rollback()  # type: ignore[attr-defined]
+def undo_batch(raw_conn: pymysql.connections.Connection) -> None:
+    raw_conn.rollback()
 
 
 def bulk_load(writer: StagingWriter) -> StagingWriter:
@@ -359,7 +366,7 @@ def key_collation(conn: sa.Connection) -> tuple[str, str]:
 
 def create_staging(
     conn: sa.Connection,
-    store: object,
+    store: QueueStore,
     staging: str,
     like: str | None,
     collation: str | None = None,
@@ -369,7 +376,7 @@ def create_staging(
     in utf8mb4 with `collation`. `temporary`: a session's own table (the dry run's probe)."""
     create = "CREATE TEMPORARY TABLE" if temporary else "CREATE TABLE"
     if like is None:
-        ddl = store.ddl(staging)  # type: ignore[attr-defined]
+        ddl = store.ddl(staging)
         ddl = create + ddl[len("CREATE TABLE") :]
         if collation:
             ddl += f" DEFAULT CHARSET=utf8mb4 COLLATE={collation}"
@@ -386,7 +393,7 @@ def column_charsets(conn: sa.Connection, table: str) -> tuple[str | None, str | 
         "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
         (table,),
     ).all()
-    found = dict(rows)
+    found: dict[str, str | None] = dict(rows)
     return found.get("unique_key"), found.get("function_name")
 
 
@@ -406,7 +413,7 @@ def drop_table(conn: sa.Connection, name: str, temporary: bool = False) -> None:
 # `migrate --move`: the source locked against writers until the emptying commits.
 # Whatever the server's default: READ COMMITTED takes no gap locks, so a new row could
 # be inserted between the proof and the DELETE.
-MOVE_ISOLATION = "REPEATABLE READ"
+MOVE_ISOLATION: str | None = "REPEATABLE READ"
 
 
 def count_locked(conn: sa.Connection, table: str) -> int:
@@ -492,7 +499,7 @@ def stored_checksum(conn: sa.Connection, table: sa.Table) -> Checksum:
 LENIENT_TEXT = False  # the server converts text; the driver reads it as UTF-8
 
 
-def decode_text(raw_conn: object, lenient: bool) -> None:
+def decode_text(raw_conn: pymysql.connections.Connection, lenient: bool) -> None:
     pass  # the server converts text; the driver always reads it as UTF-8
 
 
@@ -572,9 +579,9 @@ def replace_rows(job: Restoring) -> Replaced:
     return before, replaced, after
 
 
-def stream_cursor(raw_conn: object) -> object:
+def stream_cursor(raw_conn: pymysql.connections.Connection) -> pymysql.cursors.SSCursor:
     """A server-side (unbuffered) cursor: rows arrive as they are read, memory stays flat."""
-    return raw_conn.cursor(pymysql.cursors.SSCursor)  # type: ignore[attr-defined]
+    return raw_conn.cursor(pymysql.cursors.SSCursor)
 
 
 REPAIRS_ROWS = False  # repairable() matches nothing: MySQL enforces the column types

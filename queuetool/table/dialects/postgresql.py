@@ -12,14 +12,15 @@ written into TEXT by PostgreSQL's assignment cast.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.schema import Column
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from . import DaemonOptions
 
 NAME = "postgres"
-URL_NAMES = ("postgresql",)
+URL_NAMES: tuple[str, ...] = ("postgresql",)
 URL_EXAMPLE = "postgresql+psycopg://USER:PASS@HOST:5432/DB"
 DDL_FILE = "postgresql.sql"  # gearmand's own layout (INTEGER priority and when_to_run)
 DEFAULT_TABLE = "queue"  # the libpq plugin's default, not gearman_queue
@@ -122,33 +123,67 @@ def _parse_uri(text: str) -> dict[str, str]:
 
 def daemon_server(opts: DaemonOptions) -> dict[str, str]:
     """host, port, user, password, dbname as gearmand's libpq resolves them: the
-    conninfo, then the daemon process's PG* variables, then ~/.pgpass, then defaults."""
+    conninfo, then the daemon process's PG* variables, then its user's ~/.pgpass
+    (or PGPASSFILE), then libpq's defaults."""
     fields = parse_conninfo(opts.get("libpq-conninfo") or "")
-    env: Mapping[str, str] = getattr(opts, "env", None) or {}
+    env: Mapping[str, str] = opts.env
     for key, var in _ENV.items():
         if not fields.get(key) and env.get(var):
             fields[key] = env[var]
     host = fields.get("host") or fields.get("hostaddr") or "localhost"
     port = fields.get("port") or str(PORT)
-    user = fields.get("user") or env.get("USER") or env.get("LOGNAME") or "gearman"
+    user = fields.get("user") or _user_name(opts.uid) or "gearman"
     dbname = fields.get("dbname") or user
     server = {"host": host, "port": port, "user": user, "dbname": dbname}
     password = fields.get("password")
     if not password:
-        passfile = env.get("PGPASSFILE") or (
-            str(Path(env["HOME"]) / ".pgpass") if env.get("HOME") else None
-        )
-        password = pgpass_password(Path(passfile), server) if passfile else None
+        password = pgpass_password(_passfile(opts), server, opts.uid)
     server["password"] = password or ""
     return server
 
 
-def pgpass_password(path: Path, server: Mapping[str, str]) -> str | None:
-    """The password ~/.pgpass gives this server (hostname:port:database:username:password,
-    `*` matches anything, the first matching line wins), None when none does."""
+def _user_name(uid: int | None) -> str | None:
+    """libpq's default user: the OS name of the process's effective user."""
+    import pwd
+
     try:
+        return pwd.getpwuid(uid).pw_name if uid is not None else None
+    except KeyError:
+        return None
+
+
+def _passfile(opts: DaemonOptions) -> Path | None:
+    """The password file the daemon's libpq reads: PGPASSFILE, else ~/.pgpass of the
+    daemon's effective user. Not queuetool's own HOME (root's, under sudo), and not the
+    daemon's $HOME either: libpq 15 (Debian 12) takes the home from the passwd entry."""
+    import pwd
+
+    if opts.env.get("PGPASSFILE"):
+        return opts.path(opts.env["PGPASSFILE"])
+    if opts.uid is None:
+        return None  # not running: whose file it would be is unknown
+    try:
+        return Path(pwd.getpwuid(opts.uid).pw_dir) / ".pgpass"
+    except KeyError:
+        return None
+
+
+def pgpass_password(path: Path | None, server: Mapping[str, str], uid: int | None) -> str | None:
+    """The password the password file gives this server (hostname:port:database:username:
+    password, `*` matches anything, the first matching line wins), None when none does.
+
+    Read only as the daemon's libpq would read it: a regular file without group or other
+    permissions (libpq ignores any other), owned by the daemon's user `uid`. queuetool
+    run as root can read any file; the daemon's user must not be able to make it send the
+    password in another user's file to a server of its choosing."""
+    if path is None or uid is None:
+        return None
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077 or st.st_uid != uid:
+            return None
         lines = path.read_text().splitlines()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
     wanted = [server["host"], server["port"], server["dbname"], server["user"]]
     for line in lines:
@@ -229,11 +264,16 @@ def create_engine(url: URL) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
 
 
+def after_lost_stream(dbapi_conn: object) -> None:
+    """Nothing to do: psycopg raises the real error (OperationalError) when the server
+    is lost mid-result, and closing its cursor afterwards raises nothing."""
+
+
 # -- both layouts: the two columns read as BIGINT wherever they are rendered ------------
 
 
 @compiles(Column, "postgresql")
-def _queue_int_column(element: Column, compiler: sa.sql.compiler.SQLCompiler, **kw: object) -> str:
+def _queue_int_column(element: Column, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
     """priority and when_to_run of a queue table as BIGINT in every expression (SELECT,
     WHERE, GROUP BY, ORDER BY, function arguments), so the same SQL reads gearmand's
     INTEGER layout and the replay-safe TEXT one. A SET or INSERT target is rendered by
@@ -249,13 +289,13 @@ class stored(sa.sql.expression.ColumnElement):
 
     inherit_cache = True
 
-    def __init__(self, column: sa.ColumnElement) -> None:
+    def __init__(self, column: sa.ColumnClause) -> None:
         self.column = column
         self.type = sa.Text()
 
 
 @compiles(stored)
-def _stored(element: stored, compiler: sa.sql.compiler.SQLCompiler, **kw: object) -> str:
+def _stored(element: stored, compiler: sa.sql.compiler.SQLCompiler, **kw: Any) -> str:
     return f"CAST({compiler.visit_column(element.column, **kw)} AS TEXT)"
 
 
@@ -337,6 +377,32 @@ def _posix_regex(python_regex: str) -> str:
     # plain non-capturing group matches the same strings.
     body = body.replace("(?>", "(?:")
     return f"^(?:{body})$"
+
+
+_HEX = "[0-9a-fA-F]"
+# A UUID version 1 as libgearman writes it. In an ARE `$` is the absolute end (a
+# trailing newline does not match), unlike Python's `$`.
+UUID1_REGEX = f"^{_HEX}{{8}}-{_HEX}{{4}}-1{_HEX}{{3}}-[89abAB]{_HEX}{{3}}-{_HEX}{{12}}$"
+UUID1_UNIX_OFFSET = 12219292800  # 1582-10-15 to 1970-01-01 in seconds
+
+
+def uuid1_epoch(column: sa.ColumnElement) -> sa.ColumnElement[int]:
+    """The submission time (Unix seconds) a UUIDv1 key carries, NULL for any other key.
+
+    The 60-bit timestamp's 15 hex digits (time_hi after the version digit, time_mid,
+    time_low), with a 0 in front, read as a 64-bit string (`x...`) and cast to BIGINT:
+    exact and non-negative, so `/` (truncating) is the floor. The CASE guards the
+    cast: only a key the regex matches is parsed.
+    """
+    digits = sa.func.concat(
+        "x0",
+        sa.func.substr(column, 16, 3),
+        sa.func.substr(column, 10, 4),
+        sa.func.substr(column, 1, 8),
+    )
+    ticks = sa.cast(sa.cast(digits, BIT(64)), sa.BigInteger)
+    seconds = sa.type_coerce(ticks.op("/")(10_000_000) - UUID1_UNIX_OFFSET, sa.BigInteger)
+    return sa.case((column.op("~", is_comparison=True)(UUID1_REGEX), seconds), else_=sa.null())
 
 
 def int_div(left: sa.ColumnElement[int], right: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
@@ -474,9 +540,19 @@ def column_charsets(conn: sa.Connection, table: str) -> tuple[str | None, str | 
 
 
 def key_collation(conn: sa.Connection) -> tuple[None, str]:
+    """What a created table's keys compare as: the database's default collation, which
+    orders them (queuetool sorts with COLLATE "C" itself, text_key) but cannot make two
+    distinct keys equal: a database default is always deterministic, so strings are
+    equal only when their bytes are, and the unique key keeps apart every pair of keys
+    gearmand keeps apart. Nothing to choose: None."""
+    collate = conn.exec_driver_sql(
+        "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+    ).scalar_one()
     return None, (
-        "byte-exact comparison, and priority and when_to_run as TEXT: the replay-safe layout "
-        "(gearmand's own INTEGER one loses every priority and schedule at each restart)"
+        f"keys in the database's collation {collate!r} (deterministic: equal only when "
+        "byte-identical, so no two distinct keys collide); priority and when_to_run as "
+        "TEXT: the replay-safe layout (gearmand's own INTEGER one loses every priority "
+        "and schedule at each restart)"
     )
 
 
@@ -534,7 +610,7 @@ def drop_table(conn: sa.Connection, name: str, temporary: bool = False) -> None:
 
 
 # `migrate --move`: the source locked against writers until the emptying commits.
-MOVE_ISOLATION = None  # the lock below holds whatever the isolation level
+MOVE_ISOLATION: str | None = None  # the lock below holds whatever the isolation level
 
 
 def count_locked(conn: sa.Connection, table: str) -> int:
@@ -557,6 +633,7 @@ def stream_cursor(raw_conn: object) -> object:
 
 def _encoded(column: sa.ColumnElement, kind: str) -> sa.ColumnElement:
     """The bytes checksum.encode_value() gives for this column's value, as BYTEA."""
+    body: sa.ColumnElement
     if kind == "s":
         value = sa.func.convert_to(column, "UTF8")
         body = sa.literal_column("'s'::bytea").op("||")(
@@ -688,17 +765,3 @@ def replace_rows(job: Restoring) -> Replaced:
         with conn.exec_driver_sql(f"SELECT {columns} {join}") as restored:
             after = job.check_rows(restored)
     return before, replaced, after
-
-
-def environ_of(pid: int) -> dict[str, str]:
-    """A process's environment (/proc/PID/environ), {} when it cannot be read."""
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return {}
-    env = {}
-    for item in raw.split(b"\0"):
-        key, sep, value = item.partition(b"=")
-        if sep:
-            env[os.fsdecode(key)] = os.fsdecode(value)
-    return env

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from . import DaemonOptions
 
 NAME = "sqlite"
-URL_NAMES = ("sqlite",)
+URL_NAMES: tuple[str, ...] = ("sqlite",)
 URL_EXAMPLE = "sqlite:///PATH"
 DDL_FILE = "sqlite.sql"
 QUEUE_TYPE = "libsqlite3"  # gearmand's -q (lower case)
@@ -135,14 +135,14 @@ def create_engine(url: URL) -> Engine:
     engine = sa.create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
 
     @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         # Let SQLAlchemy, not the driver, manage transactions (pysqlite quirk).
         dbapi_conn.isolation_level = None
         # gearmand stores and replays keys that are not UTF-8: every row must be readable.
         dbapi_conn.text_factory = lenient_text
 
     @sa.event.listens_for(engine, "begin")
-    def _begin(conn):  # type: ignore[no-untyped-def]
+    def _begin(conn: sa.Connection) -> None:
         # A transaction that may write takes the write lock at once, so what it read
         # is still true when it writes; a reader takes a shared lock when it reads.
         read_only = conn.get_execution_options().get("queuetool_read_only")
@@ -400,16 +400,16 @@ INT32_WHEN_TO_RUN = False  # INTEGER holds 64 bits
 TEXT_CHARSETS = False  # TEXT holds any UTF-8: column_charsets() is (None, None)
 
 
-def prepare_writer(raw_conn: object) -> None:
+def prepare_writer(raw_conn: sqlite3.Connection) -> None:
     """A large page cache for the bulk write; the journal stays, so a crash rolls back."""
-    raw_conn.execute("PRAGMA cache_size = -32768")  # type: ignore[attr-defined]
+    raw_conn.execute("PRAGMA cache_size = -32768")
 
 
-def statement_bytes(raw_conn: object) -> int:
+def statement_bytes(raw_conn: sqlite3.Connection) -> int:
     return 0  # no statement-size limit that matters for executemany
 
 
-def insert_statements(raw_conn: object, table: str, rows: list, limit: int) -> None:
+def insert_statements(raw_conn: sqlite3.Connection, table: str, rows: list, limit: int) -> None:
     return None  # sqlite3's executemany binds each row already; nothing to build
 
 
@@ -419,7 +419,7 @@ def key_collation(conn: sa.Connection) -> tuple[None, str]:
 
 def create_staging(
     conn: sa.Connection,
-    store: object,
+    store: QueueStore,
     staging: str,
     like: str | None,
     collation: str | None = None,
@@ -427,7 +427,7 @@ def create_staging(
 ) -> None:
     """gearmand's own DDL: SQLite has no CREATE TABLE LIKE, and the layout is fixed.
     `temporary`: in the connection's own temp schema (the dry run's probe)."""
-    ddl = store.ddl(staging)  # type: ignore[attr-defined]
+    ddl = store.ddl(staging)
     if temporary:
         ddl = "CREATE TEMPORARY TABLE" + ddl[len("CREATE TABLE") :]
     conn.exec_driver_sql(ddl)
@@ -436,17 +436,17 @@ def create_staging(
 # One batch of a copy: a savepoint inside the copy's one transaction.
 
 
-def begin_batch(raw_conn: object) -> None:
-    raw_conn.execute("SAVEPOINT queuetool_batch")  # type: ignore[attr-defined]
+def begin_batch(raw_conn: sqlite3.Connection) -> None:
+    raw_conn.execute("SAVEPOINT queuetool_batch")
 
 
-def end_batch(raw_conn: object) -> None:
-    raw_conn.execute("RELEASE queuetool_batch")  # type: ignore[attr-defined]
+def end_batch(raw_conn: sqlite3.Connection) -> None:
+    raw_conn.execute("RELEASE queuetool_batch")
 
 
-def undo_batch(raw_conn: object) -> None:
-    raw_conn.execute("ROLLBACK TO queuetool_batch")  # type: ignore[attr-defined]
-    raw_conn.execute("RELEASE queuetool_batch")  # type: ignore[attr-defined]
+def undo_batch(raw_conn: sqlite3.Connection) -> None:
+    raw_conn.execute("ROLLBACK TO queuetool_batch")
+    raw_conn.execute("RELEASE queuetool_batch")
 
 
 def bulk_load(writer: StagingWriter) -> SortedLoad:
@@ -547,7 +547,7 @@ def drop_table(conn: sa.Connection, name: str, temporary: bool = False) -> None:
 
 
 # `migrate --move`: the source locked against writers until the emptying commits.
-MOVE_ISOLATION = None  # the write transaction's BEGIN IMMEDIATE locks the file already
+MOVE_ISOLATION: str | None = None  # the write transaction's BEGIN IMMEDIATE locks the file already
 
 
 def count_locked(conn: sa.Connection, table: str) -> int:
@@ -560,10 +560,10 @@ def count_locked(conn: sa.Connection, table: str) -> int:
 LENIENT_TEXT = True
 
 
-def decode_text(raw_conn: object, lenient: bool) -> None:
+def decode_text(raw_conn: sqlite3.Connection, lenient: bool) -> None:
     """`lenient`: text that is not UTF-8 arrives with its bytes kept (surrogateescape);
     else the driver's faster strict decoder, which refuses it."""
-    raw_conn.text_factory = lenient_text if lenient else str  # type: ignore[attr-defined]
+    raw_conn.text_factory = lenient_text if lenient else str
 
 
 # -- restore: the table or the rows replaced -------------------------------------------
@@ -614,7 +614,7 @@ def _attached(store: QueueStore, conn: sa.Connection, path: Path) -> Iterator[st
     """Set the SQLite connection up for a bulk write (the dialect's `prepare_writer`: a
     big page cache) and ATTACH the snapshot (before any transaction, which ATTACH needs)
     so its rows are copied in the engine; yields the attached schema's name."""
-    raw = conn.connection.driver_connection
+    raw = cast(sqlite3.Connection, conn.connection.driver_connection)
     store.dialect.prepare_writer(raw)
     raw.execute("ATTACH DATABASE ? AS qtsnap", (str(path),))
     try:
@@ -623,9 +623,9 @@ def _attached(store: QueueStore, conn: sa.Connection, path: Path) -> Iterator[st
         raw.execute("DETACH DATABASE qtsnap")
 
 
-def stream_cursor(raw_conn: object) -> object:
+def stream_cursor(raw_conn: sqlite3.Connection) -> sqlite3.Cursor:
     """A cursor to read a whole table with (sqlite3 steps through it lazily)."""
-    return raw_conn.cursor()  # type: ignore[attr-defined]
+    return raw_conn.cursor()
 
 
 server_checksum = None  # SQLite has no MD5: sums are made in Python (stored_checksum)
@@ -634,7 +634,7 @@ server_checksum = None  # SQLite has no MD5: sums are made in Python (stored_che
 def stored_checksum(conn: sa.Connection, table: sa.Table) -> Checksum:
     """The checksum of the rows as they are in the table (inside the connection's
     transaction). SQLite has no MD5: the rows are read as plain tuples and hashed here."""
-    cursor = stream_cursor(conn.connection.dbapi_connection)
+    cursor = stream_cursor(cast(sqlite3.Connection, conn.connection.dbapi_connection))
     return Checksum().update(chain.from_iterable(raw_batches(conn, table, cursor)))
 
 
