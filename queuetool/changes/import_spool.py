@@ -47,10 +47,12 @@ class Spool:
         self.db.execute("BEGIN")
 
     def add(self, rows: list[tuple]) -> None:
+        """Spool a batch of checked rows."""
         insert_exact(self.db, "rows", rows)
         self.rows += len(rows)
 
     def refuse(self, row: tuple, kind: str) -> None:
+        """Keep a refused row and why, for --skip-invalid's file."""
         self.db.execute("INSERT INTO refused VALUES (?, ?)", (pickle.dumps(row), kind))
 
     def done(self) -> None:
@@ -58,15 +60,18 @@ class Spool:
         self.db.execute("COMMIT")
 
     def batches(self) -> Iterator[list[tuple]]:
+        """The spooled rows, in file order, in batches."""
         cursor = self.db.execute(f"SELECT {COLUMNS} FROM rows ORDER BY rowid")
         while batch := cursor.fetchmany(BATCH):
             yield batch
 
     def refusals(self) -> Iterator[tuple[tuple, str]]:
+        """The refused rows and their kinds, in file order."""
         for raw, kind in self.db.execute("SELECT row, kind FROM refused ORDER BY rowid"):
             yield pickle.loads(raw), kind  # our own private file
 
     def close(self) -> None:
+        """Close and remove the spool file."""
         with contextlib.suppress(sqlite3.Error):
             self.db.close()
         self.path.unlink(missing_ok=True)
