@@ -209,8 +209,13 @@ def check_file(
                 rows.append(carried)
         spool.add(rows)
 
-    file = source.verify(each)
-    spool.done()
+    try:
+        file = source.verify(each)
+        spool.done()
+    except BaseException:
+        spool.close()  # a damaged file: nothing of it stays anywhere
+        source.spools.remove(spool)
+        raise
     spool.generated = generated
     spool.normalised = carrier.normalised
     spool.checksum = combine(
@@ -275,13 +280,19 @@ def import_jobs(
     try:
         _import_checked(store, source, result, checked, snapshot_dir, skip_invalid, progress)
     finally:
-        if own_check and checked[0].spool is not None:
-            checked[0].spool.close()
-            source.spools.remove(checked[0].spool)
+        if own_check:
+            _drop_spool(source, checked[0])
     if result.snapshot is not None and keep is not None:
         prune(result.snapshot.path.parent, keep, result.snapshot)
     result.elapsed = time.monotonic() - started
     return result
+
+
+def _drop_spool(source: JobSource, file: FileCheck) -> None:
+    """The spool of a first pass this call made itself: gone with the call."""
+    if file.spool is not None:
+        file.spool.close()
+        source.spools.remove(file.spool)
 
 
 def _import_checked(
@@ -754,10 +765,30 @@ def import_window(
 ) -> tuple[Any, ImportResult | None]:
     """`import_jobs` inside the maintenance window: stop, import, check, start, verify,
     or roll back to the import's snapshot. `options` are `window()`'s."""
-    from .window import _NoChange, preflight, window
-
+    own_check = checked is None
     if checked is None:
         checked = check_file(store, source)
+    try:
+        return _import_window(
+            store, source, snapshot_dir, keep, checked, import_options, after_stop, options
+        )
+    finally:
+        if own_check:
+            _drop_spool(source, checked[0])
+
+
+def _import_window(
+    store: QueueStore,
+    source: JobSource,
+    snapshot_dir: Path | None,
+    keep: int | None,
+    checked: tuple[FileCheck, Refusals],
+    import_options: dict[str, Any] | None,
+    after_stop: Callable[[], None] | None,
+    options: dict[str, Any],
+) -> tuple[Any, ImportResult | None]:
+    from .window import _NoChange, preflight, window
+
     preflight(store)
     done: list[ImportResult] = []
 
