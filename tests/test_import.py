@@ -272,13 +272,28 @@ def test_utf8mb4_mysql_round_trip_of_keys_latin1_cannot_hold(
     assert sorted(r.unique for r in got) == sorted(keys)
 
 
-def test_sqlite_key_that_is_not_utf8_is_exported_exactly_and_refused_on_import(
+def _stored(path) -> list[tuple]:  # type: ignore[no-untyped-def]
+    """The rows as SQLite holds them: every value's bytes and storage class."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(
+            "SELECT hex(unique_key), typeof(unique_key), hex(function_name), "
+            "typeof(function_name), priority, hex(data), typeof(data), when_to_run "
+            "FROM gearman_queue ORDER BY 1"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def test_sqlite_key_that_is_not_utf8_round_trips_byte_exact_and_gearmand_replays_it(
     sqlite_queue: Queue, cli, tmp_path, snapdir
 ):
     with sqlite3.connect(sqlite_queue.sqlite_path) as conn:
         conn.execute("INSERT INTO gearman_queue VALUES (CAST(x'ff61' AS TEXT), 'fn', 1, x'00', 0)")
         conn.execute("INSERT INTO gearman_queue VALUES ('ok', 'fn', 1, x'01', 0)")
     conn.close()
+    before = _stored(sqlite_queue.sqlite_path)
+    assert before[-1][:2] == ("FF61", "text")
     path = tmp_path / "x.jsonl"
     ok(cli("export", *sqlite_queue.cli_args(), str(path), "--quiet"))
     records = [json.loads(x) for x in path.read_text().splitlines()[1:-1]]
@@ -289,18 +304,68 @@ def test_sqlite_key_that_is_not_utf8_is_exported_exactly_and_refused_on_import(
         "when_to_run": 0,
         "data": "AA==",
     } in records
-    # (purge itself cannot read such a key yet: another change on main fixes that)
-    sqlite_queue.sql("DELETE FROM gearman_queue")
-    refused = cli(
+    ok(cli("purge", *sqlite_queue.cli_args(), "--all", "--yes", "--snapshot-dir", str(snapdir)))
+    assert _stored(sqlite_queue.sqlite_path) == []
+    result = cli(
         "import", *sqlite_queue.cli_args(), str(path), "--yes", "--snapshot-dir", str(snapdir)
     )
+    ok(result)
+    assert "2 jobs added, 0 replaced" in result.stdout
+    assert _stored(sqlite_queue.sqlite_path) == before  # same bytes, TEXT, not BLOB
+    # The undo snapshot covers the odd key too: restoring it takes both jobs out again.
+    snapshot = next(p for p in snapdir.iterdir() if "before-import" in p.name)
+    ok(
+        cli(
+            "restore",
+            *sqlite_queue.cli_args(),
+            str(snapshot),
+            "--yes",
+            "--snapshot-dir",
+            str(snapdir),
+        )
+    )
+    assert _stored(sqlite_queue.sqlite_path) == []
+    # And once more through a conflict (--on-conflict replace), then gearmand replays it.
+    ok(cli("import", *sqlite_queue.cli_args(), str(path), "--yes", "--snapshot-dir", str(snapdir)))
+    replaced = cli(
+        "import",
+        *sqlite_queue.cli_args(),
+        str(path),
+        "--yes",
+        "--on-conflict",
+        "replace",
+        "--snapshot-dir",
+        str(snapdir),
+    )
+    ok(replaced)
+    assert "0 jobs added, 2 replaced" in replaced.stdout
+    assert _stored(sqlite_queue.sqlite_path) == before
+    daemon = sqlite_queue.gearmand()
+    assert priority_status(daemon.port) == {"fn": (0, 2, 0)}
+    got = work(daemon.port, ["fn"], 2, timeout=20)
+    assert sorted((r.unique, r.data) for r in got) == [("ok", b"\x01"), ("\udcffa", b"\x00")]
+
+
+def test_a_key_that_is_not_utf8_is_refused_on_mysql_and_listed(
+    tmp_path, mysql_server, mysql_db, cli, snapdir
+):
+    (tmp_path / "lite").mkdir()
+    lite = make_sqlite_queue(tmp_path / "lite")
+    my = make_mysql_queue(tmp_path / "my", mysql_server, mysql_db)
+    with sqlite3.connect(lite.sqlite_path) as conn:
+        conn.execute("INSERT INTO gearman_queue VALUES (CAST(x'ff61' AS TEXT), 'fn', 1, x'00', 0)")
+        conn.execute("INSERT INTO gearman_queue VALUES ('ok', 'fn', 1, x'01', 0)")
+    conn.close()
+    path = tmp_path / "x.jsonl"
+    ok(cli("export", *lite.cli_args(), str(path), "--quiet"))
+    refused = cli("import", *my.cli_args(), str(path), "--yes", "--snapshot-dir", str(snapdir))
     assert refused.exit_code == 1
-    assert "1 unique_key_utf8: unique_key is not valid UTF-8" in refused.stderr
-    assert sqlite_queue.rows() == []
+    assert "1 unique_key_utf8: unique_key is not valid UTF-8 (e.g. fn/\\xffa)" in refused.stderr
+    assert my.rows() == []
     skipped = tmp_path / "skipped.jsonl"
     result = cli(
         "import",
-        *sqlite_queue.cli_args(),
+        *my.cli_args(),
         str(path),
         "--yes",
         "--skip-invalid",
@@ -311,7 +376,7 @@ def test_sqlite_key_that_is_not_utf8_is_exported_exactly_and_refused_on_import(
     )
     ok(result)
     assert "1 jobs added" in result.stdout
-    assert sqlite_queue.rows() == [("ok", "fn", 1, b"\x01", 0)]
+    assert my.rows() == [("ok", "fn", 1, b"\x01", 0)]
     # The refused job's file is a job file too, byte-exact, with its reason.
     lines = [json.loads(x) for x in skipped.read_text().splitlines()]
     assert lines[1]["unique_key_base64"] == "/2E=" and lines[1]["reason"] == "unique_key_utf8"

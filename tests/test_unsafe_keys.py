@@ -282,3 +282,39 @@ def test_gearmand_stores_and_replays_such_keys_and_so_does_an_undo(sqlite_queue,
     daemon.start()
     (got,) = work(daemon.port, ["fn"], 1, timeout=30)
     assert (got.unique.encode("utf-8", "surrogateescape"), got.data) == (b"k\xffk", b"payload")
+
+
+def test_export_purge_import_keeps_the_bytes(sqlite_queue, snapdir, cli, tmp_path):
+    """The cold start's round trip on SQLite: such keys (and function names) go back as
+    TEXT with the same bytes, not refused as migrate's carry rule once did."""
+    insert_raw(sqlite_queue)
+    path = tmp_path / "all.jsonl"
+    run(cli, "export", *sqlite_queue.cli_args(), str(path), "--quiet")
+    run(cli, "purge", *sqlite_queue.cli_args(), "--all", "--yes", "--snapshot-dir", str(snapdir))
+    assert stored(sqlite_queue) == []
+    result = run(
+        cli, "import", *sqlite_queue.cli_args(), str(path), "--yes", "--snapshot-dir", str(snapdir)
+    )
+    assert "3 jobs added, 0 replaced" in result.stdout
+    assert stored(sqlite_queue) == EXACT
+
+
+@pytest.mark.parametrize("merge", [False, True])
+def test_migrate_sqlite_to_sqlite_keeps_the_bytes(sqlite_queue, cli, tmp_path, merge):
+    """SQLite to SQLite carries such keys byte-exact (the rule is the target's: MySQL and
+    PostgreSQL cannot hold them); --merge --on-conflict replace too, row by row."""
+    from conftest import make_sqlite_queue
+
+    insert_raw(sqlite_queue)
+    (tmp_path / "dst").mkdir()
+    dst = make_sqlite_queue(tmp_path / "dst")
+    args = [sqlite_queue.url, dst.url, "--yes", "--quiet"]
+    if merge:  # the target already holds two of the jobs, with other payloads
+        insert_raw(dst, [(u, f, 0, "aa", 0) for u, f, _p, _d, _w in RAW_ROWS[:2]])
+        args += ["--merge", "--on-conflict", "replace"]
+    result = run(cli, "migrate", *args)
+    assert "verified" in result.stdout
+    assert stored(dst) == EXACT
+    daemon = dst.gearmand()  # replays them: a worker gets the key's own bytes
+    got = work(daemon.port, ["fn"], 2, timeout=30)
+    assert sorted((r.unique, r.data) for r in got) == [("k\udcffk", b"\x00\xff"), ("ok", b"\x01")]

@@ -5,21 +5,25 @@ the rows into the stopped queue and starting the daemon loads 100,000 in seconds
 
 An import follows the edits' safety sequence:
 
-1. The file is verified first, whole and streamed (`jobfile.JobSource.verify`): count
-   and checksum must be the trailer's. A separate pass, not a check before the commit,
-   so that a file cut short or altered is refused before a running daemon is stopped,
-   a snapshot taken or a row written; it costs one more read of the file.
-   The same pass checks every row against what gearmand can replay on this table
-   (`migrate.carry`, the rules `migrate` uses) and lists all refusals together.
-2. The rows go into a TEMPORARY table with the queue table's own key (LIKE it on
-   MySQL, so keys compare as its collation does), through migrate's batched writer,
-   which settles duplicates inside the file by --on-conflict.
-3. ONE transaction: conflicts with the table (fail: refused, listed; skip: left out;
-   replace: the old rows deleted), the undo snapshot (the rows the import replaces and
-   every key it adds or replaces: restoring it deletes the added jobs and puts the
-   replaced ones back, see `restore.py`), one INSERT ... SELECT, and the rows with the
-   file's keys read back: their checksum must be what the file said, less what was
-   left out; then the commit.
+1. The first pass (`check_file`), the only one over the file: every line parsed once,
+   count and checksum compared with the trailer (`jobfile.JobSource.verify`), each job
+   keyed if it has none and checked against what gearmand can replay on this table
+   (`migrate.carry`, the rules `migrate` uses; all refusals listed together), and what
+   passes written to a private spool (`import_spool.py`). All before a running daemon
+   is stopped, a snapshot taken or a row written: a file cut short or altered is refused
+   with nothing written.
+2. ONE transaction. SQLite: the spool attached, conflicts counted with a join, and the
+   jobs copied by one INSERT ... SELECT in key order, all in the engine; the undo
+   snapshot of an import without conflicts is the spool's key list. The file's
+   duplicates and the table's conflicts are settled by --on-conflict in SQL (SQLite
+   compares keys byte for byte). MySQL: the spooled rows go into a TEMPORARY table
+   with the queue table's own key (LIKE it, so keys compare as its collation does)
+   through migrate's batched writer; then conflicts (fail: refused, listed; skip: left
+   out; replace: the old rows deleted), the snapshot (the rows replaced and every key
+   added or replaced: restoring it deletes the added jobs and puts the replaced ones
+   back, see `restore.py`), one INSERT ... SELECT, and the rows with the file's keys
+   read back: their checksum must be what the file said, less what was left out.
+   Every step's row count is checked; then the commit.
 
 While the daemon runs, `import_window` runs the same inside the maintenance window
 (stop, import, check, start, verify the reload, or roll back to the snapshot).
@@ -27,9 +31,11 @@ While the daemon runs, `import_window` runs the same inside the maintenance wind
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,12 +49,14 @@ from ..migrate.carry import Carrier, Refusals, Row
 from ..migrate.skipped import skipped_sink
 from ..migrate.staging import CONFLICT_CHOICES, combine, open_writer
 from ..table.checksum import Checksum, stream_query
+from ..table.dialects.sqlite import insert_exact
 from ..table.export import check_export_path, format_of, write_jobs
 from ..table.filters import JobFilter
 from ..table.jobfile import FileCheck, JobSource
 from ..table.store import COLUMNS, QueueStore, conn_quote, queue_table
 from .apply import Undo
-from .snapshot import SnapshotInfo, check_keep, prune, take_rows
+from .import_spool import Spool
+from .snapshot import ROWS, SnapshotInfo, _take, batched, check_keep, prune, take_rows
 
 TEMP = "qt_import"
 Progress = Callable[[int, int], None]
@@ -165,28 +173,62 @@ class ImportResult:
 def check_file(
     store: QueueStore, source: JobSource, sink: Any = None
 ) -> tuple[FileCheck, Refusals]:
-    """The first pass: the file verified against its trailer, and every job checked
-    against what gearmand can replay on this table (without the keys still to be made)."""
-    file = source.verify()
-    refusals = Refusals(sink=sink)
+    """The first pass, the only one over the file: verified against its trailer, every
+    job given its key if it has none and checked against what gearmand can replay on
+    this table; what passes goes to the spool the second pass copies from
+    (`FileCheck.spool`, removed by `source.close()`)."""
+    spool = Spool()
+    source.spools.append(spool)
+
+    def refuse(row: Row, kind: str) -> None:
+        spool.refuse(row, kind)
+        if sink is not None:
+            sink(row, kind)
+
+    refusals = Refusals(sink=refuse)
     carrier = _carrier(store, refusals)
-    for batch in source.batches():
+    carry = carrier.carry
+    # The spooled rows' checksum: the file's, corrected by the few rows that changed.
+    changed_from: list[Row] = []
+    changed_to: list[Row] = []
+    generated = 0
+
+    def each(batch: list[Row]) -> None:
+        nonlocal generated
+        rows = []
         for row in batch:
-            carrier.carry(_keyed(row, "0"))
+            keyed = _keyed(row)
+            if keyed is not row:
+                generated += 1
+            carried = carry(keyed)
+            if carried is not row:
+                changed_from.append(row)
+                if carried is not None:
+                    changed_to.append(carried)
+            if carried is not None:
+                rows.append(carried)
+        spool.add(rows)
+
+    try:
+        file = source.verify(each)
+        spool.done()
+    except BaseException:
+        spool.close()  # a damaged file: nothing of it stays anywhere
+        source.spools.remove(spool)
+        raise
+    spool.generated = generated
+    spool.normalised = carrier.normalised
+    spool.checksum = combine(
+        [file.checksum, Checksum().update(changed_to)], [Checksum().update(changed_from)]
+    )
+    file.spool = spool
     return file, refusals
 
 
 def _carrier(store: QueueStore, refusals: Refusals) -> Carrier:
     with store.connect(read_only=True) as conn:
         store.require_table(conn)
-        charsets = store.dialect.column_charsets(conn, store.table_name)
-    return Carrier(
-        refusals,
-        int32=store.dialect.INT32_WHEN_TO_RUN,
-        nul=store.dialect.TEXT_HOLDS_NUL,
-        key_charset=charsets[0],
-        function_charset=charsets[1],
-    )
+        return _carrier_for(conn, store, refusals)
 
 
 def _keyed(row: Row, key: str | None = None) -> Row:
@@ -232,9 +274,40 @@ def import_jobs(
         ensure_stopped(store, gearmand, force)
     result = ImportResult(source.name, FileCheck("jsonl", 0, Checksum()), on_conflict)
     result.dry_run = dry_run
+    own_check = checked is None
     if checked is None:
         checked = check_file(store, source)
+    try:
+        _import_checked(store, source, result, checked, snapshot_dir, skip_invalid, progress)
+    finally:
+        if own_check:
+            _drop_spool(source, checked[0])
+    if result.snapshot is not None and keep is not None:
+        prune(result.snapshot.path.parent, keep, result.snapshot)
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def _drop_spool(source: JobSource, file: FileCheck) -> None:
+    """The spool of a first pass this call made itself: gone with the call."""
+    if file.spool is not None:
+        file.spool.close()
+        source.spools.remove(file.spool)
+
+
+def _import_checked(
+    store: QueueStore,
+    source: JobSource,
+    result: ImportResult,
+    checked: tuple[FileCheck, Refusals],
+    snapshot_dir: str | Path | None,
+    skip_invalid: Path | None,
+    progress: Progress | None,
+) -> None:
     result.file, first = checked
+    if result.file.spool is None:  # checked by a caller without the spool
+        raise UsageError("the import's first pass (check_file) did not spool its rows")
+    dry_run = result.dry_run
     if first and skip_invalid is None:
         raise ProblemsFound(
             f"{first.total} of {result.file.rows} jobs cannot be imported: "
@@ -247,10 +320,6 @@ def import_jobs(
     else:
         with skipped_sink(sink_path, lambda p: setattr(result, "skipped_file", p)) as sink:
             _load_and_apply(store, source, result, Refusals(sink=sink), snapshot_dir, progress)
-    if result.snapshot is not None and keep is not None:
-        prune(result.snapshot.path.parent, keep, result.snapshot)
-    result.elapsed = time.monotonic() - started
-    return result
 
 
 def _load_and_apply(
@@ -261,7 +330,17 @@ def _load_and_apply(
     snapshot_dir: str | Path | None,
     progress: Progress | None,
 ) -> None:
+    spool = result.file.spool
+    for row, kind in spool.refusals():
+        refusals.add(row, kind)
     result.refusals = refusals
+    result.generated = spool.generated
+    result.normalised = dict(spool.normalised)
+    if store.backend == "sqlite":
+        _sqlite_copy(store, result, snapshot_dir)
+        if progress is not None:
+            progress(result.file.rows, result.file.rows)
+        return
     with store.connect() as conn:
         store.dialect.prepare_writer(conn.connection.dbapi_connection)
         if store.dialect.TRANSACTIONAL_DDL:
@@ -304,50 +383,239 @@ def _load(
     result: ImportResult,
     progress: Progress | None,
 ) -> Checksum:
-    """The file's jobs, keyed and checked, into the TEMPORARY table; returns the checksum
-    of what it holds."""
+    """The spooled jobs into the TEMPORARY table; returns the checksum of what it holds."""
     d = store.dialect
     d.drop_table(conn, TEMP, temporary=True)
     # LIKE the queue table (SQLite has one layout): its key, and on PostgreSQL its
     # layout (INTEGER or TEXT), so INSERT ... SELECT needs no cast.
     d.create_staging(conn, store, TEMP, store.table_name, temporary=True)
-    carrier = _carrier_for(conn, store, result.refusals)
     if store.backend == "mysql":
         conn.commit()  # (DDL commits anyway) the writer runs its own transactions next
     duplicates = Refusals()
     writer = open_writer(store, conn, TEMP, duplicates, result.on_conflict)
-    carried = Checksum()
+    spool = result.file.spool
     done = 0
     try:
-        for batch in source.batches():
-            rows = []
-            for row in batch:
-                keyed = _keyed(row)
-                if keyed is not row:
-                    result.generated += 1
-                kept = carrier.carry(keyed)
-                if kept is not None:
-                    rows.append(kept)
-            carried.update(rows)
-            if rows:
-                writer.write(rows)
-            done += len(batch)
+        for rows in spool.batches():
+            writer.write(rows)
+            done += len(rows)
             if progress is not None:
-                progress(done, result.file.rows)
+                progress(done, spool.rows)
     except BaseException:
         writer.abort()
         raise
     writer.close()
-    result.normalised = carrier.normalised
     if duplicates:
-        raise ProblemsFound(
-            f"{duplicates.total} jobs of {source.name} repeat another job's (unique_key, "
-            "function) in the file (--on-conflict fail): "
-            + "; ".join(line.replace(" conflict:", " duplicate:", 1) for line in duplicates.lines())
-            + ". Nothing was imported"
-        )
+        raise _duplicates_found(duplicates, source.name)
     result.duplicates = writer.skipped + writer.replaced
-    return combine([carried], [writer.not_written, writer.removed])
+    return combine([spool.checksum], [writer.not_written, writer.removed])
+
+
+def _duplicates_found(duplicates: Refusals, name: str) -> ProblemsFound:
+    return ProblemsFound(
+        f"{duplicates.total} jobs of {name} repeat another job's (unique_key, "
+        "function) in the file (--on-conflict fail): "
+        + "; ".join(line.replace(" conflict:", " duplicate:", 1) for line in duplicates.lines())
+        + ". Nothing was imported"
+    )
+
+
+def _conflicts_found(conflicts: int, examples: Sequence[Sequence[object]]) -> ProblemsFound:
+    shown = ", ".join(f"{f}/{u}" for f, u in examples)
+    return ProblemsFound(
+        f"{conflicts} jobs of the file are already in the table (e.g. {shown}): "
+        "--on-conflict fail refuses them; skip keeps the table's, replace takes the "
+        "file's. Nothing was imported"
+    )
+
+
+# -- SQLite: a bulk copy from the attached spool ---------------------------------------
+
+
+def _sqlite_copy(store: QueueStore, result: ImportResult, snapshot_dir: str | Path | None) -> None:
+    """The spool attached to the queue's connection, and the import in ONE transaction,
+    every statement in the engine. No TEMP table and no read-back of the rows: the
+    spool's values are the checked rows with their storage classes (str, int, bytes),
+    copied by SQLite as they are; counts are checked at every step."""
+    spool = result.file.spool
+    with store.connect() as conn:
+        raw: Any = conn.connection.dbapi_connection  # sqlite3's
+        # Filling the key's B-tree in key order needs no large page cache, and SQLite's
+        # sorter would take as much again (see dialects/sqlite.py's SortedLoad).
+        raw.execute("PRAGMA main.cache_size = -2000")
+        raw.execute("ATTACH DATABASE ? AS qtspool", (str(spool.path),))  # outside a transaction
+        try:
+            trans = conn.begin()
+            try:
+                _sqlite_apply(store, raw, result, snapshot_dir)
+            except BaseException:
+                trans.rollback()
+                raise
+            if result.dry_run:
+                trans.rollback()
+            else:
+                trans.commit()
+        finally:
+            raw.execute("DETACH DATABASE qtspool")
+
+
+def _sqlite_apply(
+    store: QueueStore, raw: Any, result: ImportResult, snapshot_dir: str | Path | None
+) -> None:
+    spool = result.file.spool
+    table = "main." + conn_quote(store.engine, store.table_name)
+    cols = ", ".join(COLUMNS)
+    on = "q.unique_key = s.unique_key AND q.function_name = s.function_name"
+    key_order = " ORDER BY unique_key, function_name"
+
+    def one(sql: str) -> int:
+        return int(raw.execute(sql).fetchone()[0])
+
+    incoming = one("SELECT COUNT(*) FROM qtspool.rows")
+    if incoming != spool.rows or incoming != spool.checksum.rows:
+        raise VerifyError(
+            f"the spool holds {incoming} jobs, {spool.rows} expected: nothing imported"
+        )
+    conflicts = one(f"SELECT COUNT(*) FROM qtspool.rows AS s JOIN {table} AS q ON {on}")
+    if not conflicts and not result.dry_run and incoming:
+        # The common case (an empty table, or new jobs only): straight in, in key order
+        # (the key's B-tree filled left to right); the key refuses a job the file holds
+        # twice, and then the general way below settles it by --on-conflict.
+        raw.execute("SAVEPOINT qt_import")
+        try:
+            inserted = raw.execute(
+                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM qtspool.rows{key_order}"
+            ).rowcount
+        except sqlite3.IntegrityError:
+            inserted = None
+            raw.execute("ROLLBACK TO qt_import")
+        raw.execute("RELEASE qt_import")
+        if inserted is not None:
+            if inserted != incoming:
+                raise VerifyError(f"{inserted} jobs inserted, {incoming} expected: rolled back")
+            result.added = inserted
+            # The snapshot is the key list, copied from the spool in the engine too.
+            result.snapshot = _take(
+                store,
+                snapshot_dir,
+                functools.partial(_keys_from_spool, spool),
+                ROWS,
+                keep=None,
+                reason="before-import",
+                create=None,
+            )
+            result.snapshot_dir = result.snapshot.path.parent
+            return
+    # Jobs the file holds more than once: skip keeps the first, replace the last.
+    distinct = one(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM qtspool.rows GROUP BY unique_key, function_name)"
+    )
+    source = "qtspool.rows"
+    if distinct != incoming:
+        if result.on_conflict == "fail":
+            duplicates = Refusals()
+            later = _cursor_rows(
+                raw,
+                f"SELECT {cols} FROM qtspool.rows WHERE rowid NOT IN (SELECT MIN(rowid) "
+                "FROM qtspool.rows GROUP BY unique_key, function_name) ORDER BY rowid",
+            )
+            for row in later:
+                duplicates.add(row, "conflict")
+            raise _duplicates_found(duplicates, result.source)
+        pick = "MIN" if result.on_conflict == "skip" else "MAX"
+        source = (
+            f"(SELECT * FROM qtspool.rows WHERE rowid IN (SELECT {pick}(rowid) "
+            "FROM qtspool.rows GROUP BY unique_key, function_name))"
+        )
+        result.duplicates = incoming - distinct
+        incoming = distinct
+        conflicts = one(f"SELECT COUNT(*) FROM {source} AS s JOIN {table} AS q ON {on}")
+    if conflicts and result.on_conflict == "fail":
+        if result.dry_run:
+            result.conflicts = conflicts
+            return
+        examples = raw.execute(
+            f"SELECT s.function_name, s.unique_key FROM {source} AS s JOIN {table} AS q "
+            f"ON {on} LIMIT 5"
+        ).fetchall()
+        raise _conflicts_found(conflicts, examples)
+    new_only = ""
+    if conflicts and result.on_conflict == "skip":
+        # Left out: gearmand, too, keeps the job it has when the same key comes again.
+        new_only = f" WHERE NOT EXISTS (SELECT 1 FROM {table} AS q WHERE {on})"
+        result.skipped = conflicts
+        incoming -= conflicts
+    replacing = conflicts if result.on_conflict == "replace" else 0
+    result.replaced, result.added = replacing, incoming - replacing
+    if result.dry_run or not incoming:
+        return
+    q_cols = ", ".join(f"q.{c}" for c in COLUMNS)
+    replaced = _cursor_rows(raw, f"SELECT {q_cols} FROM {source} AS s JOIN {table} AS q ON {on}")
+    keys = _cursor_rows(raw, f"SELECT unique_key, function_name FROM {source} AS s{new_only}")
+    _snapshot(store, result, replaced if replacing else (), keys, snapshot_dir)
+    if replacing:
+        deleted = raw.execute(
+            f"DELETE FROM {table} WHERE rowid IN (SELECT q.rowid FROM {source} AS s "
+            f"JOIN {table} AS q ON {on})"
+        ).rowcount
+        if deleted != replacing:
+            raise VerifyError(f"{deleted} jobs deleted to replace {replacing}: rolled back")
+    inserted = raw.execute(
+        f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {source} AS s{new_only}{key_order}"
+    ).rowcount
+    if inserted != incoming:
+        raise VerifyError(f"{inserted} jobs inserted, {incoming} expected: rolled back")
+
+
+def _fill_from_spool(
+    spool: Spool, replaced: Iterator[tuple], db: sqlite3.Connection
+) -> tuple[int, int]:
+    """A snapshot's fill (`snapshot._take`): the rows replaced, and the spool's keys."""
+    rows = 0
+    for batch in batched(replaced, 5000):
+        db.execute("BEGIN")
+        insert_exact(db, "rows", batch)
+        db.execute("COMMIT")
+        rows += len(batch)
+    return rows, _keys_from_spool(spool, db)[1]
+
+
+def _keys_from_spool(spool: Spool, db: sqlite3.Connection) -> tuple[int, int]:
+    """A snapshot's fill (`snapshot._take`): no rows, the spool's keys."""
+    db.execute("ATTACH DATABASE ? AS qtspool", (str(spool.path),))
+    try:
+        db.execute("BEGIN")
+        keys = db.execute(
+            "INSERT INTO keys SELECT unique_key, function_name FROM qtspool.rows"
+        ).rowcount
+        db.execute("COMMIT")
+    finally:
+        db.execute("DETACH DATABASE qtspool")
+    return 0, keys
+
+
+def _cursor_rows(raw: Any, sql: str) -> Iterator[tuple]:
+    cursor = raw.execute(sql)
+    try:
+        while batch := cursor.fetchmany(5000):
+            yield from batch
+    finally:
+        cursor.close()
+
+
+def _snapshot(
+    store: QueueStore,
+    result: ImportResult,
+    replaced: Any,
+    keys: Any,
+    snapshot_dir: str | Path | None,
+) -> None:
+    """The undo snapshot: the rows the import replaces and every key it adds or
+    replaces (restoring it deletes the added jobs and puts the replaced ones back)."""
+    result.snapshot = take_rows(
+        store, replaced, keys, snapshot_dir, keep=None, reason="before-import"
+    )
+    result.snapshot_dir = result.snapshot.path.parent
 
 
 def _carrier_for(conn: Connection, store: QueueStore, refusals: Refusals) -> Carrier:
@@ -356,6 +624,8 @@ def _carrier_for(conn: Connection, store: QueueStore, refusals: Refusals) -> Car
         refusals,
         int32=store.dialect.INT32_WHEN_TO_RUN,
         nul=store.dialect.TEXT_HOLDS_NUL,
+        # SQLite's TEXT holds keys that are not UTF-8 (gearmand replays them): byte-exact.
+        utf8=store.backend != "sqlite",
         key_charset=charsets[0],
         function_charset=charsets[1],
     )
@@ -387,12 +657,7 @@ def _apply(
         examples = conn.exec_driver_sql(
             f"SELECT t.function_name, t.unique_key {join} LIMIT 5"
         ).all()
-        shown = ", ".join(f"{f}/{u}" for f, u in examples)
-        raise ProblemsFound(
-            f"{conflicts} jobs of the file are already in the table (e.g. {shown}): "
-            "--on-conflict fail refuses them; skip keeps the table's, replace takes the "
-            "file's. Nothing was imported"
-        )
+        raise _conflicts_found(conflicts, examples)
     if conflicts and result.on_conflict == "skip":
         # Left out: gearmand, too, keeps the job it has when the same key comes again.
         with stream_query(conn, f"SELECT {t_cols} {join}") as rows:
@@ -424,9 +689,22 @@ def _apply(
         with stream_query(conn, f"SELECT unique_key, function_name FROM {temp}") as rows:
             yield from rows
 
-    result.snapshot = take_rows(
-        store, replaced_rows(), keys(), snapshot_dir, keep=None, reason="before-import"
-    )
+    if not (result.skipped or result.duplicates):
+        # Every spooled job goes in: the snapshot's keys are the spool's, copied in
+        # SQLite, not read back from the server.
+        result.snapshot = _take(
+            store,
+            snapshot_dir,
+            functools.partial(_fill_from_spool, result.file.spool, replaced_rows()),
+            ROWS,
+            keep=None,
+            reason="before-import",
+            create=None,
+        )
+    else:
+        result.snapshot = take_rows(
+            store, replaced_rows(), keys(), snapshot_dir, keep=None, reason="before-import"
+        )
     result.snapshot_dir = result.snapshot.path.parent
     if replacing:
         if sqlite:
@@ -447,8 +725,16 @@ def _apply(
     ).rowcount
     if inserted != incoming:
         raise VerifyError(f"{inserted} jobs inserted, {incoming} expected: rolled back")
-    with stream_query(conn, f"SELECT {q_cols} {join}") as rows:
-        after = Checksum().update(rows)
+    if store.dialect.server_checksum is not None:
+        # Summed by the server: the rows are not read back through the driver.
+        q = store.table
+        mine = sa.tuple_(q.c.unique_key, q.c.function_name).in_(
+            sa.text(f"SELECT unique_key, function_name FROM {temp}")
+        )
+        after = store.dialect.server_checksum(conn, q, mine)
+    else:
+        with stream_query(conn, f"SELECT {q_cols} {join}") as rows:
+            after = Checksum().update(rows)
     if (after.rows, after.hex) != (expected.rows, expected.hex):
         raise VerifyError(
             f"after the import the file's jobs in the table hold {after}, the file "
@@ -479,10 +765,30 @@ def import_window(
 ) -> tuple[Any, ImportResult | None]:
     """`import_jobs` inside the maintenance window: stop, import, check, start, verify,
     or roll back to the import's snapshot. `options` are `window()`'s."""
-    from .window import _NoChange, preflight, window
-
+    own_check = checked is None
     if checked is None:
         checked = check_file(store, source)
+    try:
+        return _import_window(
+            store, source, snapshot_dir, keep, checked, import_options, after_stop, options
+        )
+    finally:
+        if own_check:
+            _drop_spool(source, checked[0])
+
+
+def _import_window(
+    store: QueueStore,
+    source: JobSource,
+    snapshot_dir: Path | None,
+    keep: int | None,
+    checked: tuple[FileCheck, Refusals],
+    import_options: dict[str, Any] | None,
+    after_stop: Callable[[], None] | None,
+    options: dict[str, Any],
+) -> tuple[Any, ImportResult | None]:
+    from .window import _NoChange, preflight, window
+
     preflight(store)
     done: list[ImportResult] = []
 

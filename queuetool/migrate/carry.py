@@ -143,12 +143,15 @@ class Carrier:
 
     `int32`: the target's when_to_run is a MySQL INT. `charsets`: the target's
     column charsets (MySQL), None for SQLite, which stores any UTF-8 text. `nul`: the
-    target's text holds a NUL character (not PostgreSQL's).
+    target's text holds a NUL character (not PostgreSQL's). `utf8`: the target's text
+    must be valid UTF-8; SQLite's TEXT holds any bytes, and gearmand replays such a key
+    as it is (read here as lone surrogates, written back byte-exact).
     """
 
     refusals: Refusals
     int32: bool = False
     nul: bool = True
+    utf8: bool = True
     key_charset: str | None = None
     function_charset: str | None = None
     normalised: dict[str, int] = field(default_factory=dict)
@@ -179,10 +182,12 @@ class Carrier:
         ):
             return row
         changed = False
-        kind = self._text_problem("unique_key", unique, MAX_UNIQUE_BYTES, self.key_charset)
+        kind = self._text_problem(
+            "unique_key", unique, MAX_UNIQUE_BYTES, self.key_charset, self.utf8
+        )
         if kind is None:
             kind = self._text_problem(
-                "function_name", function, MAX_FUNCTION_BYTES, self.function_charset
+                "function_name", function, MAX_FUNCTION_BYTES, self.function_charset, self.utf8
             )
         if kind is None and not self.nul:
             for name, value in (("unique_key", unique), ("function_name", function)):
@@ -221,7 +226,9 @@ class Carrier:
         self.normalised[what] = self.normalised.get(what, 0) + 1
 
     @staticmethod
-    def _text_problem(name: str, value: object, limit: int, charset: str | None) -> str | None:
+    def _text_problem(
+        name: str, value: object, limit: int, charset: str | None, utf8: bool = True
+    ) -> str | None:
         if type(value) is not str:
             return f"{name}_type"
         if not value:
@@ -231,7 +238,10 @@ class Carrier:
         try:
             raw = value.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8
-            return f"{name}_utf8"
+            if utf8:
+                return f"{name}_utf8"
+            raw = value.encode("utf-8", "surrogateescape")
+            return f"{name}_length" if len(raw) > limit else None
         if len(raw) > limit:
             return f"{name}_length"
         if not fits_charset(value, charset):

@@ -105,7 +105,9 @@ class StagingWriter:
             else:
                 for statement in statements:
                     self.cursor.execute(statement)
-        except self.integrity_error:
+        except (self.integrity_error, UnicodeEncodeError):
+            # UnicodeEncodeError: SQLite text that is not UTF-8, which only `_execute`
+            # binds (row by row, like a conflict).
             conflict = True
         except BaseException:
             self._undo_quietly()
@@ -118,6 +120,19 @@ class StagingWriter:
         self._end()
         return True
 
+    def _execute(self, sql: str, params: tuple) -> None:
+        """cursor.execute; SQLite text that is not UTF-8 (lone surrogates, which sqlite3
+        cannot bind) is bound as its bytes and CAST to TEXT: the same bytes. Looked for
+        first, not caught: a failed bind raises the connection's last error, which after
+        a conflict is an IntegrityError (CPython 3.11)."""
+        values = [_exact_value(value) for value in params]
+        if all(mark == "?" for mark, _ in values):
+            self.cursor.execute(sql, params)
+            return
+        parts = sql.split("?")
+        out = [parts[0]] + [mark + rest for (mark, _), rest in zip(values, parts[1:], strict=True)]
+        self.cursor.execute("".join(out), [value for _, value in values])
+
     def _one(self, row: Row) -> None:
         # Inside a transaction each row gets a savepoint: after an error PostgreSQL
         # refuses every statement until a rollback (SQLite would go on; MySQL's batches
@@ -126,7 +141,7 @@ class StagingWriter:
         if savepoint:
             self._begin()
         try:
-            self.cursor.execute(self.insert_sql, row)
+            self._execute(self.insert_sql, row)
         except self.integrity_error:
             if savepoint:
                 self._undo()
@@ -150,12 +165,12 @@ class StagingWriter:
         # As the dialect reads them: PostgreSQL's TEXT priority and when_to_run as integers.
         table = queue_table(self.staging)
         cols = ", ".join(str(c.compile(self.store.engine)) for c in table.c)
-        self.cursor.execute(f"SELECT {cols} FROM {self.quoted} {where}", row[:2])
+        self._execute(f"SELECT {cols} FROM {self.quoted} {where}", row[:2])
         for old in self.cursor.fetchall():
             self.removed.add(_as_carried(old))
             self.replaced += 1
-        self.cursor.execute(f"DELETE FROM {self.quoted} {where}", row[:2])
-        self.cursor.execute(self.insert_sql, row)
+        self._execute(f"DELETE FROM {self.quoted} {where}", row[:2])
+        self._execute(self.insert_sql, row)
 
     def _begin(self) -> None:
         self.batch.begin_batch(self.raw)
@@ -183,6 +198,15 @@ class StagingWriter:
 
     def abort(self) -> None:
         self.cursor.close()
+
+
+def _exact_value(value: object) -> tuple[str, object]:
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "CAST(? AS TEXT)", value.encode("utf-8", "surrogateescape")
+    return "?", value
 
 
 def _as_carried(row: tuple) -> tuple:

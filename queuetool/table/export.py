@@ -18,6 +18,7 @@ existing file; `-` writes to stdout.
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import csv
 import io
@@ -162,6 +163,36 @@ class JobWriter:
             record.update(extra)
             self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
+    def write_batch(self, rows: list[Row]) -> None:
+        """`write` for each row, the common job (ASCII key and function, integer
+        priority and time, a BLOB payload) formatted in one step: the same line
+        json.dumps gives, several times faster, and summed with its batch."""
+        if self.fmt != "jsonl":
+            for row in rows:
+                self.write(row)
+            return
+        lines: list[str] = []
+        plain: list[Row] = []
+        for row in rows:
+            u, f, p, d, w = row
+            if (
+                type(u) is str
+                and type(f) is str
+                and type(p) is int
+                and type(w) is int
+                and type(d) is bytes
+                and u.isascii()
+                and f.isascii()
+            ):
+                lines.append(_LINE % (_quote(u), _quote(f), p, w, _b2a(d, newline=False).decode()))
+                plain.append(row)
+                continue
+            self.out.write("".join(lines))  # in order: this one after those
+            lines = []
+            self.write(row)
+        self.out.write("".join(lines))
+        self.checksum.update(plain)
+
     def _sum(self) -> None:
         self.checksum.update(self.pending)
         self.pending = []
@@ -176,6 +207,11 @@ class JobWriter:
             trailer = {"trailer": True, "count": c.rows, "checksum": c.hex}
             self.out.write(json.dumps({**trailer, "checksum_algorithm": ALGORITHM}) + "\n")
         return c
+
+
+_LINE = '{"unique_key": %s, "function": %s, "priority": %d, "when_to_run": %d, "data": "%s"}\n'
+_quote = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
+_b2a = binascii.b2a_base64
 
 
 def _cell(value: object) -> str:
@@ -270,8 +306,7 @@ def write_jobs(
         writer = JobWriter(out, fmt, header_of(store, what))
         done = 0
         for rows in raw_rows(store, conn, where):
-            for row in rows:
-                writer.write(row)
+            writer.write_batch(rows)
             done += len(rows)
             if progress is not None:
                 progress(done)

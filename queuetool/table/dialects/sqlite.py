@@ -490,7 +490,7 @@ class SortedLoad:
     removed = property(lambda self: self.writer.removed)
 
     def write(self, batch: list[Row]) -> None:
-        self.cursor.executemany(self.insert_sql, batch)
+        insert_exact(self.raw, f"temp.{self.load}", batch)  # keys that are not UTF-8 too
 
     def close(self, keep: bool = True) -> None:
         """Fill staging from the TEMP table (unless `keep` is False), then drop it."""

@@ -1,0 +1,77 @@
+"""The import's spool: the first pass's rows, decoded, keyed and checked, in a private
+SQLite file, so that the file is parsed once and the second pass is a bulk copy.
+
+On a SQLite queue the copy is one INSERT ... SELECT from the attached spool, in the
+engine; elsewhere the rows are read back in batches. The spool's columns have no
+declared type, so every value keeps its storage class; TEXT that is not UTF-8 (a
+SQLite queue's keys can be) is written and read back byte-exact (`insert_exact`,
+`lenient_text`). Refused rows are kept apart (pickled: they can hold any type), for
+`--skip-invalid` to export them in the second pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..table.checksum import Checksum
+from ..table.dialects.sqlite import insert_exact, lenient_text
+
+BATCH = 5000
+COLUMNS = "unique_key, function_name, priority, data, when_to_run"
+
+
+class Spool:
+    """A private temporary SQLite file (mode 0600): `rows` and `refused`."""
+
+    def __init__(self) -> None:
+        fd, name = tempfile.mkstemp(prefix="queuetool-import-", suffix=".spool.db")
+        os.close(fd)
+        self.path = Path(name)
+        self.rows = 0
+        self.generated = 0  # keys made (UUID v1)
+        self.normalised: dict[str, int] = {}
+        self.checksum = Checksum()  # of the rows spooled
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.db.text_factory = lenient_text
+        # A scratch file: a crash leaves nothing to recover.
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute(f"CREATE TABLE rows ({COLUMNS})")
+        self.db.execute("CREATE TABLE refused (row BLOB, kind TEXT)")
+        self.db.execute("BEGIN")
+
+    def add(self, rows: list[tuple]) -> None:
+        """Spool a batch of checked rows."""
+        insert_exact(self.db, "rows", rows)
+        self.rows += len(rows)
+
+    def refuse(self, row: tuple, kind: str) -> None:
+        """Keep a refused row and why, for --skip-invalid's file."""
+        self.db.execute("INSERT INTO refused VALUES (?, ?)", (pickle.dumps(row), kind))
+
+    def done(self) -> None:
+        """The first pass is over: commit, so that a second connection can read it."""
+        self.db.execute("COMMIT")
+
+    def batches(self) -> Iterator[list[tuple]]:
+        """The spooled rows, in file order, in batches."""
+        cursor = self.db.execute(f"SELECT {COLUMNS} FROM rows ORDER BY rowid")
+        while batch := cursor.fetchmany(BATCH):
+            yield batch
+
+    def refusals(self) -> Iterator[tuple[tuple, str]]:
+        """The refused rows and their kinds, in file order."""
+        for raw, kind in self.db.execute("SELECT row, kind FROM refused ORDER BY rowid"):
+            yield pickle.loads(raw), kind  # our own private file
+
+    def close(self) -> None:
+        """Close and remove the spool file."""
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+        self.path.unlink(missing_ok=True)
