@@ -624,8 +624,9 @@ def _carrier_for(conn: Connection, store: QueueStore, refusals: Refusals) -> Car
         refusals,
         int32=store.dialect.INT32_WHEN_TO_RUN,
         nul=store.dialect.TEXT_HOLDS_NUL,
-        # SQLite's TEXT holds keys that are not UTF-8 (gearmand replays them): byte-exact.
-        utf8=store.backend != "sqlite",
+        # Text that is not UTF-8 (gearmand replays such keys) where the backend keeps it
+        # byte-exact (SQLite's TEXT); refused where it cannot.
+        utf8=not store.dialect.LENIENT_TEXT,
         key_charset=charsets[0],
         function_charset=charsets[1],
     )

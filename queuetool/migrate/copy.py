@@ -456,8 +456,9 @@ def _stream(run: CopyRun, writer: Writer | None, charsets: tuple[str | None, str
         result.refusals,
         int32=target.dialect.INT32_WHEN_TO_RUN,
         nul=target.dialect.TEXT_HOLDS_NUL,
-        # SQLite's TEXT holds keys that are not UTF-8 (gearmand replays them): byte-exact.
-        utf8=target.backend != "sqlite",
+        # Text that is not UTF-8 (gearmand replays such keys) where the backend keeps it
+        # byte-exact (SQLite's TEXT); refused where it cannot.
+        utf8=not target.dialect.LENIENT_TEXT,
         key_charset=charsets[0],
         function_charset=charsets[1],
     )

@@ -272,7 +272,7 @@ def raw_rows(
     if not params and compiled.params:
         params = compiled.params  # pyformat (PyMySQL)
     raw = conn.connection.dbapi_connection
-    lenient = store.backend == "sqlite"
+    lenient = store.dialect.LENIENT_TEXT  # text that is not UTF-8 read byte-exact
     if lenient:
         old_factory = raw.text_factory  # type: ignore[union-attr]
         raw.text_factory = _lenient_text  # type: ignore[union-attr]
