@@ -93,7 +93,7 @@ def test_scheduled_normal_jobs_block_due_low_jobs_until_moved_to_low(sqlite_queu
         worker.stop()
     worker = Collector(daemon.port, "f")
     try:
-        assert worker.wait_for(3, 10.0)
+        assert worker.wait_for(3, 60.0)
         assert sorted(u for u, _ in worker.got) == ["l0", "l1", "l2"]
     finally:
         worker.stop()
@@ -133,7 +133,7 @@ def test_due_jobs_wait_for_a_wake_up_and_wake_every_hands_them_out(sqlite_queue,
     # Reconnecting is what wakes gearmand: let that worker take them, then try again.
     worker = Collector(daemon.port, "w")
     try:
-        assert worker.wait_for(4, 10.0)
+        assert worker.wait_for(4, 60.0)
     finally:
         worker.stop()
 
