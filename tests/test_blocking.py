@@ -54,15 +54,17 @@ def test_an_edit_that_would_block_names_it_and_unblock_keeps_the_due_jobs_flowin
     assert ": 2 jobs\n" in dry.stdout.split("would unblock", 1)[1]
     assert "dry run: without --unblock it would block f: 3 due jobs" in dry.stdout
 
-    when = int(time.time()) + 3600
+    before = time.time()
     done = cli(*RESCHEDULE_NORMAL, *args, "--unblock", "--yes")
+    after = time.time()
     assert done.exit_code == 0, done.output
     assert "2 jobs changed: unblock f: its scheduled high or normal jobs to low" in done.stdout
     assert "Warning" not in done.stderr
     # The rescheduled jobs wait in LOW with their time; the due ones go to a worker at once.
     rows = {u: (p, w) for u, _f, p, _d, w in sqlite_queue.rows()}
     assert {u: p for u, (p, _w) in rows.items()} == {u: 2 for u in rows}
-    assert all(abs(rows[f"n{i}"][1] - when) <= 2 for i in range(2))
+    # "--in 1h" from a moment within the call (±1 s of rounding).
+    assert all(before + 3599 <= rows[f"n{i}"][1] <= after + 3601 for i in range(2))
     worker = Collector(daemon.port, "f")
     try:
         assert worker.wait_for(3, 60.0)
@@ -126,13 +128,14 @@ def test_a_plan_whose_second_edit_blocks_is_named_and_unblocked(sqlite_queue, cl
     assert dry.exit_code == 0, dry.output
     assert "dry run: would block f: 2 due jobs blocked until " in dry.stdout
     assert "by 1 scheduled high jobs\n" in dry.stdout
-    when = int(time.time()) + 3600
+    before = time.time()
     done = cli("window", str(plan), *args, "--yes", "--unblock")
+    after = time.time()
     assert done.exit_code == 0, done.output
     assert "1 jobs changed: unblock f: its scheduled high or normal jobs to low" in done.stdout
     rows = {u: (p, w) for u, _f, p, _d, w in sqlite_queue.rows()}
     assert rows["l0"] == rows["l1"] == (2, 0)
-    assert rows["s"][0] == 2 and abs(rows["s"][1] - when) <= 2
+    assert rows["s"][0] == 2 and before + 3599 <= rows["s"][1] <= after + 3601
 
 
 def test_gearmand_2_is_told_nothing_and_unblock_adds_nothing(sqlite_queue, cli, monkeypatch):
