@@ -156,8 +156,11 @@ def test_gearmand_2_is_told_nothing_and_unblock_adds_nothing(sqlite_queue, cli, 
 
 # -- the prediction equals what applying the edits leaves -----------------------------
 
+# NOW is taken at import, apply_edits reads the real clock later (a long run may be minutes
+# on): future times lie a day ahead, so both clocks agree on what is due.
 NOW = int(time.time())
-WHENS = [0, 1000, NOW - 500, NOW + 400, NOW + 9000]
+DAY = 86400
+WHENS = [0, 1000, NOW - 500, NOW + DAY + 400, NOW + DAY + 9000]
 FILTERS = st.builds(
     JobFilter,
     functions=st.sampled_from([(), ("fa",), ("fb",), ("f*",)]),
@@ -179,7 +182,7 @@ EDITS = st.one_of(
     st.builds(
         lambda f, at, spread: Reschedule(f, at, spread, all=f.is_empty),
         FILTERS,
-        st.sampled_from([NOW + 300, NOW + 7000, 0]),
+        st.sampled_from([NOW + DAY + 300, NOW + DAY + 7000, 0]),
         st.sampled_from([0, 900]),
     ).filter(lambda e: e.at or not e.spread),  # a spread from "now" moves with the clock
     st.builds(lambda f: Purge(f, all=f.is_empty), FILTERS),
