@@ -88,7 +88,11 @@ class Prometheus:
             start_new_session=True,
         )
         log.close()
-        wait_for("Prometheus ready", self._ready, timeout)
+        try:
+            wait_for("Prometheus ready", self._ready, timeout)
+        except BaseException:
+            self.stop()  # no server left behind by a start that failed
+            raise
         return self
 
     def _ready(self) -> bool:
