@@ -68,7 +68,9 @@ class Prometheus:
         self.port = free_port()
         config = self.workdir / "prometheus.yml"
         config.write_text(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+            # 2 s: a loaded machine may take over 1 s for a scrape (the timeout may not
+            # exceed the interval).
+            "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n"
             "scrape_configs:\n  - job_name: queuetool\n"
             f"    static_configs:\n      - targets: ['{self.target}']\n"
         )
@@ -86,7 +88,11 @@ class Prometheus:
             start_new_session=True,
         )
         log.close()
-        wait_for("Prometheus ready", self._ready, timeout)
+        try:
+            wait_for("Prometheus ready", self._ready, timeout)
+        except BaseException:
+            self.stop()  # no server left behind by a start that failed
+            raise
         return self
 
     def _ready(self) -> bool:

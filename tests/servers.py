@@ -818,23 +818,27 @@ def start_postgres(timeout: float = 60.0) -> PostgresServer:
     if os.geteuid() == 0:
         shutil.chown(workdir, PG_USER)
         shutil.chown(pwfile, PG_USER)
-    subprocess.run(
-        [
-            pg_bin("initdb"),
-            "-D",
-            str(data),
-            "-U",
-            server.user,
-            f"--pwfile={pwfile}",
-            "--auth=scram-sha-256",
-            "--encoding=UTF8",
-            "--locale=C.UTF-8",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-        **_as_pg_user(),  # type: ignore[arg-type]
-    )
+    try:
+        subprocess.run(
+            [
+                pg_bin("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                server.user,
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+            **_as_pg_user(),  # type: ignore[arg-type]
+        )
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)  # no server yet: nothing else to stop
+        raise
     pwfile.unlink()
     log = workdir / "postgres.log"
     with log.open("ab") as out:

@@ -162,6 +162,8 @@ def test_missing_table(queue, cli):
         assert shown == queue.url.replace(quote(queue.mysql.password, safe=""), "***") + (
             "?charset=utf8mb4"
         )
+    if queue.backend == "postgres":
+        assert shown == queue.url.replace(quote(queue.postgres.password, safe=""), "***")
     for command in ("report", "jobs"):
         result = run(cli, command, *queue.cli_args())
         assert_error(result, f"table 'gearman_queue' does not exist in {shown}")

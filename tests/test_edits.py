@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -348,6 +349,23 @@ def wait_for(predicate, timeout: float) -> bool:
     return False
 
 
+def freeze(proc: subprocess.Popen) -> None:
+    """Stop the child where it is (SIGSTOP): it can no longer finish before the SIGKILL,
+    so the kill lands at the point the test waited for, not wherever the child got to."""
+    os.kill(proc.pid, signal.SIGSTOP)
+    assert proc.poll() is None, "the child finished before it could be stopped mid-work"
+
+
+def growing_tmp(snapdir) -> bool:  # type: ignore[no-untyped-def]
+    """A snapshot is being written: its temporary file exists and holds bytes."""
+    for path in snapdir.iterdir():
+        if path.name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):  # renamed meanwhile
+                if path.stat().st_size > 0:
+                    return True
+    return False
+
+
 @pytest.mark.parametrize("phase", ["snapshot", "change"])
 def test_sigkill_mid_edit_leaves_old_or_new(queue, snapdir, tmp_path, phase):
     queue.insert([(f"k{i:07d}", f"fn{i % 4}", 1, b"p" * 40, 0) for i in range(BIG)])
@@ -372,10 +390,13 @@ def test_sigkill_mid_edit_leaves_old_or_new(queue, snapdir, tmp_path, phase):
     )
     try:
         if phase == "snapshot":
-            seen = wait_for(lambda: any(p.name.endswith(".tmp") for p in snapdir.iterdir()), 60)
+            seen = wait_for(lambda: growing_tmp(snapdir), 60)
         else:
             seen = wait_for(lambda: any(p.suffix == ".qtsnap" for p in snapdir.iterdir()), 60)
         assert seen, proc.communicate()
+        freeze(proc)
+        if phase == "snapshot":  # frozen while writing it: the file is still unfinished
+            assert any(p.name.endswith(".tmp") for p in snapdir.iterdir())
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate()
@@ -401,8 +422,9 @@ def test_sigkill_mid_restore_leaves_old_or_new(queue, snapdir, tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
+        # The before-restore snapshot is complete: the restore's own writes come next.
         assert wait_for(lambda: any(p.suffix == ".qtsnap" for p in snapdir.iterdir()), 60)
-        time.sleep(0.3)  # into the copy
+        freeze(proc)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate()

@@ -105,7 +105,7 @@ def test_rescheduled_jobs_wait_for_their_time(queue, cli, snapdir):
     submit(daemon.port, jobs)
     daemon.stop()
     # Room for a restart and a worker on a loaded machine before the jobs are due.
-    result = edit_restore_edit(cli, queue, snapdir, "reschedule", "-f", "report", "--in", "6s")
+    result = edit_restore_edit(cli, queue, snapdir, "reschedule", "-f", "report", "--in", "15s")
     assert "Note: gearmand 1.1" in result.stderr
     (when,) = {w for *_, w in queue.rows()}
     assert when >= time.time() + 1

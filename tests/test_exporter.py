@@ -329,7 +329,12 @@ def test_several_queues_from_the_config_in_the_real_command(tmp_path, sqlite_que
         assert sorted(page.queues) == ["back", "front"]
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # no exporter left behind; the test fails on the timeout
+            proc.communicate()
+            raise
     assert proc.returncode == 0, err
     assert out == ""
     assert f"2 queue(s) (back, front) on http://127.0.0.1:{port}/" in err

@@ -30,6 +30,11 @@ def prom_counts(prom, metric: str, queue: str) -> dict[str, tuple[int, ...]]:
     return {f: tuple(c) for f, c in got.items() if any(c)}
 
 
+def up(prom) -> list[str]:  # type: ignore[no-untyped-def]
+    """The value of each `up` series of the exporter's job (one: ["1"] when scraped)."""
+    return [item["value"][1] for item in prom.query('up{job="queuetool"}')]
+
+
 def test_prometheus_sees_prioritystatus_before_and_after_an_edit_window(
     sqlite_queue, cli, tmp_path
 ):
@@ -48,8 +53,7 @@ def test_prometheus_sees_prioritystatus_before_and_after_an_edit_window(
             lambda: prom_counts(prom, "gearman_queue_jobs", "live") == before,
         )
         assert prom_counts(prom, "gearmand_jobs", "live") == before
-        up = prom.query('up{job="queuetool"}')
-        assert [item["value"][1] for item in up] == ["1"]
+        wait_for("Prometheus to see the exporter up", lambda: up(prom) == ["1"])
 
         result = cli(
             "reprioritise", *sqlite_queue.cli_args(), "--function", "mail", "--to", "high", "--yes"
@@ -67,7 +71,7 @@ def test_prometheus_sees_prioritystatus_before_and_after_an_edit_window(
         )
         # The window's stop showed as a daemon that did not answer, counted as an error
         # only if a scan fell inside it; the exporter itself never went away.
-        assert [item["value"][1] for item in prom.query('up{job="queuetool"}')] == ["1"]
+        wait_for("Prometheus to see the exporter up", lambda: up(prom) == ["1"])
 
 
 def dashboard_exprs() -> list[str]:
@@ -101,14 +105,14 @@ def test_every_metric_the_dashboard_queries_is_served(sqlite_queue, tmp_path):
             concrete = expr.replace("$queue", "dash").replace("$function", ".*")
             if concrete.startswith("label_values("):
                 metric = concrete[len("label_values(") :].rsplit(",", 1)[0]
-                assert prom.query(metric), expr
+                wait_for(f"data for {expr}", lambda m=metric: prom.query(m))
                 continue
-            if "rate(" in concrete:
-                # A rate needs two scrapes of a counter: wait for them.
+            prom.query(concrete)  # Prometheus parses every expression
+            metrics = set(re.findall(r"\b(?:gearman|gearmand)_\w+", expr))
+            needs_uuid1 = bool(metrics & ONLY_WITH_UUID1_KEYS)
+            if "rate(" in concrete or not needs_uuid1:
+                # Each has data once scraped (a rate: after two scrapes of its counter).
                 wait_for(f"data for {expr}", lambda c=concrete: prom.query(c))
-            result = prom.query(concrete)  # Prometheus parses every expression
-            if not set(re.findall(r"\b(?:gearman|gearmand)_\w+", expr)) & ONLY_WITH_UUID1_KEYS:
-                assert result, expr
 
 
 def test_page_in_headless_chromium_shows_every_function(sqlite_queue, tmp_path):

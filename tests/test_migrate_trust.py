@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,11 @@ def test_created_table_holds_every_key_distinct_and_gearmand_reloads_them(
         assert priority_status(daemon.port) == dst.counts()
         functions = sorted({f for _u, f, _p, _d, _w in rows})
         got = work(daemon.port, functions, len(rows), timeout=60)
+        # The last WORK_COMPLETE is processed (its row deleted) just after it was sent.
+        deadline = time.monotonic() + 60
+        while priority_status(daemon.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert priority_status(daemon.port) == {}
     finally:
         daemon.stop()
     assert sorted((r.unique, r.function, r.data) for r in got) == sorted(

@@ -4,6 +4,7 @@ queuetool/sql, and building it gives no setuptools warning."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,8 +15,15 @@ DDL = sorted(p.name for p in (ROOT / "sql").glob("*.sql"))  # one per backend
 
 
 def test_wheel_ships_the_ddl_without_warnings(tmp_path):
+    # Built from a copy: the build leaves its build/ and egg-info there, not in the repo.
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__"),
+    )
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(tmp_path), str(source)],
         capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
     assert build.returncode == 0, build.stdout + build.stderr

@@ -7,7 +7,7 @@ else is installed; a machine with Docker gets testcontainers only when it opts i
 from __future__ import annotations
 
 import pytest
-from servers import choose_source, docker_available, have_testcontainers, server_source
+from servers import choose_source, server_source
 
 URL = "QUEUETOOL_TEST_MYSQL_URL"
 
@@ -56,9 +56,19 @@ def test_docker_is_not_probed_unless_opted_in(env):
     assert server_source(env, URL, never, never) in ("local", "env-url")
 
 
-def test_the_real_probes_decide_an_opted_in_run(monkeypatch):
-    """Here (no Docker engine) an opted-in run still gets the local servers."""
+@pytest.mark.parametrize(
+    ("docker", "installed", "source"),
+    [(yes, yes, "testcontainers"), (no, yes, "local"), (yes, no, "local")],
+)
+def test_the_real_probes_decide_an_opted_in_run(monkeypatch, docker, installed, source):
+    """choose_source asks this process's environment and the two probes (replaced here,
+    so the expected answer is fixed, not computed by the probes under test)."""
+    import servers
+
     monkeypatch.delenv(URL, raising=False)
     monkeypatch.setenv("QUEUETOOL_TESTCONTAINERS", "1")
-    engine = have_testcontainers() and docker_available()
-    assert choose_source(URL) == ("testcontainers" if engine else "local")
+    monkeypatch.setattr(servers, "docker_available", docker)
+    monkeypatch.setattr(servers, "have_testcontainers", installed)
+    assert choose_source(URL) == source
+    monkeypatch.setenv("QUEUETOOL_TESTCONTAINERS", "0")
+    assert choose_source(URL) == "local"

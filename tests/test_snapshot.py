@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -87,8 +88,10 @@ def test_round_trip_is_byte_exact(queue, snapdir):
 def test_manifest_masks_password_and_lists(queue, snapdir, cli):
     queue.insert(ODD_ROWS)
     info = snapshot.take(store_of(queue), snapdir)
-    if queue.backend == "mysql":
-        assert queue.mysql.password not in info.source
+    if queue.backend in ("mysql", "postgres"):  # their URLs carry a password
+        server = queue.mysql if queue.backend == "mysql" else queue.postgres
+        assert server.password not in info.source
+        assert quote(server.password, safe="") not in info.source
         assert "***" in info.source
     listed = cli("snapshots", *queue.cli_args(), "--snapshot-dir", str(snapdir), "--format", "json")
     assert listed.exit_code == 0, listed.output

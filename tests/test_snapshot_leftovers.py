@@ -4,6 +4,7 @@ files of dead processes, says so, and keeps those of processes still running."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -27,6 +28,16 @@ def wait_for(predicate, timeout: float) -> bool:
     return False
 
 
+def growing_tmp(snapdir) -> bool:  # type: ignore[no-untyped-def]
+    """A snapshot is being written: its temporary file exists and holds bytes."""
+    for path in snapdir.iterdir():
+        if path.name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):  # renamed meanwhile
+                if path.stat().st_size > 0:
+                    return True
+    return False
+
+
 def dead_pid() -> int:
     """The pid of a process that has exited and been reaped."""
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -43,7 +54,11 @@ def test_killed_snapshot_leaves_a_file_the_next_run_removes(sqlite_queue, snapdi
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        assert wait_for(lambda: any(p.name.endswith(".tmp") for p in snapdir.iterdir()), 60)
+        assert wait_for(lambda: growing_tmp(snapdir), 60)
+        # Frozen mid-write (SIGSTOP): it cannot finish and rename the file before the kill.
+        os.kill(proc.pid, signal.SIGSTOP)
+        assert proc.poll() is None, "the snapshot finished before it could be stopped"
+        assert any(p.name.endswith(".tmp") for p in snapdir.iterdir())
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate()

@@ -95,11 +95,9 @@ def test_migrate_refuses_a_64_byte_key_and_skip_invalid_exports_it(
     assert mysql_queue.sql(f"SELECT unique_key FROM {mysql_queue.table}") == [(SAFE,)]
 
 
+# gearmand's libpq plugin stores such a key cut to 63 bytes (test_postgres_replay.py).
+@pytest.mark.parametrize("queue", ["sqlite", "mysql"], indirect=True)
 def test_window_refuses_a_queue_holding_a_64_byte_key(queue, cli):
-    if queue.backend == "postgres":
-        pytest.skip(
-            "gearmand's libpq plugin stores such a key cut to 63 bytes (test_postgres_replay)"
-        )
     daemon = queue.gearmand()
     submit(daemon.port, [JobSpec("fn", LONG), JobSpec("fn", SAFE), JobSpec("other", "o")])
     result = cli("reprioritise", *queue.cli_args(), "-f", "other", "--to", "high", "--yes")
