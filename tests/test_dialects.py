@@ -61,3 +61,27 @@ def test_the_dialect_of_a_gearmand_queue_type():
     assert dialect_for_queue_type("Postgres") is dialect_for("postgres")
     assert dialect_for_queue_type("redis") is None
     assert dialect_for_queue_type("builtin") is None
+
+
+def test_sqlite_deletes_the_rows_a_temp_table_and_the_queue_share():
+    # SQLite imports from its spool (SPOOL_COPY), so no import runs these two: checked here.
+    import sqlalchemy as sa
+
+    sqlite = dialect_for("sqlite")
+    assert sqlite.SPOOL_COPY and not dialect_for("mysql").SPOOL_COPY
+    assert not dialect_for("postgres").SPOOL_COPY
+    on = "q.unique_key = t.unique_key AND q.function_name = t.function_name"
+    with sa.create_engine("sqlite://").begin() as conn:
+        for name in ("queue", "temp.staged"):
+            conn.exec_driver_sql(
+                f"CREATE TABLE {name} (unique_key TEXT, function_name TEXT, "
+                "PRIMARY KEY (unique_key, function_name))"
+            )
+        conn.exec_driver_sql("INSERT INTO queue VALUES ('a', 'f'), ('b', 'f'), ('c', 'g')")
+        conn.exec_driver_sql("INSERT INTO staged VALUES ('a', 'f'), ('b', 'g'), ('c', 'g')")
+        assert sqlite.delete_replaced(conn, "staged", "queue", on) == 2
+        assert conn.exec_driver_sql("SELECT * FROM queue").all() == [("b", "f")]
+        conn.exec_driver_sql("INSERT INTO queue VALUES ('a', 'f')")
+        assert sqlite.delete_staged_conflicts(conn, "staged", "queue", on) == 1
+        rows = conn.exec_driver_sql("SELECT * FROM staged ORDER BY 1").all()
+        assert rows == [("b", "g"), ("c", "g")]

@@ -336,7 +336,7 @@ def _load_and_apply(
     result.refusals = refusals
     result.generated = spool.generated
     result.normalised = dict(spool.normalised)
-    if store.backend == "sqlite":
+    if store.dialect.SPOOL_COPY:
         _sqlite_copy(store, result, snapshot_dir)
         if progress is not None:
             progress(result.file.rows, result.file.rows)
@@ -372,7 +372,7 @@ def _load_and_apply(
             else:
                 trans.commit()
         finally:
-            conn.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS `{TEMP}`")
+            store.dialect.drop_table(conn, TEMP, temporary=True)
             conn.commit()
 
 
@@ -389,7 +389,7 @@ def _load(
     # LIKE the queue table (SQLite has one layout): its key, and on PostgreSQL its
     # layout (INTEGER or TEXT), so INSERT ... SELECT needs no cast.
     d.create_staging(conn, store, TEMP, store.table_name, temporary=True)
-    if store.backend == "mysql":
+    if not d.TRANSACTIONAL_DDL:
         conn.commit()  # (DDL commits anyway) the writer runs its own transactions next
     duplicates = Refusals()
     writer = open_writer(store, conn, TEMP, duplicates, result.on_conflict)
@@ -640,11 +640,8 @@ def _apply(
     snapshot_dir: str | Path | None,
 ) -> None:
     """Inside the one transaction: conflicts, snapshot, write, read back."""
-    sqlite = store.backend == "sqlite"
     table = conn_quote(store.engine, store.table_name)
     temp = conn_quote(store.engine, TEMP)
-    if sqlite:
-        temp = f"temp.{temp}"
     on = "q.unique_key = t.unique_key AND q.function_name = t.function_name"
     join = f"FROM {temp} AS t JOIN {table} AS q ON {on}"
     cols = ", ".join(COLUMNS)
@@ -664,12 +661,7 @@ def _apply(
         with stream_query(conn, f"SELECT {t_cols} {join}") as rows:
             left_out = Checksum().update(rows)
         expected = combine([expected], [left_out])
-        if sqlite:
-            conn.exec_driver_sql(f"DELETE FROM {temp} WHERE rowid IN (SELECT t.rowid {join})")
-        elif store.backend == "mysql":
-            conn.exec_driver_sql(f"DELETE t {join}")
-        else:
-            conn.exec_driver_sql(f"DELETE FROM {temp} AS t USING {table} AS q WHERE {on}")
+        store.dialect.delete_staged_conflicts(conn, temp, table, on)
         result.skipped = conflicts
         incoming -= conflicts
     if expected.rows != incoming:
@@ -708,21 +700,11 @@ def _apply(
         )
     result.snapshot_dir = result.snapshot.path.parent
     if replacing:
-        if sqlite:
-            deleted = conn.exec_driver_sql(
-                f"DELETE FROM {table} WHERE rowid IN (SELECT q.rowid {join})"
-            ).rowcount
-        elif store.backend == "mysql":
-            deleted = conn.exec_driver_sql(f"DELETE q {join}").rowcount
-        else:
-            deleted = conn.exec_driver_sql(
-                f"DELETE FROM {table} AS q USING {temp} AS t WHERE {on}"
-            ).rowcount
+        deleted = store.dialect.delete_replaced(conn, temp, table, on)
         if deleted != replacing:
             raise VerifyError(f"{deleted} jobs deleted to replace {replacing}: rolled back")
-    order = " ORDER BY unique_key, function_name" if sqlite else ""
     inserted = conn.exec_driver_sql(
-        f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp}{order}"
+        f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp}"
     ).rowcount
     if inserted != incoming:
         raise VerifyError(f"{inserted} jobs inserted, {incoming} expected: rolled back")

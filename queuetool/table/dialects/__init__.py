@@ -221,6 +221,18 @@ class Dialect(Protocol):
     def drop_table(self, conn: Connection, name: str, temporary: bool = False) -> None:
         """Drop a table if it exists."""
 
+    # `import`: True, the spool (a SQLite file) ATTACHed and copied by one INSERT ... SELECT;
+    # False, through a TEMP table (`t`) joined to the queue table (`q`) by the calls below.
+    SPOOL_COPY: bool
+
+    def delete_staged_conflicts(self, conn: Connection, temp: str, table: str, on: str) -> int:
+        """Delete the rows of the TEMP table `temp` (as t) whose key the queue table
+        `table` (as q) holds too, `on` joining them (both names quoted); the rows deleted."""
+
+    def delete_replaced(self, conn: Connection, temp: str, table: str, on: str) -> int:
+        """Delete the rows of the queue table `table` (as q) whose key the TEMP table
+        `temp` (as t) holds, `on` joining them (both names quoted); the rows deleted."""
+
     def stream_cursor(self, raw_conn: Any) -> Any:
         """A cursor that streams rows as they are read, so memory stays flat."""
 

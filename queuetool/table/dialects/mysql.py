@@ -410,6 +410,18 @@ def drop_table(conn: sa.Connection, name: str, temporary: bool = False) -> None:
     conn.exec_driver_sql(f"DROP {'TEMPORARY ' if temporary else ''}TABLE IF EXISTS `{name}`")
 
 
+# `import` goes through a TEMPORARY table: the spool is a SQLite file the server cannot read.
+SPOOL_COPY = False
+
+
+def delete_staged_conflicts(conn: sa.Connection, temp: str, table: str, on: str) -> int:
+    return conn.exec_driver_sql(f"DELETE t FROM {temp} AS t JOIN {table} AS q ON {on}").rowcount
+
+
+def delete_replaced(conn: sa.Connection, temp: str, table: str, on: str) -> int:
+    return conn.exec_driver_sql(f"DELETE q FROM {temp} AS t JOIN {table} AS q ON {on}").rowcount
+
+
 # `migrate --move`: the source locked against writers until the emptying commits.
 # Whatever the server's default: READ COMMITTED takes no gap locks, so a new row could
 # be inserted between the proof and the DELETE.

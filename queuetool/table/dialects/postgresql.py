@@ -609,6 +609,18 @@ def drop_table(conn: sa.Connection, name: str, temporary: bool = False) -> None:
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {'pg_temp.' if temporary else ''}{_quote(name)}")
 
 
+# `import` goes through a TEMP table: the spool is a SQLite file the server cannot read.
+SPOOL_COPY = False
+
+
+def delete_staged_conflicts(conn: sa.Connection, temp: str, table: str, on: str) -> int:
+    return conn.exec_driver_sql(f"DELETE FROM {temp} AS t USING {table} AS q WHERE {on}").rowcount
+
+
+def delete_replaced(conn: sa.Connection, temp: str, table: str, on: str) -> int:
+    return conn.exec_driver_sql(f"DELETE FROM {table} AS q USING {temp} AS t WHERE {on}").rowcount
+
+
 # `migrate --move`: the source locked against writers until the emptying commits.
 MOVE_ISOLATION: str | None = None  # the lock below holds whatever the isolation level
 

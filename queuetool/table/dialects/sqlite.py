@@ -546,6 +546,24 @@ def drop_table(conn: sa.Connection, name: str, temporary: bool = False) -> None:
     conn.exec_driver_sql(f'DROP TABLE IF EXISTS {schema}"{name}"')
 
 
+# `import` copies from the spool, itself a SQLite file, with the queue's own engine.
+SPOOL_COPY = True
+
+
+def delete_staged_conflicts(conn: sa.Connection, temp: str, table: str, on: str) -> int:
+    join = f"FROM {temp} AS t JOIN {table} AS q ON {on}"
+    return conn.exec_driver_sql(
+        f"DELETE FROM {temp} WHERE rowid IN (SELECT t.rowid {join})"
+    ).rowcount
+
+
+def delete_replaced(conn: sa.Connection, temp: str, table: str, on: str) -> int:
+    join = f"FROM {temp} AS t JOIN {table} AS q ON {on}"
+    return conn.exec_driver_sql(
+        f"DELETE FROM {table} WHERE rowid IN (SELECT q.rowid {join})"
+    ).rowcount
+
+
 # `migrate --move`: the source locked against writers until the emptying commits.
 MOVE_ISOLATION: str | None = None  # the write transaction's BEGIN IMMEDIATE locks the file already
 
