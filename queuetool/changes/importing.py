@@ -343,37 +343,38 @@ def _load_and_apply(
         return
     with store.connect() as conn:
         store.dialect.prepare_writer(conn.connection.dbapi_connection)
+        load = (store, conn, source, result, progress)
         if store.dialect.TRANSACTIONAL_DDL:
             # Everything in one transaction, the TEMP table too (gone with the connection).
-            trans = conn.begin()
-            try:
-                expected = _load(store, conn, source, result, progress)
-                _apply(store, conn, result, expected, snapshot_dir)
-            except BaseException:
-                trans.rollback()
-                raise
-            if result.dry_run:
-                trans.rollback()
-            else:
-                trans.commit()
+            _in_one_transaction(
+                conn, result, lambda: _apply(store, conn, result, _load(*load), snapshot_dir)
+            )
             return
         # The writer commits its batches (into the TEMPORARY table only, which is the
         # connection's own); the queue table is touched in the one transaction after it.
         try:
-            expected = _load(store, conn, source, result, progress)
-            trans = conn.begin()
-            try:
-                _apply(store, conn, result, expected, snapshot_dir)
-            except BaseException:
-                trans.rollback()
-                raise
-            if result.dry_run:
-                trans.rollback()
-            else:
-                trans.commit()
+            expected = _load(*load)
+            _in_one_transaction(
+                conn, result, lambda: _apply(store, conn, result, expected, snapshot_dir)
+            )
         finally:
             store.dialect.drop_table(conn, TEMP, temporary=True)
             conn.commit()
+
+
+def _in_one_transaction(conn: Connection, result: ImportResult, work: Callable[[], None]) -> None:
+    """Run `work` in one transaction: committed, or rolled back on an error and for a dry
+    run (which changes nothing)."""
+    trans = conn.begin()
+    try:
+        work()
+    except BaseException:
+        trans.rollback()
+        raise
+    if result.dry_run:
+        trans.rollback()
+    else:
+        trans.commit()
 
 
 def _load(
