@@ -1,4 +1,5 @@
-"""`migrate`: carry the queue between SQLite and MySQL (a thin shell over queuetool.migrate)."""
+"""`migrate`: carry the queue between SQLite, MySQL and PostgreSQL (a thin shell over
+queuetool.migrate)."""
 
 from __future__ import annotations
 

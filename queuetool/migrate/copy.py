@@ -1,4 +1,4 @@
-"""Carry a queue between SQLite and MySQL, streamed, verified, swapped in atomically.
+"""Carry a queue between backends, streamed, verified, swapped in atomically.
 
 `migrate(source, target, options)` reads the source once through a server-side
 cursor, checks every row against what gearmand can replay on the target

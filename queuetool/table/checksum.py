@@ -1,4 +1,4 @@
-"""An order-independent checksum over queue rows, the same on SQLite and MySQL.
+"""An order-independent checksum over queue rows, the same on every backend.
 
 Each row is hashed (MD5, 128 bits) over a length-prefixed encoding that keeps
 types apart (NULL vs 0 vs '', TEXT vs BLOB); the row hashes are summed modulo
