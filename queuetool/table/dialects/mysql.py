@@ -220,7 +220,7 @@ def glob_match(column: sa.ColumnElement, pattern: str) -> sa.ColumnElement[bool]
     # fnmatch gives '(?s:...)\\Z'; PCRE reads the same syntax, but its \\Z allows a
     # trailing newline, so anchor with \\z (absolute end) instead.
     regex = "^" + fnmatch.translate(pattern)[: -len("\\Z")] + "\\z"
-    return text_key(column).op("REGEXP")(regex)
+    return text_key(column).op("REGEXP", is_comparison=True)(regex)
 
 
 _HEX = "[0-9a-fA-F]"

@@ -364,7 +364,7 @@ def glob_match(column: sa.ColumnElement, pattern: str) -> sa.ColumnElement[bool]
     """fnmatch's pattern as a POSIX regular expression (`~`, case-sensitive)."""
     import fnmatch
 
-    return column.op("~")(_posix_regex(fnmatch.translate(pattern)))
+    return column.op("~", is_comparison=True)(_posix_regex(fnmatch.translate(pattern)))
 
 
 def _posix_regex(python_regex: str) -> str:

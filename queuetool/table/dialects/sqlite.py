@@ -239,7 +239,7 @@ def exact_match(column: sa.ColumnElement, names: list[str]) -> sa.ColumnElement[
 
 def glob_match(column: sa.ColumnElement, pattern: str) -> sa.ColumnElement[bool]:
     """SQLite's GLOB is shell-style and case-sensitive; it negates a class with ^, not !."""
-    return column.op("GLOB")(_sqlite_glob(pattern))
+    return column.op("GLOB", is_comparison=True)(_sqlite_glob(pattern))
 
 
 def _sqlite_glob(pattern: str) -> str:
