@@ -446,16 +446,9 @@ def _sqlite_copy(store: QueueStore, result: ImportResult, snapshot_dir: str | Pa
         raw.execute("PRAGMA main.cache_size = -2000")
         raw.execute("ATTACH DATABASE ? AS qtspool", (str(spool.path),))  # outside a transaction
         try:
-            trans = conn.begin()
-            try:
-                _sqlite_apply(store, raw, result, snapshot_dir)
-            except BaseException:
-                trans.rollback()
-                raise
-            if result.dry_run:
-                trans.rollback()
-            else:
-                trans.commit()
+            _in_one_transaction(
+                conn, result, lambda: _sqlite_apply(store, raw, result, snapshot_dir)
+            )
         finally:
             raw.execute("DETACH DATABASE qtspool")
 
