@@ -1,6 +1,6 @@
 """Realistic queue tables for the benchmarks, built by SQL in seconds (not through gearmand).
 
-uuid-like unique keys, 10 functions, mixed priorities (20% high, 60% normal, 20% low),
+UUIDv1 keys as libgearman makes them (one per millisecond, the oldest a day ago), 10 functions, mixed priorities (20% high, 60% normal, 20% low),
 ~200-byte payloads, 10% scheduled in the future.
 """
 
@@ -15,6 +15,9 @@ from servers import MySQLServer
 
 TABLE = "gearman_queue"
 FUTURE = 2_000_000_000  # 2033: scheduled, and still fits MySQL's INT
+# UUIDv1 time: 100 ns ticks since 1582-10-15, the first job a day before the build.
+TICKS_START = (int(time.time()) - 86400 + 12219292800) * 10_000_000
+TICK_STEP = 10_000  # 1 ms between submissions
 
 
 def build_sqlite(path: Path, rows: int, table: str = TABLE) -> Path:
@@ -27,13 +30,13 @@ def build_sqlite(path: Path, rows: int, table: str = TABLE) -> Path:
         f"""
         WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < ?)
         INSERT INTO "{table}"
-        SELECT lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-' ||
-                 lower(hex(randomblob(2))) || '-' || lower(hex(randomblob(8))),
+        SELECT substr(t, 8, 8) || '-' || substr(t, 4, 4) || '-1' || substr(t, 1, 3) || '-8' ||
+                 substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6))),
                'function_' || (i % 10),
                CASE WHEN i % 5 = 0 THEN 0 WHEN i % 5 = 4 THEN 2 ELSE 1 END,
                randomblob(200),
                CASE WHEN i % 10 = 3 THEN {FUTURE} ELSE 0 END
-        FROM seq
+        FROM (SELECT i, printf('%015llx', {TICKS_START} + i * {TICK_STEP}) AS t FROM seq)
         """,
         (rows,),
     )
@@ -50,13 +53,14 @@ def build_mysql(server: MySQLServer, database: str, rows: int, table: str = TABL
         cur.execute(
             f"""
             INSERT INTO `{table}`
-            SELECT CONCAT(LEFT(MD5(seq), 8), '-', SUBSTR(MD5(seq), 9, 4), '-',
-                          SUBSTR(MD5(seq), 13, 4), '-', SUBSTR(MD5(seq), 17, 16)),
+            SELECT CONCAT(SUBSTR(t, 8, 8), '-', SUBSTR(t, 4, 4), '-1', SUBSTR(t, 1, 3), '-8',
+                          SUBSTR(MD5(seq), 1, 3), '-', SUBSTR(MD5(seq), 4, 12)),
                    CONCAT('function_', seq % 10),
                    CASE WHEN seq % 5 = 0 THEN 0 WHEN seq % 5 = 4 THEN 2 ELSE 1 END,
                    RANDOM_BYTES(200) ,
                    CASE WHEN seq % 10 = 3 THEN {FUTURE} ELSE 0 END
-            FROM seq_1_to_{int(rows)}
+            FROM (SELECT seq, LOWER(LPAD(HEX({TICKS_START} + seq * {TICK_STEP}), 15, '0')) AS t
+                  FROM seq_1_to_{int(rows)}) AS s
             """
         )
 
