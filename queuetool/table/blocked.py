@@ -8,10 +8,11 @@ list above them is empty, so no earlier than the last when_to_run above them: th
 is `until` (not the earliest one: after the first scheduled job runs, the next one
 blocks again).
 
-All of it is one set-based query: per (function, priority) list its due count and
-last when_to_run (a GROUP BY), then the lists below a top list that has no due job.
-It works on the queue table or on any query of the same columns (an edit's
-predicted result, changes/blocking.py).
+The figures come from one GROUP BY per (function, priority) list: its jobs, due
+jobs, first and last when_to_run. The rule is then applied to those few rows in
+Python: the lists below a top list that has no due job. `report` reads the same
+figures in its own GROUP BY (no second scan); `list_figures` reads them from the queue
+table or from any query of its columns (an edit's predicted result, changes/blocking.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ..priority import label
 from ..timeparse import format_epoch
 
 
-@dataclass(frozen=True, order=True)  # listed sorted: by function, then priority
+@dataclass(frozen=True, order=True)  # sorted: by function, then priority
 class BlockedList:
     """The due jobs of one function's priority list that no 1.1.x worker gets."""
 
@@ -64,60 +65,83 @@ class Blocker:
         )
 
 
-def _lists(source: sa.FromClause, now: int, matching: sa.ColumnElement[bool] | None) -> sa.CTE:
-    """Per (function, priority) list: its jobs, due jobs, due jobs the filter matches,
-    and its first and last when_to_run. Priorities outside 0..2 are `check`'s business."""
+@dataclass(frozen=True)
+class ListFigures:
+    """One function's priority list, as the blocking rule reads it."""
+
+    function: str
+    priority: int
+    jobs: int
+    due: int
+    due_matching: int  # due jobs a report's filter selects (all due jobs without one)
+    first: int  # earliest and last when_to_run (NULL read as 0)
+    last: int
+
+
+def list_figures(
+    conn: Connection,
+    source: sa.FromClause,
+    now: int,
+    matching: sa.ColumnElement[bool] | None = None,
+) -> list[ListFigures]:
+    """The lists of `source` (the queue table, or a query of its columns), one GROUP BY."""
     c = source.c
     when = sa.func.coalesce(c.when_to_run, 0)
     due = when <= now
     counted = due if matching is None else sa.and_(due, matching)
-    return (
-        sa.select(
-            c.function_name.label("function"),
-            c.priority.label("priority"),
-            sa.func.count().label("jobs"),
-            sa.func.sum(sa.case((due, 1), else_=0)).label("due"),
-            sa.func.sum(sa.case((counted, 1), else_=0)).label("due_matching"),
-            sa.func.min(when).label("first"),
-            sa.func.max(when).label("last"),
-        )
-        .where(c.priority.between(0, 2))
-        .group_by(c.function_name, c.priority)
-        .cte("lists")
-    )
+    query = sa.select(
+        c.function_name,
+        c.priority,
+        sa.func.count(),
+        sa.func.sum(sa.case((due, 1), else_=0)),
+        sa.func.sum(sa.case((counted, 1), else_=0)),
+        sa.func.min(when),
+        sa.func.max(when),
+    ).group_by(c.function_name, c.priority)
+    return [
+        ListFigures(f, int(p), int(n), int(d), int(m), int(lo), int(hi))
+        for f, p, n, d, m, lo, hi in conn.execute(query)
+        if is_priority(p)
+    ]
 
 
-def _blocked_query(lists: sa.CTE) -> sa.Select:
-    tops = (
-        sa.select(lists.c.function, sa.func.min(lists.c.priority).label("top"))
-        .group_by(lists.c.function)
-        .subquery("tops")
-    )
-    top = lists.alias("top_list")
-    above = lists.alias("above")
-    until = (
-        sa.select(sa.func.max(above.c.last))
-        .where(above.c.function == lists.c.function, above.c.priority < lists.c.priority)
-        .scalar_subquery()
-    )
-    return (
-        sa.select(
-            lists.c.function,
-            lists.c.priority,
-            lists.c.due_matching,
-            until.label("until"),
-            top.c.priority.label("top"),
-            top.c.jobs.label("top_jobs"),
-            top.c.first.label("top_first"),
-            top.c.last.label("top_last"),
-        )
-        .select_from(
-            lists.join(tops, tops.c.function == lists.c.function).join(
-                top, sa.and_(top.c.function == lists.c.function, top.c.priority == tops.c.top)
+def is_priority(value: object) -> bool:
+    """0, 1 or 2: other priorities are `check`'s business and block nothing here."""
+    try:
+        return int(value) in (0, 1, 2)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return False
+
+
+def _blocked_below(lists: list[ListFigures]) -> dict[str, tuple[ListFigures, list[BlockedList]]]:
+    """Per function whose top list has no due job: that list and the lists it blocks."""
+    by_name: dict[str, list[ListFigures]] = {}
+    for figures in lists:
+        by_name.setdefault(figures.function, []).append(figures)
+    found = {}
+    for function, own in by_name.items():
+        own.sort(key=lambda f: f.priority)
+        top = own[0]
+        if top.due:
+            continue
+        blocked = [
+            BlockedList(
+                function,
+                below.priority,
+                below.due_matching,
+                max(above.last for above in own if above.priority < below.priority),
             )
-        )
-        .where(top.c.due == 0, lists.c.priority > tops.c.top, lists.c.due_matching > 0)
-    )
+            for below in own[1:]
+            if below.due_matching
+        ]
+        if blocked:
+            found[function] = (top, blocked)
+    return found
+
+
+def blocked_from(lists: list[ListFigures]) -> list[BlockedList]:
+    """The blocked lists among `lists` (all lists of every function they name)."""
+    return sorted(b for _, blocked in _blocked_below(lists).values() for b in blocked)
 
 
 def blocked_lists(
@@ -131,28 +155,24 @@ def blocked_lists(
     `matching`: count only the blocked jobs it selects (a report's filter); whether a
     list is blocked always depends on every job of its function.
     """
-    rows = conn.execute(_blocked_query(_lists(source, now, matching))).all()
-    found = [BlockedList(f, int(p), int(n), int(u)) for f, p, n, u, *_ in rows if n]
-    return sorted(found, key=lambda b: (b.function, b.priority))  # no order on the class
+    return blocked_from(list_figures(conn, source, now, matching))
 
 
 def blockers(conn: Connection, source: sa.FromClause, now: int) -> list[Blocker]:
     """Per blocked function: its top list of scheduled jobs and what it blocks."""
-    found: dict[str, Blocker] = {}
-    for f, _p, n, until, top, jobs, first, last in conn.execute(
-        _blocked_query(_lists(source, now, None))
-    ):
-        old = found.get(f)
-        found[f] = Blocker(
-            f,
-            int(top),
-            int(jobs),
-            int(first),
-            int(last),
-            int(n) + (old.blocked if old else 0),
-            max(int(until), old.until if old else 0),
+    found = _blocked_below(list_figures(conn, source, now))
+    return [
+        Blocker(
+            function,
+            top.priority,
+            top.jobs,
+            top.first,
+            top.last,
+            sum(b.blocked for b in blocked),
+            max(b.until for b in blocked),
         )
-    return [found[f] for f in sorted(found)]
+        for function, (top, blocked) in sorted(found.items())
+    ]
 
 
 def by_function(lists: list[BlockedList]) -> dict[str, tuple[int, int]]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from ..priority import Priority, label
 from ..timeparse import format_epoch
-from .blocked import blocked_lists
+from . import uuid1
+from .blocked import ListFigures, blocked_from, is_priority
 from .filters import JobFilter
 from .store import QueueStore
 
@@ -106,78 +108,117 @@ def report(
     job_filter: JobFilter | None = None,
     now: int | None = None,
     blocking: bool = True,
+    ages: bool = True,
 ) -> Report:
     """Count the queue by function and priority, with scheduled jobs and payload bytes,
-    the oldest UUIDv1 submission time, and (`blocking`: gearmand < 2.0.0's rules) the
-    due jobs its priority lists block."""
+    (`ages`) the oldest UUIDv1 submission time, and (`blocking`: gearmand < 2.0.0's
+    rules) the due jobs its priority lists block.
+
+    One GROUP BY over the whole table: it also reads what the blocking rule needs of
+    every list (table/blocked.py), which depends on the jobs a filter leaves out too,
+    so a filter selects by CASE inside the aggregates rather than by WHERE.
+    """
     now = int(time.time()) if now is None else now
     t = store.table
+    matching = None
+    if job_filter is not None and not job_filter.is_empty:
+        matching = job_filter.where(t, store.dialect)
+    when = sa.func.coalesce(t.c.when_to_run, 0)
+    per_row: dict[str, sa.ColumnElement] = {
+        "scheduled": sa.case((when > now, 1), else_=0),
+        "size": store.dialect.payload_length(t.c.data),
+        "when": when,
+        "oldest": uuid1.order_key(t.c.unique_key) if ages else sa.null(),
+    }
+    if matching is not None:
+        per_row["matched"] = sa.case((matching, 1), else_=0)
     function: sa.ColumnElement = t.c.function_name
     priority: sa.ColumnElement = t.c.priority
-    scheduled: sa.ColumnElement = sa.case((sa.func.coalesce(t.c.when_to_run, 0) > now, 1), else_=0)
-    size = store.dialect.payload_length(t.c.data)
-    submitted = store.dialect.uuid1_epoch(t.c.unique_key)
-    where: sa.ColumnElement[bool] = sa.true()
-    if job_filter is not None and not job_filter.is_empty:
-        where = job_filter.where(t, store.dialect)
+    col = per_row
     if store.dialect.GROUP_BY_SORTS:
         # SQLite sorts to GROUP BY, and its sorter carries every column the aggregates
         # read: the whole payload, to sum its length. Per-row values in a subquery first
-        # (LIMIT -1 keeps it from being flattened away) leave two small integers.
+        # (LIMIT -1 keeps it from being flattened away) leave a few small values.
         rows_q = (
-            sa.select(
-                function,
-                priority,
-                scheduled.label("scheduled"),
-                size.label("size"),
-                submitted.label("submitted"),
-            )
-            .where(where)
+            sa.select(function, priority, *(e.label(n) for n, e in per_row.items()))
             .limit(-1)
             .subquery()
         )
         function, priority = rows_q.c.function_name, rows_q.c.priority
-        scheduled, size, where = rows_q.c.scheduled, rows_q.c.size, sa.true()
-        submitted = rows_q.c.submitted
-    query = (
-        sa.select(
-            function,
-            priority,
-            sa.func.count(),
-            sa.func.coalesce(sa.func.sum(scheduled), 0),
-            sa.func.coalesce(sa.func.sum(size), 0),
-            sa.func.min(submitted),
-        )
-        .where(where)
-        .group_by(function, priority)
-    )
+        col = {name: rows_q.c[name] for name in per_row}
+
+    def chosen(value: sa.ColumnElement) -> sa.ColumnElement:
+        return value if matching is None else sa.case((col["matched"] == 1, value))
+
+    query = sa.select(
+        function,
+        priority,
+        sa.func.count() if matching is None else sa.func.sum(col["matched"]),
+        sa.func.coalesce(sa.func.sum(chosen(col["scheduled"])), 0),
+        sa.func.coalesce(sa.func.sum(chosen(col["size"])), 0),
+        sa.func.min(chosen(col["oldest"])),
+        sa.func.count(),  # what blocking reads: every job of the list
+        sa.func.sum(col["scheduled"]),
+        sa.func.min(col["when"]),
+        sa.func.max(col["when"]),
+    ).group_by(function, priority)
     with store.connect(read_only=True) as conn:
         store.require_table(conn)
         rows = conn.execute(query).all()
-        blocked = {}
-        if blocking and rows:
-            matching = (
-                None
-                if job_filter is None or job_filter.is_empty
-                else job_filter.where(t, store.dialect)
-            )
-            blocked = {(b.function, b.priority): b for b in blocked_lists(conn, t, now, matching)}
+        oldest = _oldest(conn, store, matching, rows)
+    lists = [
+        ListFigures(f, int(p), int(jobs), int(jobs - sched), int(n - s), int(lo), int(hi))
+        for f, p, n, s, _b, _o, jobs, sched, lo, hi in rows
+        if is_priority(p)
+    ]
+    blocked = {(b.function, b.priority): b for b in blocked_from(lists)} if blocking else {}
     groups = []
-    for f, p, c, s, b, oldest in rows:
-        cell = blocked.get((f, p))
+    for f, p, n, s, b, *_ in rows:
+        if not n:
+            continue  # the filter matched none of this list
+        cell = blocked.get((f, int(p))) if is_priority(p) else None
+        submitted = oldest.get((f, p))
         groups.append(
             Group(
                 f,
                 p,
-                int(c),
+                int(n),
                 int(s),
                 int(b),
                 cell.blocked if cell else 0,
                 cell.until if cell else None,
-                None if oldest is None else now - int(oldest),
+                None if submitted is None else now - submitted,
             )
         )
     return Report(groups, now)
+
+
+def _oldest(
+    conn: Connection,
+    store: QueueStore,
+    matching: sa.ColumnElement[bool] | None,
+    rows: Sequence[sa.Row],
+) -> dict[tuple, int | None]:
+    """(function, priority) -> the oldest submission time from the report's MIN; for a
+    group whose least key is not a real UUIDv1 (table/uuid1.py), parsed key by key."""
+    found: dict[tuple, int | None] = {}
+    unproven = []
+    for f, p, _n, _s, _b, least, *_ in rows:
+        try:
+            found[(f, p)] = uuid1.order_epoch(least)
+        except ValueError:
+            unproven.append((f, p))
+    if unproven:
+        t = store.table
+        submitted = sa.func.min(store.dialect.uuid1_epoch(t.c.unique_key))
+        query = sa.select(t.c.function_name, t.c.priority, submitted).group_by(
+            t.c.function_name, t.c.priority
+        )
+        if matching is not None:
+            query = query.where(matching)
+        exact = {(f, p): None if s is None else int(s) for f, p, s in conn.execute(query)}
+        found.update({key: exact.get(key) for key in unproven})
+    return found
 
 
 def group_record(group: Group) -> dict[str, object]:
