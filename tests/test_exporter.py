@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -155,6 +156,22 @@ def test_cached_figures_for_the_minimum_interval_and_their_age(sqlite_queue):
         assert value(samples, "gearman_queue_jobs", **normal) == 2
 
 
+def test_the_first_scan_leaves_out_the_age_and_every_later_one_has_it(sqlite_queue):
+    key = "b46a91a2-d4fd-11ec-a3bd-fa86f9a96738"  # 2022-05-16T09:51:06Z
+    sqlite_queue.insert([(key, "fn", 1, b"x", 0)])
+    store = QueueStore(sqlite_queue.url)
+    normal = {"queue": "q", "function": "fn", "priority": "normal"}
+    with serving([QueueSource("q", store)], min_interval=0) as server:
+        first, families = scrape(server.url)
+        assert "gearman_queue_oldest_job_age_seconds" in families
+        assert not [n for n, _ in first if n == "gearman_queue_oldest_job_age_seconds"]
+        assert value(first, "gearman_queue_jobs", **normal) == 1
+        for _ in range(2):
+            later, _ = scrape(server.url)
+            age = value(later, "gearman_queue_oldest_job_age_seconds", **normal)
+            assert abs(age - (time.time() - 1652694666)) < 120
+
+
 def test_never_two_scans_at_once_and_scrapes_during_a_scan_get_the_last_figures(sqlite_queue):
     sqlite_queue.insert([("a", "fn", 0, b"x", 0)])
     source = QueueSource("q", QueueStore(sqlite_queue.url))
@@ -162,14 +179,14 @@ def test_never_two_scans_at_once_and_scrapes_during_a_scan_get_the_last_figures(
     active, most = [0], [0]
     lock = threading.Lock()
 
-    def slow_collect(src: QueueSource):  # the real collection, held open by the test
+    def slow_collect(src: QueueSource, **options):  # the real collection, held by the test
         with lock:
             active[0] += 1
             most[0] = max(most[0], active[0])
         inside.set()
         release.wait(30)
         try:
-            return collect(src)
+            return collect(src, **options)
         finally:
             with lock:
                 active[0] -= 1

@@ -87,8 +87,11 @@ class Figures:
         return sorted({c.function for c in self.cells})
 
 
-def collect(source: QueueSource, clock: Callable[[], float] = time.time) -> Figures:
-    """Read the queue's figures once; failures are recorded in the result, not raised."""
+def collect(
+    source: QueueSource, clock: Callable[[], float] = time.time, ages: bool = True
+) -> Figures:
+    """Read the queue's figures once; failures are recorded in the result, not raised.
+    `ages`: also the oldest job's age (report's costliest column)."""
     started = clock()
     mono = time.monotonic()
     errors: list[tuple[str, str]] = []
@@ -111,7 +114,7 @@ def collect(source: QueueSource, clock: Callable[[], float] = time.time) -> Figu
         try:
             # gearmand before 2.0.0 (or unknown) blocks lower lists behind scheduled jobs.
             blocking = daemon is None or version_tuple(daemon.version) < FIXED_IN
-            cells = table_cells(source.store, int(started), blocking)
+            cells = table_cells(source.store, int(started), blocking, ages)
             queue_up, origin = True, "table"
         except reported_errors() as exc:
             queue_up, origin = False, "none"
@@ -134,11 +137,13 @@ def collect(source: QueueSource, clock: Callable[[], float] = time.time) -> Figu
     )
 
 
-def table_cells(store: QueueStore, now: int, blocking: bool = True) -> list[Cell]:
+def table_cells(
+    store: QueueStore, now: int, blocking: bool = True, ages: bool = True
+) -> list[Cell]:
     """The table's counts per function and priority (the one GROUP BY of `report`),
     with every priority of a function present (0 where none) so graphs stack;
-    `blocking`: count the jobs gearmand before 2.0.0 blocks."""
-    return report_cells(report(store, now=now, blocking=blocking), blocking)
+    `blocking`: count the jobs gearmand before 2.0.0 blocks; `ages`: the oldest age."""
+    return report_cells(report(store, now=now, blocking=blocking, ages=ages), blocking)
 
 
 def report_cells(rep: Report, blocking: bool = True) -> list[Cell]:

@@ -150,30 +150,36 @@ def report(
     def chosen(value: sa.ColumnElement) -> sa.ColumnElement:
         return value if matching is None else sa.case((col["matched"] == 1, value))
 
+    # What blocking reads of every list: its jobs and scheduled jobs, the filter's
+    # figures aside (without a filter they are the same, and not read twice).
+    every = [sa.func.count(), sa.func.coalesce(sa.func.sum(col["scheduled"]), 0)]
     query = sa.select(
         function,
         priority,
-        sa.func.count() if matching is None else sa.func.sum(col["matched"]),
-        sa.func.coalesce(sa.func.sum(chosen(col["scheduled"])), 0),
-        sa.func.coalesce(sa.func.sum(chosen(col["size"])), 0),
-        sa.func.min(chosen(col["oldest"])),
-        sa.func.count(),  # what blocking reads: every job of the list
-        sa.func.sum(col["scheduled"]),
         sa.func.min(col["when"]),
         sa.func.max(col["when"]),
+        sa.func.coalesce(sa.func.sum(chosen(col["size"])), 0),
+        sa.func.min(chosen(col["oldest"])),
+        *(every if matching is None else [*every, sa.func.sum(col["matched"])]),
+        *([] if matching is None else [sa.func.coalesce(sa.func.sum(chosen(col["scheduled"])), 0)]),
     ).group_by(function, priority)
     with store.connect(read_only=True) as conn:
         store.require_table(conn)
-        rows = conn.execute(query).all()
+        rows = [
+            # (function, priority, first, last, bytes, least order key, jobs, scheduled)
+            # of every job, then (jobs, scheduled) of the jobs the filter selects.
+            (*row, *row[6:8]) if matching is None else tuple(row)
+            for row in conn.execute(query)
+        ]
         oldest = _oldest(conn, store, matching, rows)
     lists = [
         ListFigures(f, int(p), int(jobs), int(jobs - sched), int(n - s), int(lo), int(hi))
-        for f, p, n, s, _b, _o, jobs, sched, lo, hi in rows
+        for f, p, lo, hi, _b, _o, jobs, sched, n, s in rows
         if is_priority(p)
     ]
     blocked = {(b.function, b.priority): b for b in blocked_from(lists)} if blocking else {}
     groups = []
-    for f, p, n, s, b, *_ in rows:
+    for f, p, _lo, _hi, b, _o, _jobs, _sched, n, s in rows:
         if not n:
             continue  # the filter matched none of this list
         cell = blocked.get((f, int(p))) if is_priority(p) else None
@@ -197,13 +203,13 @@ def _oldest(
     conn: Connection,
     store: QueueStore,
     matching: sa.ColumnElement[bool] | None,
-    rows: Sequence[sa.Row],
+    rows: Sequence[tuple],
 ) -> dict[tuple, int | None]:
     """(function, priority) -> the oldest submission time from the report's MIN; for a
     group whose least key is not a real UUIDv1 (table/uuid1.py), parsed key by key."""
     found: dict[tuple, int | None] = {}
     unproven = []
-    for f, p, _n, _s, _b, least, *_ in rows:
+    for f, p, _lo, _hi, _b, least, *_ in rows:
         try:
             found[(f, p)] = uuid1.order_epoch(least)
         except ValueError:
