@@ -139,3 +139,17 @@ def test_a_daemon_not_running_reads_no_password_file(tmp_path):
     opts = options_from_argv(["gearmand", "-q", "Postgres", "--libpq-conninfo", "user=g dbname=q"])
     assert opts.uid is None and opts.env == {}
     assert daemon_server(opts)["password"] == ""
+
+
+def test_a_conninfo_without_host_means_libpqs_unix_socket(tmp_path):
+    """Debian's libpq, gearmand's, connects to /var/run/postgresql without a host, not
+    to localhost over TCP: queuetool must read the same server the same way."""
+    proc = tmp_path / "proc"
+    (proc / "42").mkdir(parents=True)
+    argv = ["/usr/sbin/gearmand", "-q", "Postgres", "--libpq-conninfo", "dbname=jobs user=g"]
+    (proc / "42" / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    (proc / "42" / "cwd").symlink_to(tmp_path)
+    (proc / "42" / "environ").write_bytes(b"PATH=/bin\0")
+    found = discover(proc=proc, defaults=tmp_path / "x", conf=tmp_path / "y")
+    assert found is not None
+    assert daemon_server(found.options)["host"] == "/var/run/postgresql"

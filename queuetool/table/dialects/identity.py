@@ -23,6 +23,8 @@ def same_host(a: str, b: str) -> bool:
 
     def norm(host: str) -> str:
         host = host.lower().strip("[]")
+        if host.startswith("/"):  # a Unix socket's directory: always this machine
+            return "local"
         if host in _LOCAL or host == socket.gethostname().lower():
             return "local"
         return host

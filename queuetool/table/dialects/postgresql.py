@@ -44,6 +44,9 @@ DAEMON_QUEUE_OPTION = "--libpq-conninfo"
 GROUP_BY_SORTS = False  # hash aggregation
 SIDE_OPTION = "--postgres-url URL"  # how `migrate` is given the queue for the word `postgres`
 PORT = 5432
+# Where Debian's libpq (gearmand's) connects without a host: its Unix socket, not TCP.
+# A server's pg_hba.conf often treats the two differently (peer versus password).
+LIBPQ_SOCKET_DIR = "/var/run/postgresql"
 # The two columns gearmand's replay misreads when they are integers.
 REPLAY_COLUMNS = ("priority", "when_to_run")
 
@@ -130,7 +133,7 @@ def daemon_server(opts: DaemonOptions) -> dict[str, str]:
     for key, var in _ENV.items():
         if not fields.get(key) and env.get(var):
             fields[key] = env[var]
-    host = fields.get("host") or fields.get("hostaddr") or "localhost"
+    host = fields.get("host") or fields.get("hostaddr") or LIBPQ_SOCKET_DIR
     port = fields.get("port") or str(PORT)
     user = fields.get("user") or _user_name(opts.uid) or "gearman"
     dbname = fields.get("dbname") or user
