@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -166,31 +167,36 @@ def report(
     with store.connect(read_only=True) as conn:
         store.require_table(conn)
         rows = [
-            # (function, priority, first, last, bytes, least order key, jobs, scheduled)
-            # of every job, then (jobs, scheduled) of the jobs the filter selects.
-            (*row, *row[6:8]) if matching is None else tuple(row)
-            for row in conn.execute(query)
+            _Row(*row, *row[6:8]) if matching is None else _Row(*row) for row in conn.execute(query)
         ]
         oldest = _oldest(conn, store, matching, rows)
     lists = [
-        ListFigures(f, int(p), int(jobs), int(jobs - sched), int(n - s), int(lo), int(hi))
-        for f, p, lo, hi, _b, _o, jobs, sched, n, s in rows
-        if is_priority(p)
+        ListFigures(
+            r.function,
+            int(r.priority),
+            int(r.jobs),
+            int(r.jobs - r.scheduled),
+            int(r.chosen - r.chosen_scheduled),
+            int(r.first),
+            int(r.last),
+        )
+        for r in rows
+        if is_priority(r.priority)
     ]
     blocked = {(b.function, b.priority): b for b in blocked_from(lists)} if blocking else {}
     groups = []
-    for f, p, _lo, _hi, b, _o, _jobs, _sched, n, s in rows:
-        if not n:
-            continue  # the filter matched none of this list
-        cell = blocked.get((f, int(p))) if is_priority(p) else None
-        submitted = oldest.get((f, p))
+    for r in rows:
+        if not r.chosen:
+            continue  # the filter selects none of this list
+        cell = blocked.get((r.function, int(r.priority))) if is_priority(r.priority) else None
+        submitted = oldest.get((r.function, r.priority))
         groups.append(
             Group(
-                f,
-                p,
-                int(n),
-                int(s),
-                int(b),
+                r.function,
+                r.priority,
+                int(r.chosen),
+                int(r.chosen_scheduled),
+                int(r.bytes),
                 cell.blocked if cell else 0,
                 cell.until if cell else None,
                 None if submitted is None else now - submitted,
@@ -199,21 +205,36 @@ def report(
     return Report(groups, now)
 
 
+class _Row(NamedTuple):
+    """One row of report's GROUP BY."""
+
+    function: str
+    priority: int
+    first: int  # when_to_run, NULL read as 0
+    last: int
+    bytes: int  # of the jobs the filter selects, as the least order key
+    least: object  # uuid1.order_key
+    jobs: int  # every job of the list, as `scheduled`
+    scheduled: int
+    chosen: int  # the jobs the filter selects (all without one)
+    chosen_scheduled: int
+
+
 def _oldest(
     conn: Connection,
     store: QueueStore,
     matching: sa.ColumnElement[bool] | None,
-    rows: Sequence[tuple],
+    rows: Sequence[_Row],
 ) -> dict[tuple, int | None]:
     """(function, priority) -> the oldest submission time from the report's MIN; for a
     group whose least key is not a real UUIDv1 (table/uuid1.py), parsed key by key."""
     found: dict[tuple, int | None] = {}
     unproven = []
-    for f, p, _lo, _hi, _b, least, *_ in rows:
+    for r in rows:
         try:
-            found[(f, p)] = uuid1.order_epoch(least)
+            found[(r.function, r.priority)] = uuid1.order_epoch(r.least)
         except ValueError:
-            unproven.append((f, p))
+            unproven.append((r.function, r.priority))
     if unproven:
         t = store.table
         submitted = sa.func.min(store.dialect.uuid1_epoch(t.c.unique_key))
