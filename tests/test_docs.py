@@ -30,7 +30,7 @@ def code_map() -> dict[str, str]:
     package = None
     for line in section.splitlines():
         heading = re.match(r"\*\*`(queuetool/(?:[a-z_]+/)*)`\*\*", line)
-        item = re.match(r"- `([a-z_]+\.py)`: \S", line)
+        item = re.match(r"- `([a-z0-9_]+\.py)`: \S", line)
         if heading:
             package = heading.group(1)
         elif item:
