@@ -3,8 +3,11 @@
     .venv/bin/python tests/bench/postgres_bench.py
 
 report vs the bare GROUP BY; reprioritise of 10 % vs the bare UPDATE; migrate
-sqlite -> postgres vs a bare COPY of the same rows, and postgres -> sqlite vs a bare
-SELECT + executemany. A throwaway PostgreSQL (tests/servers.py), best of 3.
+sqlite -> postgres vs a bare COPY of the same rows (read from the same SQLite file,
+streamed, as migrate reads them), and postgres -> sqlite vs a bare named-cursor SELECT +
+executemany. A throwaway PostgreSQL (tests/servers.py), best of 3. Each migrate's peak
+RSS is measured once more in a forked child of its own (os.wait4), so it is that
+migration's, not the bench process's.
 """
 
 from __future__ import annotations
@@ -34,6 +37,25 @@ ROWS = int(os.environ.get("BENCH_ROWS", "20000"))
 COLS = "unique_key, function_name, priority, data, when_to_run"
 
 
+def child_peak_rss(fn) -> float:  # type: ignore[no-untyped-def]
+    """Run `fn` once in a forked child; its own peak RSS in MB (Linux: ru_maxrss in KB)."""
+    pid = os.fork()
+    if pid == 0:  # the child: run, and leave without the parent's cleanup
+        code = 0
+        try:
+            fn()
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+        os._exit(code)
+    _, status, usage = os.wait4(pid, 0)
+    if status != 0:
+        raise RuntimeError(f"the measured child failed ({status})")
+    return usage.ru_maxrss / 1024
+
+
 def main() -> None:
     bench_postgres(ROWS, Path(tempfile.mkdtemp(prefix="qt-pgbench-")), {})
 
@@ -50,7 +72,6 @@ def bench_postgres(rows: int, work: Path, results: dict, **_: object) -> None:
     try:
         server.create_database("bench")
         src = build_sqlite(work / "src.db", ROWS)
-        rows_ = sqlite3.connect(src).execute(f"SELECT {COLS} FROM gearman_queue").fetchall()
         snapdir = work / "snaps"
         snapdir.mkdir()
 
@@ -71,9 +92,13 @@ def bench_postgres(rows: int, work: Path, results: dict, **_: object) -> None:
                     "priority TEXT, data BYTEA, when_to_run TEXT, "
                     "UNIQUE (unique_key, function_name))"
                 )
+                lite = sqlite3.connect(src)
+                reader = lite.execute(f"SELECT {COLS} FROM gearman_queue")
                 with cur.copy(f"COPY bare ({COLS}) FROM STDIN") as copy:
-                    for row in rows_:
-                        copy.write_row(row)
+                    while batch := reader.fetchmany(5000):
+                        for row in batch:
+                            copy.write_row(row)
+                lite.close()
 
         def bare_insert() -> None:
             with server.connect("bench") as c, c.cursor() as cur:
@@ -83,17 +108,25 @@ def bench_postgres(rows: int, work: Path, results: dict, **_: object) -> None:
                     "priority TEXT, data BYTEA, when_to_run TEXT, "
                     "UNIQUE (unique_key, function_name))"
                 )
-                cur.executemany(f"INSERT INTO bare ({COLS}) VALUES (%s,%s,%s,%s,%s)", rows_)
+                lite = sqlite3.connect(src)
+                reader = lite.execute(f"SELECT {COLS} FROM gearman_queue")
+                sql = f"INSERT INTO bare ({COLS}) VALUES (%s,%s,%s,%s,%s)"
+                while batch := reader.fetchmany(5000):
+                    cur.executemany(sql, batch)
+                lite.close()
 
         t_mig = timed(to_pg)
         t_copy = timed(bare_copy)
         t_ins = timed(bare_insert, repeat=1)
+        rss_to = child_peak_rss(to_pg)
         print(f"rows: {ROWS}")
         figures.update(migrate_to_s=t_mig, bare_copy_s=t_copy, bare_insert_s=t_ins)
+        figures["migrate_to_peak_rss_mb"] = rss_to
         print(
             f"migrate sqlite->postgres: {t_mig:.2f}s ({ROWS / t_mig:,.0f} rows/s); bare COPY "
             f"{t_copy:.2f}s ({ROWS / t_copy:,.0f} rows/s); bare executemany INSERT "
-            f"{t_ins:.2f}s ({ROWS / t_ins:,.0f} rows/s)"
+            f"{t_ins:.2f}s ({ROWS / t_ins:,.0f} rows/s); "
+            f"{t_copy / t_mig:.2f}x of the faster bare copy; peak RSS {rss_to:.0f} MB"
         )
 
         back = work / "back.db"
@@ -126,12 +159,15 @@ def bench_postgres(rows: int, work: Path, results: dict, **_: object) -> None:
 
         t_back = timed(from_pg)
         t_bare_back = timed(bare_back)
+        rss_back = child_peak_rss(from_pg)
         print(
             f"migrate postgres->sqlite: {t_back:.2f}s ({ROWS / t_back:,.0f} rows/s); bare "
-            f"SELECT+executemany {t_bare_back:.2f}s ({ROWS / t_bare_back:,.0f} rows/s)"
+            f"SELECT+executemany {t_bare_back:.2f}s ({ROWS / t_bare_back:,.0f} rows/s); "
+            f"{t_bare_back / t_back:.2f}x of bare; peak RSS {rss_back:.0f} MB"
         )
 
         figures.update(migrate_back_s=t_back, bare_back_s=t_bare_back)
+        figures["migrate_back_peak_rss_mb"] = rss_back
         store = QueueStore(server.url("bench"))
         t_rep = timed(report, store)
 
