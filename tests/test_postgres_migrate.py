@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from conftest import make_postgres_queue
 from servers import JobSpec, priority_status, submit
+
+from queuetool.migrate import copy as copy_module
+from queuetool.migrate.carry import Refusals
+from queuetool.migrate.copy import MigrateOptions, migrate
+from queuetool.migrate.staging import open_writer
+from queuetool.table.checksum import Checksum
+from queuetool.table.store import QueueStore, queue_table
 
 FAR = 2_000_000_000
 
@@ -100,3 +108,90 @@ def test_postgres_refuses_nul_in_text_and_long_keys_listed_together(
     assert "1 unique_key_length" in text
     tables = pg.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     assert tables == []  # nothing written
+
+
+# Column types the COPY writes, by layout: binary COPY for text/integer/bigint, text COPY
+# (psycopg's write_row) for a type it has no encoder for (smallint).
+LAYOUTS = {
+    "new": None,
+    "replay-safe": "priority TEXT, data BYTEA, when_to_run TEXT",
+    "gearmand": "priority INTEGER, data BYTEA, when_to_run INTEGER",
+    "wide": "priority SMALLINT, data BYTEA, when_to_run BIGINT",
+}
+ROWS = [(f"u{i}", f"fn{i % 2}", i % 3, bytes([i, 0, 255]) * i, i * 1000) for i in range(23)] + [
+    ("café ☃", "fñ", 0, bytes(range(256)), -1),
+    ("back\\slash\t'", "f\nn\r", 1, b"\\", 2**31 - 1),
+    ("e", "fn", 2, b"", FAR),
+]
+
+
+def create_layout(server, database: str, layout: str) -> None:  # type: ignore[no-untyped-def]
+    columns = LAYOUTS[layout]
+    if columns is not None:
+        server.query(
+            database,
+            "CREATE TABLE gearman_queue (unique_key VARCHAR(64), function_name VARCHAR(255), "
+            f"{columns}, UNIQUE (unique_key, function_name))",
+        )
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_migrate_into_each_layout_byte_exact_and_verified_as_stored(
+    tmp_path, sqlite_queue, postgres_server, postgres_db, layout, snapdir
+):
+    """Every column layout takes the COPY (binary, or text for smallint), in many
+    batches; the rows arrive byte-exact, and the sum of the rows as the server stored
+    them, batch by batch, is the one checked: no pass over the table afterwards."""
+    sqlite_queue.insert(ROWS)
+    create_layout(postgres_server, postgres_db, layout)
+    pg = make_postgres_queue(tmp_path / "pg", postgres_server, postgres_db, create=False)
+    source, target = QueueStore(sqlite_queue.url), QueueStore(pg.url, pg.table)
+    summed_again: list[str] = []
+    staging_checksum = copy_module.staging_checksum
+    try:
+        copy_module.staging_checksum = lambda *a: summed_again.append(a[2]) or staging_checksum(*a)
+        result = migrate(source, target, MigrateOptions(batch=4, snapshot_dir=str(snapdir)))
+    finally:
+        copy_module.staging_checksum = staging_checksum
+        source.close()
+        target.close()
+    assert pg.rows() == sorted(ROWS)
+    assert result.target_checksum == result.source_checksum == Checksum().update(ROWS)
+    assert summed_again == []
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_copy_batches_the_key_refuses_are_written_row_by_row(
+    tmp_path, postgres_server, postgres_db, layout
+):
+    """A batch holding a key already written (in it, or in an earlier batch) is undone
+    and written row by row: exactly the later copies are refused (unreachable from a
+    source with a unique key, hence through the writer itself). The running sum of
+    what the server stored is that of the rows kept."""
+    create_layout(postgres_server, postgres_db, layout)
+    pg = make_postgres_queue(tmp_path / "pg", postgres_server, postgres_db, create=False)
+    batches = [ROWS[i : i + 4] for i in range(0, len(ROWS), 4)]
+    batches[1] = [*batches[1], ("u1", "fn1", 2, b"again", 0)]  # an earlier batch's key
+    batches[2] = [batches[2][0], (*batches[2][0][:3], b"twice", 0), *batches[2][1:]]
+    target = QueueStore(pg.url, pg.table)
+    refusals = Refusals()
+    try:
+        with target.begin() as conn:
+            like = None if LAYOUTS[layout] is None else pg.table
+            target.dialect.create_staging(conn, target, "staged", like)
+            writer = open_writer(target, conn, "staged", refusals)
+            for batch in batches:
+                writer.write(batch)
+            writer.close()
+            whole = target.dialect.stored_checksum(conn, queue_table("staged"))
+            got = conn.exec_driver_sql(
+                "SELECT unique_key, function_name, priority::bigint, data, when_to_run::bigint "
+                "FROM staged"
+            ).all()
+            conn.rollback()
+    finally:
+        target.close()
+    assert refusals.kinds["key_collision"].count == 2
+    assert sorted((u, f, p, bytes(d), w) for u, f, p, d, w in got) == sorted(ROWS)
+    assert writer.stored == whole == Checksum().update(ROWS)
+    assert writer.not_written.rows == 2

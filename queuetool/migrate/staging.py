@@ -57,6 +57,7 @@ class StagingWriter:
     removed: Checksum = field(default_factory=Checksum)
     skipped: int = 0
     replaced: int = 0
+    stored: Checksum | None = None  # not summed as written: copy.py sums staging itself
 
     def __post_init__(self) -> None:
         # The driver's own connection: its type is the dialect's (sqlite3, PyMySQL, psycopg).
@@ -221,6 +222,9 @@ class Writer(Protocol):
     replaced: int
     not_written: Checksum
     removed: Checksum
+    # The checksum of staging's rows as the server summed them while they were written
+    # (after `close`); None: not kept, copy.py sums the staging table once it is full.
+    stored: Checksum | None
 
     def write(self, batch: list[Row]) -> None: ...
 
@@ -304,6 +308,7 @@ class ThreadedWriter:
     replaced = property(lambda self: self.writer.replaced)
     not_written = property(lambda self: self.writer.not_written)
     removed = property(lambda self: self.writer.removed)
+    stored = property(lambda self: self.writer.stored)
 
     def _run(self) -> None:
         while (item := self.batches.get()) is not None:

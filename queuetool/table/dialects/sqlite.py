@@ -488,6 +488,7 @@ class SortedLoad:
     replaced = property(lambda self: self.writer.replaced)
     not_written = property(lambda self: self.writer.not_written)
     removed = property(lambda self: self.writer.removed)
+    stored = property(lambda self: self.writer.stored)
 
     def write(self, batch: list[Row]) -> None:
         insert_exact(self.raw, f"temp.{self.load}", batch)  # keys that are not UTF-8 too
