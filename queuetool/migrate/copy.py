@@ -3,15 +3,17 @@
 `migrate(source, target, options)` reads the source once through a server-side
 cursor, checks every row against what gearmand can replay on the target
 (`carry`), writes the rows into a staging table beside the target in batched
-multi-row INSERTs (staging.py), takes the source checksum while streaming (a MySQL
-source's own server computes it meanwhile: sourcesum.py), then the staging table's
-checksum from the rows as they are in it (computed by a MySQL server, read back
-from SQLite: targetsum.py), and only when both agree puts the staging table in the
-target's place: MySQL with one RENAME TABLE, SQLite inside the one transaction that
-did the whole copy. The source is never written, except that `--move` empties it
-after the target verified, under a lock and only while it provably still holds the
-rows that were read (move.py; a snapshot is taken first). sides.py names the two
-sides; skipped.py exports the rows --skip-invalid leaves behind."""
+multi-row INSERTs (staging.py; PostgreSQL: COPY, dialects/postgresql.py), takes the
+source checksum while streaming (a MySQL or PostgreSQL source's own server computes
+it meanwhile: sourcesum.py), then the staging table's checksum from the rows as they
+are in it (computed by a MySQL server, read back from SQLite: targetsum.py; a
+PostgreSQL server sums each batch as it is stored: the writer's `stored`), and only
+when both agree puts the staging table in the target's place: MySQL with one RENAME
+TABLE, SQLite and PostgreSQL inside the one transaction that did the whole copy.
+The source is never written, except that `--move` empties it after the target
+verified, under a lock and only while it provably still holds the rows that were
+read (move.py; a snapshot is taken first). sides.py names the two sides; skipped.py
+exports the rows --skip-invalid leaves behind."""
 
 from __future__ import annotations
 
