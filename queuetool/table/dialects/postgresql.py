@@ -503,9 +503,9 @@ class CopyLoad:
     batch's rows as stored in staging are summed by the server (`stored`).
 
     The rows are pre-encoded in COPY's binary format for the staging table's column
-    types (raw payload bytes, no hex), in one pass: about five times cheaper here than
-    psycopg's write_row, which cost more than the server's whole COPY. A column type
-    without an encoder here falls back to text COPY through write_row.
+    types, in one pass (0.12 s per 100k rows measured alone, psycopg's text write_row
+    0.40 s), and the server takes the payload as it is instead of decoding its hex. A
+    column type without an encoder here falls back to text COPY through write_row.
 
     `stored` is the checksum of the rows the server found in staging after each batch,
     the ones past the last row it saw (a TID range scan, PostgreSQL 14+): the copy's
