@@ -467,3 +467,52 @@ def test_export_refuses_a_store_queue_on_shutdown_daemon(sqlite_queue: Queue, cl
     assert result.exit_code == 4
     assert "--store-queue-on-shutdown" in result.stderr
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def _export_lines(rows) -> list[bytes]:  # type: ignore[no-untyped-def]
+    from queuetool.table.export import job_line
+
+    return [job_line(row).encode() for row in rows]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        b"",  # every line as export writes it: the fast path
+        b'{"unique_key": "k\\"q", "function": "fn", "priority": 1, "when_to_run": 0, "data": ""}\n',
+        b'{"unique_key": "x", "function": "fn", "priority": -0, "when_to_run": 0, "data": ""}\n',
+        b'{"unique_key": "y", "function": "fn", "priority": 1, "when_to_run": 0, "data": "QQ"}\n',
+        b'{"unique_key": "z", "function": "fn", "when_to_run": 0, "priority": 1, "data": ""}\n',
+        b'{"unique_key": "\xff", "function": "fn", "priority": 1, "when_to_run": 0, "data": ""}\n',
+        b'x{"unique_key": "w", "function": "fn", "priority": 1, "when_to_run": 0, "data": ""}\n',
+    ],
+)
+def test_the_fast_parse_of_exported_lines_is_the_json_parse(tmp_path, monkeypatch, extra):
+    """The regular expression that parses (and sums) the lines export writes gives the
+    rows, checksum and errors that json.loads gives, line for line."""
+    from queuetool.table import jobfile
+
+    rows = [(f"k{i}", "fn", i % 3, bytes([i % 256]) * (i % 7), i * 1000) for i in range(12)]
+    rows += [("clé-é", "fünf", 2, ALL_BYTES, 2**40), (" sp ", "f\x7f", 0, b"", -5)]
+    body = _export_lines(rows)
+    body.insert(5, extra)
+    path = tmp_path / "jobs.jsonl"
+    path.write_bytes(b"".join(body))
+
+    def outcome():  # type: ignore[no-untyped-def]
+        source = jobfile.JobSource(path, verify_trailer=False)
+        try:
+            check = source.verify()
+        except jobfile.FileDamaged as exc:
+            return str(exc)
+        got = [row for batch in source.batches() for row in batch]
+        return check.rows, check.checksum.hex, got, [tuple(map(type, r)) for r in got]
+
+    for batch in (3, 5000):  # batches of one kind of line, and all in one
+        monkeypatch.setattr(jobfile, "BATCH", batch)
+        fast = outcome()
+        with monkeypatch.context() as m:
+            m.setattr(jobfile._Reader, "_exported", lambda self, lines: None)
+            assert fast == outcome()
+    if not extra:
+        assert fast[0] == len(rows)
