@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import uuid
 
@@ -516,3 +517,31 @@ def test_the_fast_parse_of_exported_lines_is_the_json_parse(tmp_path, monkeypatc
             assert fast == outcome()
     if not extra:
         assert fast[0] == len(rows)
+
+
+def test_a_killed_imports_scratch_files_are_removed_by_the_next(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    from queuetool.changes.import_spool import Spool
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a pid that has exited: its files are leftovers
+    dead = [
+        tmp_path / f"queuetool-import-{proc.pid}-abc.spool.db",
+        tmp_path / f"queuetool-import-{proc.pid}-def.spool",
+    ]
+    alive = tmp_path / f"queuetool-import-{os.getppid()}-ghi.spool.db"  # still running
+    other = tmp_path / "queuetool-import-notapid.spool.db"
+    for path in (*dead, alive, other):
+        path.write_bytes(b"x")
+    spool = Spool()
+    try:
+        assert spool.path.parent == tmp_path and f"-{os.getpid()}-" in spool.path.name
+        assert not any(p.exists() for p in dead)
+        assert alive.exists() and other.exists()
+    finally:
+        spool.close()
+    assert not spool.path.exists()

@@ -15,12 +15,11 @@ import contextlib
 import os
 import pickle
 import sqlite3
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 from ..table.checksum import Checksum
 from ..table.dialects.sqlite import insert_exact, lenient_text
+from ..table.jobfile import scratch_file
 
 BATCH = 5000
 COLUMNS = "unique_key, function_name, priority, data, when_to_run"
@@ -30,9 +29,9 @@ class Spool:
     """A private temporary SQLite file (mode 0600): `rows` and `refused`."""
 
     def __init__(self) -> None:
-        fd, name = tempfile.mkstemp(prefix="queuetool-import-", suffix=".spool.db")
+        # Named after this process: a killed import's spool is removed by the next one.
+        fd, self.path = scratch_file(".spool.db")
         os.close(fd)
-        self.path = Path(name)
         self.rows = 0
         self.generated = 0  # keys made (UUID v1)
         self.normalised: dict[str, int] = {}

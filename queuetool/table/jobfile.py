@@ -107,8 +107,7 @@ class JobSource:
 
     def _spooled(self, fh: IO[bytes]) -> IO[bytes]:
         """Stdin copied to a private temporary file as it is read (for the second pass)."""
-        fd, name = tempfile.mkstemp(prefix="queuetool-import-", suffix=".spool")
-        self._spool = Path(name)
+        fd, self._spool = scratch_file(".spool")
         with os.fdopen(fd, "wb") as out:
             shutil.copyfileobj(fh, out, 1 << 20)
         return self._spool.open("rb")
@@ -423,6 +422,41 @@ class _Reader:
 
 
 _NOT_JSON = object()
+# `scratch_file`'s names: the pid of the process that made it.
+_SCRATCH = re.compile(r"^queuetool-import-(\d+)-.+\.spool(\.db)?$")
+
+
+def scratch_file(suffix: str) -> tuple[int, Path]:
+    """A new private temporary file (mode 0600) for an import's copy of stdin or its spool
+    (`suffix` .spool or .spool.db), named after this process: an import killed before
+    it could remove its own (SIGKILL, SIGTERM, a crash) leaves it, and the next import
+    removes it (`remove_leftover_scratch`). Returns the open descriptor and the path."""
+    remove_leftover_scratch()
+    fd, name = tempfile.mkstemp(prefix=f"queuetool-import-{os.getpid()}-", suffix=suffix)
+    return fd, Path(name)
+
+
+def remove_leftover_scratch(directory: str | None = None) -> list[Path]:
+    """Remove this user's import scratch files whose process is gone; returns them."""
+    from ..daemon.process import pid_alive
+
+    removed = []
+    uid = os.getuid()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory or tempfile.gettempdir()):
+            found = _SCRATCH.match(entry.name)
+            if found is None or int(found[1]) == os.getpid() or pid_alive(int(found[1])):
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                os.unlink(entry.path)
+            except OSError:
+                continue
+            removed.append(Path(entry.path))
+    return removed
+
+
 # The line `export` writes for the common job (`export._LINE`): text without escapes or
 # control characters (so the bytes are the value's UTF-8), integers as JSON writes them
 # (so the digits are what the checksum formats), standard base64. Anchored at a line's
