@@ -226,9 +226,20 @@ def check_file(
 
 
 def _carrier(store: QueueStore, refusals: Refusals) -> Carrier:
+    """The replay checks for this table (its backend's limits, MySQL's charsets)."""
     with store.connect(read_only=True) as conn:
         store.require_table(conn)
-        return _carrier_for(conn, store, refusals)
+        charsets = store.dialect.column_charsets(conn, store.table_name)
+    return Carrier(
+        refusals,
+        int32=store.dialect.INT32_WHEN_TO_RUN,
+        nul=store.dialect.TEXT_HOLDS_NUL,
+        # Text that is not UTF-8 (gearmand replays such keys) where the backend keeps it
+        # byte-exact (SQLite's TEXT); refused where it cannot.
+        utf8=not store.dialect.LENIENT_TEXT,
+        key_charset=charsets[0],
+        function_charset=charsets[1],
+    )
 
 
 def _keyed(row: Row, key: str | None = None) -> Row:
@@ -610,20 +621,6 @@ def _snapshot(
         store, replaced, keys, snapshot_dir, keep=None, reason="before-import"
     )
     result.snapshot_dir = result.snapshot.path.parent
-
-
-def _carrier_for(conn: Connection, store: QueueStore, refusals: Refusals) -> Carrier:
-    charsets = store.dialect.column_charsets(conn, store.table_name)
-    return Carrier(
-        refusals,
-        int32=store.dialect.INT32_WHEN_TO_RUN,
-        nul=store.dialect.TEXT_HOLDS_NUL,
-        # Text that is not UTF-8 (gearmand replays such keys) where the backend keeps it
-        # byte-exact (SQLite's TEXT); refused where it cannot.
-        utf8=not store.dialect.LENIENT_TEXT,
-        key_charset=charsets[0],
-        function_charset=charsets[1],
-    )
 
 
 def _apply(
