@@ -545,3 +545,41 @@ def test_a_killed_imports_scratch_files_are_removed_by_the_next(tmp_path, monkey
     finally:
         spool.close()
     assert not spool.path.exists()
+
+
+@pytest.mark.parametrize("mode", ["fail", "skip", "replace"])
+def test_into_an_empty_table_and_a_file_holding_a_job_twice(
+    queue: Queue, cli, tmp_path, snapdir, mode
+):
+    """The cold start (an empty table; on MySQL written straight in, no TEMPORARY
+    table): the same outcome, one snapshot, and its restore empties the table again; a
+    job the file holds twice sends the import the general way, leaving no snapshot of
+    its own behind."""
+    rows = [(f"k{i}", "fn", i % 3, bytes([i]) * i, 0) for i in range(20)]
+    path = tmp_path / "in.jsonl"
+    path.write_text(_file(rows))
+    args = ("import", *queue.cli_args(), str(path), "--yes", "--snapshot-dir", str(snapdir))
+    result = cli(*args)
+    ok(result)
+    assert "20 jobs added, 0 replaced" in result.stdout
+    assert sorted(queue.rows()) == sorted(rows)
+    (snapshot,) = snapdir.iterdir()
+    ok(cli("restore", *queue.cli_args(), str(snapshot), "--yes", "--snapshot-dir", str(snapdir)))
+    assert queue.rows() == []
+    for p in snapdir.iterdir():
+        p.unlink()
+    path.unlink()
+    path.write_text(_file([*rows, ("k3", "fn", 2, b"again", 0)]))
+    result = cli(*args, "--on-conflict", mode)
+    if mode == "fail":
+        assert result.exit_code == 1 and "repeat another job" in result.stderr
+        assert queue.rows() == [] and list(snapdir.iterdir()) == []
+        return
+    ok(result)
+    assert "20 jobs added, 0 replaced" in result.stdout
+    got = {r[0]: r for r in queue.rows()}
+    assert len(got) == 20
+    assert got["k3"] == (
+        ("k3", "fn", 0, b"\3" * 3, 0) if mode == "skip" else ("k3", "fn", 2, b"again", 0)
+    )
+    assert len([p for p in snapdir.iterdir() if "before-import" in p.name]) == 1

@@ -23,7 +23,10 @@ An import follows the edits' safety sequence:
    added or replaced: restoring it deletes the added jobs and puts the replaced ones
    back, see `restore.py`), one INSERT ... SELECT, and the rows with the file's keys
    read back: their checksum must be what the file said, less what was left out.
-   Every step's row count is checked; then the commit.
+   Every step's row count is checked; then the commit. The cold start, an EMPTY MySQL
+   table (locked), skips the TEMPORARY table: keys snapshot, rows straight in, the
+   table's server-side checksum compared with the spool's (`_into_empty`); a job the
+   file holds twice rolls that back and the import goes the general way.
 
 While the daemon runs, `import_window` runs the same inside the maintenance window
 (stop, import, check, start, verify the reload, or roll back to the snapshot).
@@ -47,7 +50,13 @@ from ..config import DEFAULT_KEEP
 from ..errors import ProblemsFound, UsageError, VerifyError
 from ..migrate.carry import Carrier, Refusals, Row
 from ..migrate.skipped import skipped_sink
-from ..migrate.staging import CONFLICT_CHOICES, combine, open_writer
+from ..migrate.staging import (
+    CONFLICT_CHOICES,
+    StagingWriter,
+    ThreadedWriter,
+    combine,
+    open_writer,
+)
 from ..table.checksum import Checksum, stream_query
 from ..table.dialects.sqlite import insert_exact
 from ..table.export import check_export_path, format_of, write_jobs
@@ -364,6 +373,8 @@ def _load_and_apply(
         # The writer commits its batches (into the TEMPORARY table only, which is the
         # connection's own); the queue table is touched in the one transaction after it.
         try:
+            if not result.dry_run and _into_empty(store, conn, result, snapshot_dir, progress):
+                return
             expected = _load(*load)
             _in_one_transaction(
                 conn, result, lambda: _apply(store, conn, result, expected, snapshot_dir)
@@ -386,6 +397,97 @@ def _in_one_transaction(conn: Connection, result: ImportResult, work: Callable[[
         trans.rollback()
     else:
         trans.commit()
+
+
+class _Fallback(Exception):
+    """The direct way does not apply: rolled back, the import goes the general way."""
+
+
+class _DirectWriter(StagingWriter):
+    """Rows straight into the queue table inside the caller's one transaction: no batch
+    is a transaction of its own, and a row the key refuses (the file holds a job twice,
+    or two keys the table's collation calls equal) stops it (`_Fallback`)."""
+
+    def _begin(self) -> None:
+        pass
+
+    def _end(self) -> None:
+        pass
+
+    def _undo(self) -> None:
+        pass  # MySQL undid the failing statement; the caller rolls the rest back
+
+    def write(self, batch: list[Row], statements: list[bytes] | None = None) -> None:
+        if not self._write_batch(batch, statements):
+            raise _Fallback("a key the table refuses")
+
+
+def _into_empty(
+    store: QueueStore,
+    conn: Connection,
+    result: ImportResult,
+    snapshot_dir: str | Path | None,
+    progress: Progress | None,
+) -> bool:
+    """The cold start on a server without transactional DDL (MySQL): into an EMPTY queue
+    table the spooled jobs go straight in, in one transaction, with no TEMPORARY table
+    and no INSERT ... SELECT (which cost as much as writing the rows once more). The
+    empty table is locked first (no conflict with it is possible), the undo snapshot
+    (the spool's keys) is taken before a row is written, and the table's checksum,
+    summed on the server, must be the spool's before the commit. A key the table
+    refuses (the file holds a job twice, or the collation calls two keys equal) rolls
+    it all back, snapshot included, and False sends the import the general way, which
+    settles that by --on-conflict; so does a table that is not empty."""
+    spool = result.file.spool
+    summed = store.dialect.server_checksum
+    if summed is None or not spool.rows:
+        return False
+    table = conn_quote(store.engine, store.table_name)
+
+    def direct() -> None:
+        if store.dialect.count_locked(conn, table) != 0:
+            raise _Fallback("the table is not empty")
+        result.snapshot = _take(
+            store,
+            snapshot_dir,
+            functools.partial(_fill_from_spool, spool, iter(())),
+            ROWS,
+            keep=None,
+            reason="before-import",
+            create=None,
+        )
+        result.snapshot_dir = result.snapshot.path.parent
+        writer = ThreadedWriter(_DirectWriter(store, conn, store.table_name, Refusals()))
+        done = 0
+        try:
+            for rows in spool.batches():
+                writer.write(rows)
+                done += len(rows)
+                if progress is not None:
+                    progress(done, spool.rows)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+        after = summed(conn, store.table)
+        expected = spool.checksum
+        if (after.rows, after.hex) != (expected.rows, expected.hex):
+            raise VerifyError(
+                f"after the import the table holds {after}, the file's jobs {expected}: "
+                "rolled back, nothing imported"
+            )
+        result.added = after.rows
+
+    try:
+        _in_one_transaction(conn, result, direct)
+    except BaseException as exc:
+        if result.snapshot is not None:  # nothing was changed: nothing to undo
+            result.snapshot.path.unlink(missing_ok=True)
+            result.snapshot = result.snapshot_dir = None
+        if isinstance(exc, _Fallback):
+            return False
+        raise
+    return True
 
 
 def _load(
