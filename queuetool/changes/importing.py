@@ -202,8 +202,11 @@ def check_file(
     changed_to: list[Row] = []
     generated = 0
 
+    last = ""  # the previous row's key: rows in key order need no sort (`Spool.sorted`)
+    descents = 0
+
     def each(batch: list[Row]) -> None:
-        nonlocal generated
+        nonlocal generated, last, descents
         rows = []
         for row in batch:
             keyed = _keyed(row)
@@ -216,6 +219,10 @@ def check_file(
                     changed_to.append(carried)
             if carried is not None:
                 rows.append(carried)
+                key = carried[0]
+                if key < last:
+                    descents += 1
+                last = key
         spool.add(rows)
 
     try:
@@ -227,6 +234,7 @@ def check_file(
         raise
     spool.generated = generated
     spool.normalised = carrier.normalised
+    spool.descents = descents
     spool.checksum = combine(
         [file.checksum, Checksum().update(changed_to)], [Checksum().update(changed_from)]
     )
@@ -573,7 +581,10 @@ def _sqlite_apply(
     table = "main." + conn_quote(store.engine, store.table_name)
     cols = ", ".join(COLUMNS)
     on = "q.unique_key = s.unique_key AND q.function_name = s.function_name"
-    key_order = " ORDER BY unique_key, function_name"
+    # Jobs in key order already (an export of a queue whose keys are UUIDs v1, made in
+    # time order) are inserted as they come, the B-tree filled left to right either way;
+    # others are sorted first (inserted in file order they would land at random places).
+    key_order = "" if spool.sorted else " ORDER BY unique_key, function_name"
 
     def one(sql: str) -> int:
         return int(raw.execute(sql).fetchone()[0])
