@@ -1,6 +1,7 @@
 """Realistic queue tables for the benchmarks, built by SQL in seconds (not through gearmand).
 
-UUIDv1 keys as libgearman makes them (one per millisecond, the oldest a day ago), 10 functions, mixed priorities (20% high, 60% normal, 20% low),
+UUIDv1 keys as libgearman makes them (one per millisecond, the oldest a day ago),
+10 functions, mixed priorities (20% high, 60% normal, 20% low),
 ~200-byte payloads, 10% scheduled in the future.
 """
 
