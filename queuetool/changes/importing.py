@@ -13,8 +13,9 @@ An import follows the edits' safety sequence:
    is stopped, a snapshot taken or a row written: a file cut short or altered is refused
    with nothing written.
 2. ONE transaction. SQLite: the spool attached, conflicts counted with a join, and the
-   jobs copied by one INSERT ... SELECT in key order, all in the engine; the undo
-   snapshot of an import without conflicts is the spool's key list. The file's
+   jobs copied by one INSERT ... SELECT in key order (sorted first unless the file
+   has them so already), all in the engine; the undo snapshot of an import without
+   conflicts is the spool's key list. The file's
    duplicates and the table's conflicts are settled by --on-conflict in SQL (SQLite
    compares keys byte for byte). MySQL: the spooled rows go into a TEMPORARY table
    with the queue table's own key (LIKE it, so keys compare as its collation does)
