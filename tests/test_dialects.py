@@ -85,3 +85,40 @@ def test_sqlite_deletes_the_rows_a_temp_table_and_the_queue_share():
         assert sqlite.delete_staged_conflicts(conn, "staged", "queue", on) == 1
         rows = conn.exec_driver_sql("SELECT * FROM staged ORDER BY 1").all()
         assert rows == [("b", "g"), ("c", "g")]
+
+
+def test_the_lazy_registry_names_each_backend_as_its_module_does():
+    import importlib
+
+    from queuetool.table.dialects import _BACKENDS
+
+    for name, (module, url_names, queue_type) in _BACKENDS.items():
+        dialect = importlib.import_module(f"queuetool.table.dialects.{module}")
+        assert (
+            name,
+            url_names,
+            queue_type,
+        ) == (dialect.NAME, dialect.URL_NAMES, dialect.QUEUE_TYPE)
+        assert DIALECTS[name] is dialect
+        for url_name in url_names:
+            assert dialect_for_url(make_url(f"{url_name}://x/y")) is dialect
+        assert dialect_for_queue_type(queue_type.upper()) is dialect
+
+
+def test_a_sqlite_queue_loads_neither_pymysql_nor_the_postgresql_dialect(tmp_path):
+    """The other backends' modules are imported on first use: not at a SQLite start-up."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from queuetool.table.store import QueueStore\n"
+        f"import sqlite3; sqlite3.connect('{tmp_path}/q.db').close()\n"
+        f"store = QueueStore('sqlite:///{tmp_path}/q.db')\n"
+        "store.engine.connect().close()\n"
+        "loaded = [m for m in ('pymysql', 'sqlalchemy.dialects.postgresql',"
+        " 'queuetool.table.dialects.mysql') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import uuid
 
@@ -467,3 +468,118 @@ def test_export_refuses_a_store_queue_on_shutdown_daemon(sqlite_queue: Queue, cl
     assert result.exit_code == 4
     assert "--store-queue-on-shutdown" in result.stderr
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def _export_lines(rows) -> list[bytes]:  # type: ignore[no-untyped-def]
+    from queuetool.table.export import job_line
+
+    return [job_line(row).encode() for row in rows]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        b"",  # every line as export writes it: the fast path
+        b'{"unique_key": "k\\"q", "function": "fn", "priority": 1, "when_to_run": 0, "data": ""}\n',
+        b'{"unique_key": "x", "function": "fn", "priority": -0, "when_to_run": 0, "data": ""}\n',
+        b'{"unique_key": "y", "function": "fn", "priority": 1, "when_to_run": 0, "data": "QQ"}\n',
+        b'{"unique_key": "z", "function": "fn", "when_to_run": 0, "priority": 1, "data": ""}\n',
+        b'{"unique_key": "\xff", "function": "fn", "priority": 1, "when_to_run": 0, "data": ""}\n',
+        b'x{"unique_key": "w", "function": "fn", "priority": 1, "when_to_run": 0, "data": ""}\n',
+    ],
+)
+def test_the_fast_parse_of_exported_lines_is_the_json_parse(tmp_path, monkeypatch, extra):
+    """The regular expression that parses (and sums) the lines export writes gives the
+    rows, checksum and errors that json.loads gives, line for line."""
+    from queuetool.table import jobfile
+
+    rows = [(f"k{i}", "fn", i % 3, bytes([i % 256]) * (i % 7), i * 1000) for i in range(12)]
+    rows += [("clé-é", "fünf", 2, ALL_BYTES, 2**40), (" sp ", "f\x7f", 0, b"", -5)]
+    body = _export_lines(rows)
+    body.insert(5, extra)
+    path = tmp_path / "jobs.jsonl"
+    path.write_bytes(b"".join(body))
+
+    def outcome():  # type: ignore[no-untyped-def]
+        source = jobfile.JobSource(path, verify_trailer=False)
+        try:
+            check = source.verify()
+        except jobfile.FileDamaged as exc:
+            return str(exc)
+        got = [row for batch in source.batches() for row in batch]
+        return check.rows, check.checksum.hex, got, [tuple(map(type, r)) for r in got]
+
+    for batch in (3, 5000):  # batches of one kind of line, and all in one
+        monkeypatch.setattr(jobfile, "BATCH", batch)
+        fast = outcome()
+        with monkeypatch.context() as m:
+            m.setattr(jobfile._Reader, "_exported", lambda self, lines: None)
+            assert fast == outcome()
+    if not extra:
+        assert fast[0] == len(rows)
+
+
+def test_a_killed_imports_scratch_files_are_removed_by_the_next(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    from queuetool.changes.import_spool import Spool
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a pid that has exited: its files are leftovers
+    dead = [
+        tmp_path / f"queuetool-import-{proc.pid}-abc.spool.db",
+        tmp_path / f"queuetool-import-{proc.pid}-def.spool",
+    ]
+    alive = tmp_path / f"queuetool-import-{os.getppid()}-ghi.spool.db"  # still running
+    other = tmp_path / "queuetool-import-notapid.spool.db"
+    for path in (*dead, alive, other):
+        path.write_bytes(b"x")
+    spool = Spool()
+    try:
+        assert spool.path.parent == tmp_path and f"-{os.getpid()}-" in spool.path.name
+        assert not any(p.exists() for p in dead)
+        assert alive.exists() and other.exists()
+    finally:
+        spool.close()
+    assert not spool.path.exists()
+
+
+@pytest.mark.parametrize("mode", ["fail", "skip", "replace"])
+def test_into_an_empty_table_and_a_file_holding_a_job_twice(
+    queue: Queue, cli, tmp_path, snapdir, mode
+):
+    """The cold start (an empty table; on MySQL written straight in, no TEMPORARY
+    table): the same outcome, one snapshot, and its restore empties the table again; a
+    job the file holds twice sends the import the general way, leaving no snapshot of
+    its own behind."""
+    rows = [(f"k{i}", "fn", i % 3, bytes([i]) * i, 0) for i in range(20)]
+    path = tmp_path / "in.jsonl"
+    path.write_text(_file(rows))
+    args = ("import", *queue.cli_args(), str(path), "--yes", "--snapshot-dir", str(snapdir))
+    result = cli(*args)
+    ok(result)
+    assert "20 jobs added, 0 replaced" in result.stdout
+    assert sorted(queue.rows()) == sorted(rows)
+    (snapshot,) = snapdir.iterdir()
+    ok(cli("restore", *queue.cli_args(), str(snapshot), "--yes", "--snapshot-dir", str(snapdir)))
+    assert queue.rows() == []
+    for p in snapdir.iterdir():
+        p.unlink()
+    path.unlink()
+    path.write_text(_file([*rows, ("k3", "fn", 2, b"again", 0)]))
+    result = cli(*args, "--on-conflict", mode)
+    if mode == "fail":
+        assert result.exit_code == 1 and "repeat another job" in result.stderr
+        assert queue.rows() == [] and list(snapdir.iterdir()) == []
+        return
+    ok(result)
+    assert "20 jobs added, 0 replaced" in result.stdout
+    got = {r[0]: r for r in queue.rows()}
+    assert len(got) == 20
+    assert got["k3"] == (
+        ("k3", "fn", 0, b"\3" * 3, 0) if mode == "skip" else ("k3", "fn", 2, b"again", 0)
+    )
+    assert len([p for p in snapdir.iterdir() if "before-import" in p.name]) == 1

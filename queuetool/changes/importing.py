@@ -13,8 +13,9 @@ An import follows the edits' safety sequence:
    is stopped, a snapshot taken or a row written: a file cut short or altered is refused
    with nothing written.
 2. ONE transaction. SQLite: the spool attached, conflicts counted with a join, and the
-   jobs copied by one INSERT ... SELECT in key order, all in the engine; the undo
-   snapshot of an import without conflicts is the spool's key list. The file's
+   jobs copied by one INSERT ... SELECT in key order (sorted first unless the file
+   has them so already), all in the engine; the undo snapshot of an import without
+   conflicts is the spool's key list. The file's
    duplicates and the table's conflicts are settled by --on-conflict in SQL (SQLite
    compares keys byte for byte). MySQL: the spooled rows go into a TEMPORARY table
    with the queue table's own key (LIKE it, so keys compare as its collation does)
@@ -23,7 +24,10 @@ An import follows the edits' safety sequence:
    added or replaced: restoring it deletes the added jobs and puts the replaced ones
    back, see `restore.py`), one INSERT ... SELECT, and the rows with the file's keys
    read back: their checksum must be what the file said, less what was left out.
-   Every step's row count is checked; then the commit.
+   Every step's row count is checked; then the commit. The cold start, an EMPTY MySQL
+   table (locked), skips the TEMPORARY table: keys snapshot, rows straight in, the
+   table's server-side checksum compared with the spool's (`_into_empty`); a job the
+   file holds twice rolls that back and the import goes the general way.
 
 While the daemon runs, `import_window` runs the same inside the maintenance window
 (stop, import, check, start, verify the reload, or roll back to the snapshot).
@@ -47,7 +51,13 @@ from ..config import DEFAULT_KEEP
 from ..errors import ProblemsFound, UsageError, VerifyError
 from ..migrate.carry import Carrier, Refusals, Row
 from ..migrate.skipped import skipped_sink
-from ..migrate.staging import CONFLICT_CHOICES, combine, open_writer
+from ..migrate.staging import (
+    CONFLICT_CHOICES,
+    StagingWriter,
+    ThreadedWriter,
+    combine,
+    open_writer,
+)
 from ..table.checksum import Checksum, stream_query
 from ..table.dialects.sqlite import insert_exact
 from ..table.export import check_export_path, format_of, write_jobs
@@ -193,8 +203,11 @@ def check_file(
     changed_to: list[Row] = []
     generated = 0
 
+    last = ""  # the previous row's key: rows in key order need no sort (`Spool.sorted`)
+    descents = 0
+
     def each(batch: list[Row]) -> None:
-        nonlocal generated
+        nonlocal generated, last, descents
         rows = []
         for row in batch:
             keyed = _keyed(row)
@@ -207,6 +220,10 @@ def check_file(
                     changed_to.append(carried)
             if carried is not None:
                 rows.append(carried)
+                key = carried[0]
+                if key < last:
+                    descents += 1
+                last = key
         spool.add(rows)
 
     try:
@@ -218,6 +235,7 @@ def check_file(
         raise
     spool.generated = generated
     spool.normalised = carrier.normalised
+    spool.descents = descents
     spool.checksum = combine(
         [file.checksum, Checksum().update(changed_to)], [Checksum().update(changed_from)]
     )
@@ -226,9 +244,20 @@ def check_file(
 
 
 def _carrier(store: QueueStore, refusals: Refusals) -> Carrier:
+    """The replay checks for this table (its backend's limits, MySQL's charsets)."""
     with store.connect(read_only=True) as conn:
         store.require_table(conn)
-        return _carrier_for(conn, store, refusals)
+        charsets = store.dialect.column_charsets(conn, store.table_name)
+    return Carrier(
+        refusals,
+        int32=store.dialect.INT32_WHEN_TO_RUN,
+        nul=store.dialect.TEXT_HOLDS_NUL,
+        # Text that is not UTF-8 (gearmand replays such keys) where the backend keeps it
+        # byte-exact (SQLite's TEXT); refused where it cannot.
+        utf8=not store.dialect.LENIENT_TEXT,
+        key_charset=charsets[0],
+        function_charset=charsets[1],
+    )
 
 
 def _keyed(row: Row, key: str | None = None) -> Row:
@@ -353,6 +382,8 @@ def _load_and_apply(
         # The writer commits its batches (into the TEMPORARY table only, which is the
         # connection's own); the queue table is touched in the one transaction after it.
         try:
+            if not result.dry_run and _into_empty(store, conn, result, snapshot_dir, progress):
+                return
             expected = _load(*load)
             _in_one_transaction(
                 conn, result, lambda: _apply(store, conn, result, expected, snapshot_dir)
@@ -375,6 +406,97 @@ def _in_one_transaction(conn: Connection, result: ImportResult, work: Callable[[
         trans.rollback()
     else:
         trans.commit()
+
+
+class _Fallback(Exception):
+    """The direct way does not apply: rolled back, the import goes the general way."""
+
+
+class _DirectWriter(StagingWriter):
+    """Rows straight into the queue table inside the caller's one transaction: no batch
+    is a transaction of its own, and a row the key refuses (the file holds a job twice,
+    or two keys the table's collation calls equal) stops it (`_Fallback`)."""
+
+    def _begin(self) -> None:
+        pass
+
+    def _end(self) -> None:
+        pass
+
+    def _undo(self) -> None:
+        pass  # MySQL undid the failing statement; the caller rolls the rest back
+
+    def write(self, batch: list[Row], statements: list[bytes] | None = None) -> None:
+        if not self._write_batch(batch, statements):
+            raise _Fallback("a key the table refuses")
+
+
+def _into_empty(
+    store: QueueStore,
+    conn: Connection,
+    result: ImportResult,
+    snapshot_dir: str | Path | None,
+    progress: Progress | None,
+) -> bool:
+    """The cold start on a server without transactional DDL (MySQL): into an EMPTY queue
+    table the spooled jobs go straight in, in one transaction, with no TEMPORARY table
+    and no INSERT ... SELECT (which cost as much as writing the rows once more). The
+    empty table is locked first (no conflict with it is possible), the undo snapshot
+    (the spool's keys) is taken before a row is written, and the table's checksum,
+    summed on the server, must be the spool's before the commit. A key the table
+    refuses (the file holds a job twice, or the collation calls two keys equal) rolls
+    it all back, snapshot included, and False sends the import the general way, which
+    settles that by --on-conflict; so does a table that is not empty."""
+    spool = result.file.spool
+    summed = store.dialect.server_checksum
+    if summed is None or not spool.rows:
+        return False
+    table = conn_quote(store.engine, store.table_name)
+
+    def direct() -> None:
+        if store.dialect.count_locked(conn, table) != 0:
+            raise _Fallback("the table is not empty")
+        result.snapshot = _take(
+            store,
+            snapshot_dir,
+            functools.partial(_fill_from_spool, spool, iter(())),
+            ROWS,
+            keep=None,
+            reason="before-import",
+            create=None,
+        )
+        result.snapshot_dir = result.snapshot.path.parent
+        writer = ThreadedWriter(_DirectWriter(store, conn, store.table_name, Refusals()))
+        done = 0
+        try:
+            for rows in spool.batches():
+                writer.write(rows)
+                done += len(rows)
+                if progress is not None:
+                    progress(done, spool.rows)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+        after = summed(conn, store.table)
+        expected = spool.checksum
+        if (after.rows, after.hex) != (expected.rows, expected.hex):
+            raise VerifyError(
+                f"after the import the table holds {after}, the file's jobs {expected}: "
+                "rolled back, nothing imported"
+            )
+        result.added = after.rows
+
+    try:
+        _in_one_transaction(conn, result, direct)
+    except BaseException as exc:
+        if result.snapshot is not None:  # nothing was changed: nothing to undo
+            result.snapshot.path.unlink(missing_ok=True)
+            result.snapshot = result.snapshot_dir = None
+        if isinstance(exc, _Fallback):
+            return False
+        raise
+    return True
 
 
 def _load(
@@ -460,7 +582,10 @@ def _sqlite_apply(
     table = "main." + conn_quote(store.engine, store.table_name)
     cols = ", ".join(COLUMNS)
     on = "q.unique_key = s.unique_key AND q.function_name = s.function_name"
-    key_order = " ORDER BY unique_key, function_name"
+    # Jobs in key order already (an export of a queue whose keys are UUIDs v1, made in
+    # time order) are inserted as they come, the B-tree filled left to right either way;
+    # others are sorted first (inserted in file order they would land at random places).
+    key_order = "" if spool.sorted else " ORDER BY unique_key, function_name"
 
     def one(sql: str) -> int:
         return int(raw.execute(sql).fetchone()[0])
@@ -610,20 +735,6 @@ def _snapshot(
         store, replaced, keys, snapshot_dir, keep=None, reason="before-import"
     )
     result.snapshot_dir = result.snapshot.path.parent
-
-
-def _carrier_for(conn: Connection, store: QueueStore, refusals: Refusals) -> Carrier:
-    charsets = store.dialect.column_charsets(conn, store.table_name)
-    return Carrier(
-        refusals,
-        int32=store.dialect.INT32_WHEN_TO_RUN,
-        nul=store.dialect.TEXT_HOLDS_NUL,
-        # Text that is not UTF-8 (gearmand replays such keys) where the backend keeps it
-        # byte-exact (SQLite's TEXT); refused where it cannot.
-        utf8=not store.dialect.LENIENT_TEXT,
-        key_charset=charsets[0],
-        function_charset=charsets[1],
-    )
 
 
 def _apply(

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import UsageError, VerifyError
 from ..priority import Priority
-from ..table.export import check_export_path, export_jobs
+from ..table.export import check_export_path, write_jobs
 from ..table.filters import JobFilter
 from ..table.jobs import Job
 from ..table.store import INT32_MAX, QueueStore
@@ -224,7 +224,9 @@ class Purge(Edit):
 
     def run(self, store: QueueStore, conn: Connection, matched: int, now: int) -> int:
         if self.export is not None:
-            exported = export_jobs(store, conn, self.where(store), self.export)
+            exported = write_jobs(
+                store, conn, self.where(store), self.export, what="purge --export"
+            ).rows
             if exported != matched:
                 raise VerifyError(
                     f"exported {exported} jobs but {matched} match: nothing was purged"

@@ -313,14 +313,6 @@ def write_jobs(
         return writer.close()
 
 
-def export_jobs(
-    store: QueueStore, conn: Connection, where: sa.ColumnElement[bool], path: Path
-) -> int:
-    """Write the rows `where` selects to `path` as JSON Lines; returns how many
-    (`purge --export`)."""
-    return write_jobs(store, conn, where, path, what="purge --export").rows
-
-
 def read_export(path: Path) -> list[dict[str, object]]:
     """The exported jobs back (JSON Lines), with `data` decoded to bytes (for tests and
     quick looks; `import` streams through `jobfile.py`)."""

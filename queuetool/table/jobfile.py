@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -29,7 +30,8 @@ from typing import IO, Any, cast
 
 from ..errors import UsageError, VerifyError
 from ..priority import Priority
-from .checksum import ALGORITHM, Checksum
+from .checksum import ALGORITHM, MOD, Checksum
+from .checksum import md5 as _md5
 from .export import BATCH, CSV_HEADER, CSV_TRAILER, FORMAT, STDOUT
 
 Row = tuple
@@ -105,8 +107,7 @@ class JobSource:
 
     def _spooled(self, fh: IO[bytes]) -> IO[bytes]:
         """Stdin copied to a private temporary file as it is read (for the second pass)."""
-        fd, name = tempfile.mkstemp(prefix="queuetool-import-", suffix=".spool")
-        self._spool = Path(name)
+        fd, self._spool = scratch_file(".spool")
         with os.fdopen(fd, "wb") as out:
             shutil.copyfileobj(fh, out, 1 << 20)
         return self._spool.open("rb")
@@ -126,9 +127,13 @@ class JobSource:
     def _verify(self, fh: IO[bytes], each: Callable[[list[Row]], None] | None) -> FileCheck:
         kind = self._kind(fh)
         checksum = Checksum()
-        reader = _Reader(kind, self, fh)
+        reader = _Reader(kind, self, fh, summing=True)
         for batch in reader.batches():
-            checksum.update(batch)
+            if reader.summed is not None:  # summed by the parser, from the line's bytes
+                checksum.rows += len(batch)
+                checksum.total = (checksum.total + reader.summed) % MOD
+            else:
+                checksum.update(batch)
             if each is not None:
                 each(batch)
         check = FileCheck(kind, checksum.rows, checksum, reader.header)
@@ -187,10 +192,14 @@ class JobSource:
 class _Reader:
     """One pass over an open file."""
 
-    def __init__(self, kind: str, source: JobSource, fh: IO[bytes]) -> None:
+    def __init__(self, kind: str, source: JobSource, fh: IO[bytes], summing: bool = False) -> None:
         self.kind = kind
         self.source = source
         self.fh = fh
+        # `summing`: the fast path sums the rows of each batch it parses (`summed`, the
+        # sum of their row hashes, not reduced; None: the batch is not summed yet).
+        self.summing = summing
+        self.summed: int | None = None
         self.header: dict[str, Any] = {}
         self.trailer: tuple[int, str, str] | None = None
         self.line = 0
@@ -240,6 +249,52 @@ class _Reader:
             yield self._parse(lines, numbers)
 
     def _parse(self, lines: list[bytes], numbers: list[int]) -> list[Row]:
+        self.summed = None
+        if self.trailer is None:
+            fast = self._exported(lines)
+            if fast is not None:
+                return fast
+        return self._parse_json(lines, numbers)
+
+    def _exported(self, lines: list[bytes]) -> list[Row] | None:
+        """A batch of lines every one of which is the line `export` writes for the
+        common job (`_EXPORTED`), parsed by one regular expression over the batch and
+        hashed from the line's own bytes (they are the UTF-8 and the digits the row's
+        hash is made of): no JSON objects, no re-encoding. None: some line is not such
+        a line (header, trailer, escapes, another layout, bytes not UTF-8, bad base64),
+        and the batch takes the JSON path, which says what is wrong where."""
+        found = _EXPORTED.findall(b"".join(lines))
+        if len(found) != len(lines):  # anchored at line starts: one match per line
+            return None
+        a2b = binascii.a2b_base64
+        digest = _md5
+        from_bytes = int.from_bytes
+        total = 0
+        rows: list[Row] = []
+        append = rows.append
+        try:
+            for unique, function, priority, when, encoded in found:
+                data = a2b(encoded, strict_mode=True)
+                append((unique.decode(), function.decode(), int(priority), data, int(when)))
+                if self.summing:
+                    message = b"s%d:%bs%d:%bi%b;b%d:%bi%b;" % (
+                        len(unique),
+                        unique,
+                        len(function),
+                        function,
+                        priority,
+                        len(data),
+                        data,
+                        when,
+                    )
+                    total += from_bytes(digest(message).digest(), "big")
+        except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+            return None
+        if self.summing:
+            self.summed = total
+        return rows
+
+    def _parse_json(self, lines: list[bytes], numbers: list[int]) -> list[Row]:
         last = self.line
         try:
             records = json.loads(b"[" + b",".join(lines) + b"]")
@@ -367,6 +422,51 @@ class _Reader:
 
 
 _NOT_JSON = object()
+# `scratch_file`'s names: the pid of the process that made it.
+_SCRATCH = re.compile(r"^queuetool-import-(\d+)-.+\.spool(\.db)?$")
+
+
+def scratch_file(suffix: str) -> tuple[int, Path]:
+    """A new private temporary file (mode 0600) for an import's copy of stdin or its spool
+    (`suffix` .spool or .spool.db), named after this process: an import killed before
+    it could remove its own (SIGKILL, SIGTERM, a crash) leaves it, and the next import
+    removes it (`remove_leftover_scratch`). Returns the open descriptor and the path."""
+    remove_leftover_scratch()
+    fd, name = tempfile.mkstemp(prefix=f"queuetool-import-{os.getpid()}-", suffix=suffix)
+    return fd, Path(name)
+
+
+def remove_leftover_scratch(directory: str | None = None) -> list[Path]:
+    """Remove this user's import scratch files whose process is gone; returns them."""
+    from ..daemon.process import pid_alive
+
+    removed = []
+    uid = os.getuid()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory or tempfile.gettempdir()):
+            found = _SCRATCH.match(entry.name)
+            if found is None or int(found[1]) == os.getpid() or pid_alive(int(found[1])):
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                os.unlink(entry.path)
+            except OSError:
+                continue
+            removed.append(Path(entry.path))
+    return removed
+
+
+# The line `export` writes for the common job (`export._LINE`): text without escapes or
+# control characters (so the bytes are the value's UTF-8), integers as JSON writes them
+# (so the digits are what the checksum formats), standard base64. Anchored at a line's
+# start and ending with its newline, so a match is a whole line.
+_EXPORTED = re.compile(
+    rb'^\{"unique_key": "([^"\\\x00-\x1f]*)", "function": "([^"\\\x00-\x1f]*)", '
+    rb'"priority": (0|-?[1-9][0-9]*), "when_to_run": (0|-?[1-9][0-9]*), '
+    rb'"data": "([A-Za-z0-9+/=]*)"\}\n',
+    re.MULTILINE,
+)
 
 
 def _loads(raw: bytes) -> object:

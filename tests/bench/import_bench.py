@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import bare_load
 from conftest import mysql_ddl, sqlite_ddl
 from data import build_sqlite, timed
 from measure import run_measured
@@ -33,6 +34,7 @@ from queuetool.table.jobfile import JobSource
 from queuetool.table.store import QueueStore
 
 QUEUETOOL = str(Path(sys.executable).parent / "queuetool")
+BARE_LOAD = str(Path(bare_load.__file__).resolve())
 COLS = "unique_key, function_name, priority, data, when_to_run"
 
 
@@ -154,31 +156,26 @@ def bare_export_mysql(server: MySQLServer, database: str, out: Path) -> None:
 
 
 def bare_file_load_sqlite(db: Path, file: Path) -> None:
-    """A second reference for import: what a hand-written script loading the same file
-    does (read it, json.loads and base64 per line, batched INSERT), without any check."""
+    """A second reference for import (bare_load.py): a bare script's load of the file."""
     _empty_sqlite(db)
-    conn = sqlite3.connect(db)
-    batch = []
-    with file.open("rb") as fh:
-        for raw in fh:
-            r = json.loads(raw)
-            if "data" not in r:
-                continue  # header, trailer
-            batch.append(
-                (
-                    r["unique_key"],
-                    r["function"],
-                    r["priority"],
-                    base64.b64decode(r["data"]),
-                    r["when_to_run"],
-                )
-            )
-            if len(batch) >= 5000:
-                conn.executemany("INSERT INTO gearman_queue VALUES (?, ?, ?, ?, ?)", batch)
-                batch = []
-    conn.executemany("INSERT INTO gearman_queue VALUES (?, ?, ?, ?, ?)", batch)
-    conn.commit()
-    conn.close()
+    bare_load.load_sqlite(file, db)
+
+
+def _bare_load_cli(argv: list[str]) -> float:
+    """bare_load.py as a process: the fair reference for the CLI (start-up included)."""
+    m = run_measured([sys.executable, BARE_LOAD, *argv])
+    assert m.returncode == 0, m.stdout
+    return m.seconds
+
+
+def _mysql_params(server: MySQLServer, database: str) -> dict:
+    return {
+        "host": server.host,
+        "port": server.port,
+        "user": server.user,
+        "password": server.password,
+        "database": database,
+    }
 
 
 def _verdict(ratio: float) -> str:
@@ -255,6 +252,10 @@ def bench_import(
     t_bare = timed(bare_insert_sqlite, target, source_rows)
     del source_rows
     t_file = timed(bare_file_load_sqlite, target, out)
+    t_file_cli = float("inf")
+    for _ in range(3):
+        _empty_sqlite(target)
+        t_file_cli = min(t_file_cli, _bare_load_cli(["sqlite", str(out), str(target)]))
     t_lib = min(_lib_import(target, out, work) for _ in range(3))
     startup = run_measured([QUEUETOOL, "--version"]).seconds
     results["import/sqlite"] = {
@@ -267,13 +268,16 @@ def bench_import(
         "target": f">= {TARGET} (bare time / import time)",
         "bare_file_load_s": round(t_file, 3),
         "ratio_in_process_vs_file_load": round(t_file / t_lib, 2),
+        "bare_file_load_script_s": round(t_file_cli, 3),
+        "ratio_cli_vs_file_load_script": round(t_file_cli / t_import, 2),
         "import_peak_mb": round(peak, 1),
     }
     line(
         f"import sqlite: in process {t_lib:.2f}s, CLI {t_import:.2f}s (start-up {startup:.2f}s), "
         f"bare batched INSERT {t_bare:.2f}s: ratio in process {_verdict(t_bare / t_lib)}, CLI "
-        f"{_verdict(t_bare / t_import)}; against a bare load of the same file ({t_file:.2f}s, "
-        f"no checks): {t_file / t_lib:.2f}; peak {peak:.0f} MB"
+        f"{_verdict(t_bare / t_import)}; against a bare load of the same file (no checks) "
+        f"{t_file:.2f}s in process: {t_file / t_lib:.2f}, {t_file_cli:.2f}s as a script: "
+        f"CLI {t_file_cli / t_import:.2f}; peak {peak:.0f} MB"
     )
     t_import = float("inf")
     mysql.create_database("bench_import")
@@ -286,6 +290,14 @@ def bench_import(
     t_bare = timed(bare_insert_mysql, mysql, "bench_import", source_rows)
     del source_rows
     t_lib = min(_lib_import_mysql(mysql, "bench_import", out, work) for _ in range(3))
+    params = _mysql_params(mysql, "bench_import")
+    t_file = float("inf")
+    t_file_cli = float("inf")
+    for _ in range(3):
+        _reset_mysql(mysql, "bench_import")
+        t_file = min(t_file, timed(bare_load.load_mysql, out, params, repeat=1))
+        _reset_mysql(mysql, "bench_import")
+        t_file_cli = min(t_file_cli, _bare_load_cli(["mysql", str(out), json.dumps(params)]))
     results["import/mysql"] = {
         "import_in_process_s": round(t_lib, 3),
         "import_cli_s": round(t_import, 3),
@@ -293,12 +305,18 @@ def bench_import(
         "ratio_in_process": round(t_bare / t_lib, 2),
         "ratio_cli": round(t_bare / t_import, 2),
         "target": f">= {TARGET} (bare time / import time)",
+        "bare_file_load_s": round(t_file, 3),
+        "ratio_in_process_vs_file_load": round(t_file / t_lib, 2),
+        "bare_file_load_script_s": round(t_file_cli, 3),
+        "ratio_cli_vs_file_load_script": round(t_file_cli / t_import, 2),
         "import_peak_mb": round(peak, 1),
     }
     line(
         f"import mysql: in process {t_lib:.2f}s, CLI {t_import:.2f}s, bare batched INSERT "
         f"{t_bare:.2f}s: ratio in process {_verdict(t_bare / t_lib)}, CLI "
-        f"{_verdict(t_bare / t_import)}; peak {peak:.0f} MB"
+        f"{_verdict(t_bare / t_import)}; against a bare load of the same file (no checks) "
+        f"{t_file:.2f}s in process: {t_file / t_lib:.2f}, {t_file_cli:.2f}s as a script: "
+        f"CLI {t_file_cli / t_import:.2f}; peak {peak:.0f} MB"
     )
 
     if os.environ.get("BENCH_NO_COLD"):
