@@ -200,7 +200,9 @@ def test_conflicts_in_each_mode_and_restore_undoes_the_import(
     assert queue.rows() == before  # the added job gone, the replaced one back
 
 
-@pytest.mark.parametrize("damage", ["cut", "altered", "no-trailer", "after-trailer", "half-line"])
+@pytest.mark.parametrize(
+    "damage", ["cut", "altered", "no-trailer", "after-trailer", "half-line", "half-pair"]
+)
 def test_a_damaged_file_is_refused_with_one_line_and_nothing_written(
     queue: Queue, cli, tmp_path, snapdir, damage
 ):
@@ -218,6 +220,9 @@ def test_a_damaged_file_is_refused_with_one_line_and_nothing_written(
         text = "".join(lines[:-1])
     elif damage == "after-trailer":
         text = good + lines[2]
+    elif damage == "half-pair":  # a JSON escape of half a UTF-16 pair: no bytes at all
+        text = "".join([*lines[:3], lines[3].replace('"k2"', '"k\\ud800"'), *lines[4:]])
+        assert text != good
     else:
         text = good[: len(good) // 2]
     path = tmp_path / "bad.jsonl"

@@ -307,6 +307,9 @@ class _Reader:
         a2b = binascii.a2b_base64
         for i, raw in enumerate(lines):
             record = records[i] if records is not None else _loads(raw)
+            if b"\\u" in raw and type(record) is dict:  # only an escape makes a surrogate
+                self.line = numbers[i]
+                self._require_text(record)
             if self.trailer is None and type(record) is dict and len(record) == 5:
                 data = record.get("data")
                 if type(data) is str:
@@ -329,6 +332,20 @@ class _Reader:
                 append(row)
         self.line = last
         return rows
+
+    def _require_text(self, record: dict[str, Any]) -> None:
+        """A JSON escape of half a UTF-16 pair (`\\ud800`) decodes to a lone surrogate:
+        no bytes a queue can hold, so no row (and no checksum) can be made of it."""
+        for name in ("unique_key", "function"):
+            value = record.get(name)
+            if isinstance(value, str):
+                try:
+                    value.encode("utf-8", "surrogateescape")
+                except UnicodeEncodeError:
+                    raise self._damaged(
+                        f"{name} holds half a UTF-16 pair ({value!a}), which is no text "
+                        f"a queue can hold (bytes that are not UTF-8 go in {name}_base64)"
+                    ) from None
 
     def _jsonl(self) -> Iterator[Row]:
         for raw in self.fh:
