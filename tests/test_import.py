@@ -11,6 +11,8 @@ import pytest
 from conftest import Queue, make_mysql_queue, make_sqlite_queue, mysql_ddl
 from servers import JobSpec, pid_alive, priority_status, submit, work
 
+from queuetool.table.store import QueueStore
+
 ALL_BYTES = bytes(range(256))
 # Keys a careless format loses: separators, quotes, newlines, backslashes, spaces at
 # the ends, non-ASCII (latin1 holds these, so gearmand's own MySQL table takes them).
@@ -201,7 +203,8 @@ def test_conflicts_in_each_mode_and_restore_undoes_the_import(
 
 
 @pytest.mark.parametrize(
-    "damage", ["cut", "altered", "no-trailer", "after-trailer", "half-line", "half-pair"]
+    "damage",
+    ["cut", "altered", "no-trailer", "after-trailer", "half-line", "half-pair", "half-pair-bytes"],
 )
 def test_a_damaged_file_is_refused_with_one_line_and_nothing_written(
     queue: Queue, cli, tmp_path, snapdir, damage
@@ -223,10 +226,13 @@ def test_a_damaged_file_is_refused_with_one_line_and_nothing_written(
     elif damage == "half-pair":  # a JSON escape of half a UTF-16 pair: no bytes at all
         text = "".join([*lines[:3], lines[3].replace('"k2"', '"k\\ud800"'), *lines[4:]])
         assert text != good
+    elif damage == "half-pair-bytes":  # the same half pair as UTF-8 would write it: ED A0 80
+        text = "".join([*lines[:3], lines[3].replace('"k2"', '"k\ud800"'), *lines[4:]])
+        assert text != good
     else:
         text = good[: len(good) // 2]
     path = tmp_path / "bad.jsonl"
-    path.write_text(text)
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
     daemon = queue.gearmand()  # a running daemon is not even stopped for a bad file
     pid = daemon.pid
     result = cli(
@@ -588,3 +594,26 @@ def test_into_an_empty_table_and_a_file_holding_a_job_twice(
         ("k3", "fn", 0, b"\3" * 3, 0) if mode == "skip" else ("k3", "fn", 2, b"again", 0)
     )
     assert len([p for p in snapdir.iterdir() if "before-import" in p.name]) == 1
+
+
+@pytest.mark.mysql
+def test_an_empty_myisam_table_is_not_written_straight(
+    tmp_path, mysql_server, mysql_db, cli, snapdir
+):
+    """Straight into an empty table relies on ROLLBACK undoing every row written; MyISAM
+    keeps them, so such a table takes the general way (and still gets every job)."""
+    my = make_mysql_queue(tmp_path / "my", mysql_server, mysql_db)
+    store = QueueStore(my.url, my.table)
+    try:
+        with store.connect(read_only=True) as conn:
+            assert store.dialect.rolls_back(conn, my.table)
+        my.sql(f"ALTER TABLE {my.table} ENGINE=MyISAM")
+        with store.connect(read_only=True) as conn:
+            assert not store.dialect.rolls_back(conn, my.table)
+    finally:
+        store.close()
+    rows = [(f"k{i}", "fn", i % 3, ALL_BYTES, 0) for i in range(20)]
+    path = tmp_path / "jobs.jsonl"
+    path.write_text(_file(rows))
+    ok(cli("import", *my.cli_args(), str(path), "--yes", "--snapshot-dir", str(snapdir)))
+    assert my.rows() == sorted(rows)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from test_uuid1_sql import expected, near_misses, others, uuid1s
 
 from queuetool.priority import Priority
+from queuetool.table.blocked import blocked_lists
 from queuetool.table.filters import JobFilter
 from queuetool.table.report import report
 from queuetool.table.store import QueueStore
@@ -123,3 +124,29 @@ def test_a_key_that_sorts_first_but_is_no_uuid1_does_not_hide_the_oldest(queue):
 
 
 pytestmark = pytest.mark.mysql
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        ("odd", "g", 0, b"x", ""),  # a when_to_run of another storage class
+        ("odd", "g", 0.5, b"x", 0),  # a priority that is no integer
+        ("odd", "g", "0_1", b"x", 0),  # int() would read 1
+        ("odd", "f", 0.5, b"x", NOW + 60),  # beside f's own lists
+    ],
+)
+def test_rows_check_flags_do_not_break_report_nor_the_blocking_rule(sqlite_queue, odd):
+    sqlite_queue.insert([("top", "f", 0, b"x", NOW + 60), ("low", "f", 1, b"x", 0), odd])
+    store = QueueStore(sqlite_queue.url)
+    try:
+        rep = report(store, now=NOW)
+        with store.connect(read_only=True) as conn:
+            lists = blocked_lists(conn, store.table, NOW)
+    finally:
+        store.close()
+    # f's HIGH list holds only a scheduled job: the due NORMAL job waits behind it; the
+    # odd row is counted in its own group, and blocks and is blocked by nothing.
+    assert [(b.function, b.priority, b.blocked) for b in lists] == [("f", 1, 1)]
+    cells = {(g.priority, g.count): g.blocked for g in rep.groups}
+    assert cells[(1, 1)] == 1
+    assert sum(cells.values()) == 1  # nothing else counted blocked, the odd row included

@@ -446,7 +446,8 @@ def _into_empty(
     summed on the server, must be the spool's before the commit. A key the table
     refuses (the file holds a job twice, or the collation calls two keys equal) rolls
     it all back, snapshot included, and False sends the import the general way, which
-    settles that by --on-conflict; so does a table that is not empty."""
+    settles that by --on-conflict; so does a table that is not empty, or one whose
+    engine a rollback does not undo (MyISAM)."""
     spool = result.file.spool
     summed = store.dialect.server_checksum
     if summed is None or not spool.rows:
@@ -454,6 +455,9 @@ def _into_empty(
     table = conn_quote(store.engine, store.table_name)
 
     def direct() -> None:
+        # Straight in is all or nothing only where a rollback undoes the rows written.
+        if not store.dialect.rolls_back(conn, store.table_name):
+            raise _Fallback("the table's engine does not roll back")
         if store.dialect.count_locked(conn, table) != 0:
             raise _Fallback("the table is not empty")
         result.snapshot = _take(

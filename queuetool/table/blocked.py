@@ -99,18 +99,22 @@ def list_figures(
         sa.func.max(when),
     ).group_by(c.function_name, c.priority)
     return [
-        ListFigures(f, int(p), int(n), int(d), int(m), int(lo), int(hi))
+        ListFigures(f, p, int(n), int(d), int(m), lo, hi)
         for f, p, n, d, m, lo, hi in conn.execute(query)
-        if is_priority(p)
+        if rule_applies(p, lo, hi)
     ]
 
 
 def is_priority(value: object) -> bool:
-    """0, 1 or 2: other priorities are `check`'s business and block nothing here."""
-    try:
-        return int(value) in (0, 1, 2)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return False
+    """0, 1 or 2, as an integer: other priorities are `check`'s business and block
+    nothing here (a stored 0.5 or '1' is no list of gearmand's)."""
+    return type(value) is int and 0 <= value <= 2
+
+
+def rule_applies(priority: object, first: object, last: object) -> bool:
+    """Whether a list's figures are ones the rule reads: a priority, and integer times
+    (a when_to_run of another storage class is `check`'s business too)."""
+    return is_priority(priority) and type(first) is int and type(last) is int
 
 
 def _blocked_below(lists: list[ListFigures]) -> dict[str, tuple[ListFigures, list[BlockedList]]]:

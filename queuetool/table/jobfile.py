@@ -307,7 +307,9 @@ class _Reader:
         a2b = binascii.a2b_base64
         for i, raw in enumerate(lines):
             record = records[i] if records is not None else _loads(raw)
-            if b"\\u" in raw and type(record) is dict:  # only an escape makes a surrogate
+            # A lone surrogate comes from an escape, or from its bytes (0xED 0xA0..0xBF),
+            # which json.loads lets through.
+            if (b"\\u" in raw or b"\xed" in raw) and type(record) is dict:
                 self.line = numbers[i]
                 self._require_text(record)
             if self.trailer is None and type(record) is dict and len(record) == 5:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from ..priority import Priority, label
 from ..timeparse import format_epoch
 from . import uuid1
-from .blocked import ListFigures, blocked_from, is_priority
+from .blocked import ListFigures, blocked_from, is_priority, rule_applies
 from .filters import JobFilter
 from .store import QueueStore
 
@@ -129,7 +129,9 @@ def report(
         "scheduled": sa.case((when > now, 1), else_=0),
         "size": store.dialect.payload_length(t.c.data),
         "when": when,
-        "oldest": uuid1.order_key(t.c.unique_key) if ages else sa.null(),
+        # Byte order (text_key): a collation's own order (Danish 'aa', numeric runs)
+        # is not the digits' order that uuid1.py's proof relies on.
+        "oldest": uuid1.order_key(store.dialect.text_key(t.c.unique_key)) if ages else sa.null(),
     }
     if matching is not None:
         per_row["matched"] = sa.case((matching, 1), else_=0)
@@ -173,22 +175,23 @@ def report(
     lists = [
         ListFigures(
             r.function,
-            int(r.priority),
+            r.priority,
             int(r.jobs),
             int(r.jobs - r.scheduled),
             int(r.chosen - r.chosen_scheduled),
-            int(r.first),
-            int(r.last),
+            r.first,
+            r.last,
         )
         for r in rows
-        if is_priority(r.priority)
+        if rule_applies(r.priority, r.first, r.last)
     ]
     blocked = {(b.function, b.priority): b for b in blocked_from(lists)} if blocking else {}
     groups = []
     for r in rows:
         if not r.chosen:
             continue  # the filter selects none of this list
-        cell = blocked.get((r.function, int(r.priority))) if is_priority(r.priority) else None
+        # is_priority: a stored 1.0 would find the list of 1 (equal keys in a dict).
+        cell = blocked.get((r.function, r.priority)) if is_priority(r.priority) else None
         submitted = oldest.get((r.function, r.priority))
         groups.append(
             Group(

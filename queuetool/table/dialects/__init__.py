@@ -169,6 +169,9 @@ class Dialect(Protocol):
     def count_locked(self, conn: Connection, table: str) -> int:
         """The rows of `table`, locked against every writer until the transaction ends."""
 
+    def rolls_back(self, conn: Connection, table_name: str) -> bool:
+        """Whether a rollback undoes writes to the table (MySQL: not on MyISAM)."""
+
     # Migration: staging table, bulk writes, atomic swap.
     TRANSACTIONAL_DDL: bool  # True: a copy is one transaction, batches are savepoints
 

@@ -438,6 +438,20 @@ def count_locked(conn: sa.Connection, table: str) -> int:
     ).one()[0]
 
 
+# Engines whose writes a ROLLBACK undoes; MyISAM, Aria, MEMORY, ... keep them.
+TRANSACTIONAL_ENGINES = {"innodb", "xtradb", "rocksdb", "tokudb"}
+
+
+def rolls_back(conn: sa.Connection, table_name: str) -> bool:
+    """Whether the table's storage engine is transactional."""
+    engine = conn.exec_driver_sql(
+        "SELECT ENGINE FROM information_schema.TABLES "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+        (table_name,),
+    ).scalar()
+    return str(engine or "").lower() in TRANSACTIONAL_ENGINES
+
+
 # -- checksum on the server ----------------------------------------------------------------
 
 # How each column enters checksum.py's row encoding: 's' text, 'i' integer, 'b' bytes.

@@ -859,6 +859,11 @@ def count_locked(conn: sa.Connection, table: str) -> int:
     return conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()
 
 
+def rolls_back(conn: sa.Connection, table_name: str) -> bool:
+    """Every PostgreSQL table is transactional."""
+    return True
+
+
 def decode_text(raw_conn: object, lenient: bool) -> None:
     pass  # the server's encoding is UTF8: every text arrives as valid UTF-8
 
