@@ -74,8 +74,8 @@ class ListFigures:
     jobs: int
     due: int
     due_matching: int  # due jobs a report's filter selects (all due jobs without one)
-    first: int  # earliest and last when_to_run (NULL read as 0)
-    last: int
+    first: int | None  # earliest and last when_to_run (NULL read as 0); first only
+    last: int  # where a Blocker is made of it (report leaves it None)
 
 
 def list_figures(
@@ -111,10 +111,10 @@ def is_priority(value: object) -> bool:
     return type(value) is int and 0 <= value <= 2
 
 
-def rule_applies(priority: object, first: object, last: object) -> bool:
+def rule_applies(priority: object, *times: object) -> bool:
     """Whether a list's figures are ones the rule reads: a priority, and integer times
     (a when_to_run of another storage class is `check`'s business too)."""
-    return is_priority(priority) and type(first) is int and type(last) is int
+    return is_priority(priority) and all(type(t) is int for t in times)
 
 
 def _blocked_below(lists: list[ListFigures]) -> dict[str, tuple[ListFigures, list[BlockedList]]]:
@@ -170,7 +170,7 @@ def blockers(conn: Connection, source: sa.FromClause, now: int) -> list[Blocker]
             function,
             top.priority,
             top.jobs,
-            top.first,
+            top.last if top.first is None else top.first,  # list_figures reads it
             top.last,
             sum(b.blocked for b in blocked),
             max(b.until for b in blocked),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -129,10 +129,11 @@ def report(
         "scheduled": sa.case((when > now, 1), else_=0),
         "size": store.dialect.payload_length(t.c.data),
         "when": when,
+    }
+    if ages:
         # Byte order (text_key): a collation's own order (Danish 'aa', numeric runs)
         # is not the digits' order that uuid1.py's proof relies on.
-        "oldest": uuid1.order_key(store.dialect.text_key(t.c.unique_key)) if ages else sa.null(),
-    }
+        per_row["oldest"] = uuid1.order_key(store.dialect.text_key(t.c.unique_key))
     if matching is not None:
         per_row["matched"] = sa.case((matching, 1), else_=0)
     function: sa.ColumnElement = t.c.function_name
@@ -153,24 +154,27 @@ def report(
     def chosen(value: sa.ColumnElement) -> sa.ColumnElement:
         return value if matching is None else sa.case((col["matched"] == 1, value))
 
-    # What blocking reads of every list: its jobs and scheduled jobs, the filter's
-    # figures aside (without a filter they are the same, and not read twice).
-    every = [sa.func.count(), sa.func.coalesce(sa.func.sum(col["scheduled"]), 0)]
+    # What blocking reads of every list (its jobs, scheduled jobs and last when_to_run),
+    # then what the filter selects (without one: the same, not read twice).
+    figures: dict[str, sa.ColumnElement] = {
+        "jobs": sa.func.count(),
+        "scheduled": sa.func.coalesce(sa.func.sum(col["scheduled"]), 0),
+        "last": sa.func.max(col["when"]),
+        "bytes": sa.func.coalesce(sa.func.sum(chosen(col["size"])), 0),
+    }
+    if ages:
+        figures["least"] = sa.func.min(chosen(col["oldest"]))
+    if matching is not None:
+        figures["chosen"] = sa.func.sum(col["matched"])
+        figures["chosen_scheduled"] = sa.func.coalesce(sa.func.sum(chosen(col["scheduled"])), 0)
     query = sa.select(
-        function,
-        priority,
-        sa.func.min(col["when"]),
-        sa.func.max(col["when"]),
-        sa.func.coalesce(sa.func.sum(chosen(col["size"])), 0),
-        sa.func.min(chosen(col["oldest"])),
-        *(every if matching is None else [*every, sa.func.sum(col["matched"])]),
-        *([] if matching is None else [sa.func.coalesce(sa.func.sum(chosen(col["scheduled"])), 0)]),
+        function.label("function"),
+        priority.label("priority"),
+        *(value.label(name) for name, value in figures.items()),
     ).group_by(function, priority)
     with store.connect(read_only=True) as conn:
         store.require_table(conn)
-        rows = [
-            _Row(*row, *row[6:8]) if matching is None else _Row(*row) for row in conn.execute(query)
-        ]
+        rows = [_Row.of(row) for row in conn.execute(query).mappings()]
         oldest = _oldest(conn, store, matching, rows)
     lists = [
         ListFigures(
@@ -179,11 +183,11 @@ def report(
             int(r.jobs),
             int(r.jobs - r.scheduled),
             int(r.chosen - r.chosen_scheduled),
-            r.first,
+            None,
             r.last,
         )
         for r in rows
-        if rule_applies(r.priority, r.first, r.last)
+        if rule_applies(r.priority, r.last)
     ]
     blocked = {(b.function, b.priority): b for b in blocked_from(lists)} if blocking else {}
     groups = []
@@ -213,14 +217,20 @@ class _Row(NamedTuple):
 
     function: str
     priority: int
-    first: int  # when_to_run, NULL read as 0
-    last: int
-    bytes: int  # of the jobs the filter selects, as the least order key
-    least: object  # uuid1.order_key
-    jobs: int  # every job of the list, as `scheduled`
+    jobs: int  # every job of the list, as `scheduled` and `last`
     scheduled: int
-    chosen: int  # the jobs the filter selects (all without one)
+    last: int  # when_to_run, NULL read as 0
+    bytes: int  # of the jobs the filter selects, as `least` and `chosen...`
+    chosen: int  # (without a filter: every job)
     chosen_scheduled: int
+    least: object = None  # uuid1.order_key (None: ages not read)
+
+    @classmethod
+    def of(cls, row: Mapping[Any, Any]) -> _Row:
+        values = dict(row)
+        values.setdefault("chosen", values["jobs"])
+        values.setdefault("chosen_scheduled", values["scheduled"])
+        return cls(**values)
 
 
 def _oldest(
