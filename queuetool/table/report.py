@@ -131,9 +131,9 @@ def report(
         "when": when,
     }
     if ages:
-        # Byte order (text_key): a collation's own order (Danish 'aa', numeric runs)
-        # is not the digits' order that uuid1.py's proof relies on.
-        per_row["oldest"] = uuid1.order_key(store.dialect.text_key(t.c.unique_key))
+        # By bytes: a collation's own order (Danish 'aa', numeric runs) is not the
+        # digits' order that uuid1.py's proof relies on.
+        per_row["oldest"] = uuid1.order_key(store.dialect.byte_order(t.c.unique_key))
     if matching is not None:
         per_row["matched"] = sa.case((matching, 1), else_=0)
     function: sa.ColumnElement = t.c.function_name

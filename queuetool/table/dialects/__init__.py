@@ -105,6 +105,10 @@ class Dialect(Protocol):
     def text_key(self, column: sa.ColumnElement) -> sa.ColumnElement:
         """The column as compared byte-exact and case-sensitively, whatever its collation."""
 
+    def byte_order(self, column: sa.ColumnElement) -> sa.ColumnElement:
+        """The column as MIN/MAX order it: by its bytes, whatever its collation (cheaper
+        than text_key where only the order matters)."""
+
     def exact_match(self, column: sa.ColumnElement, names: list[str]) -> sa.ColumnElement[bool]:
         """The column equals one of `names`, byte-exact."""
 

@@ -361,6 +361,11 @@ def text_key(column: sa.ColumnElement) -> sa.ColumnElement:
     return column.collate("C")
 
 
+def byte_order(column: sa.ColumnElement) -> sa.ColumnElement:
+    """The "C" collation: by bytes, and cheaper than the database's locale."""
+    return column.collate("C")
+
+
 def exact_match(column: sa.ColumnElement, names: list[str]) -> sa.ColumnElement[bool]:
     return column.in_(names)  # text equality is exact in PostgreSQL (deterministic)
 

@@ -254,6 +254,11 @@ def text_key(column: sa.ColumnElement) -> sa.ColumnElement:
     return column
 
 
+def byte_order(column: sa.ColumnElement) -> sa.ColumnElement:
+    """SQLite orders TEXT by its bytes (BINARY collation) already."""
+    return column
+
+
 def exact_match(column: sa.ColumnElement, names: list[str]) -> sa.ColumnElement[bool]:
     """The column is one of `names`, byte for byte (SQLite's BINARY collation)."""
     return column.in_(names)
