@@ -5,8 +5,8 @@ few seconds. So a scrape within `min_interval` of the last scan gets the same
 figures, and a scrape that arrives while a scan runs gets the previous figures
 instead of starting a second scan (only the very first scrape waits for one).
 That first scan leaves out the oldest job's age, the one column that costs more than
-counting (a string per row, table/uuid1.py): the first scrape after a start is as
-cheap as a bare GROUP BY, and the age comes with every later scan.
+counting (a string per row, table/uuid1.py): the first scrape after a start costs
+only the counting, and the age comes with every later scan.
 """
 
 from __future__ import annotations
