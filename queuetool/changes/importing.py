@@ -55,6 +55,7 @@ from ..migrate.staging import (
     CONFLICT_CHOICES,
     StagingWriter,
     ThreadedWriter,
+    Writer,
     combine,
     open_writer,
 )
@@ -471,17 +472,7 @@ def _into_empty(
         )
         result.snapshot_dir = result.snapshot.path.parent
         writer = ThreadedWriter(_DirectWriter(store, conn, store.table_name, Refusals()))
-        done = 0
-        try:
-            for rows in spool.batches():
-                writer.write(rows)
-                done += len(rows)
-                if progress is not None:
-                    progress(done, spool.rows)
-        except BaseException:
-            writer.abort()
-            raise
-        writer.close()
+        _write_spool(spool, writer, progress)
         after = summed(conn, store.table)
         expected = spool.checksum
         if (after.rows, after.hex) != (expected.rows, expected.hex):
@@ -503,6 +494,21 @@ def _into_empty(
     return True
 
 
+def _write_spool(spool: Spool, writer: Writer, progress: Progress | None) -> None:
+    """Every spooled batch through `writer`, then closed; aborted on any failure."""
+    done = 0
+    try:
+        for rows in spool.batches():
+            writer.write(rows)
+            done += len(rows)
+            if progress is not None:
+                progress(done, spool.rows)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+
+
 def _load(
     store: QueueStore,
     conn: Connection,
@@ -521,17 +527,7 @@ def _load(
     duplicates = Refusals()
     writer = open_writer(store, conn, TEMP, duplicates, result.on_conflict)
     spool = result.file.spool
-    done = 0
-    try:
-        for rows in spool.batches():
-            writer.write(rows)
-            done += len(rows)
-            if progress is not None:
-                progress(done, spool.rows)
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
+    _write_spool(spool, writer, progress)
     if duplicates:
         raise _duplicates_found(duplicates, source.name)
     result.duplicates = writer.skipped + writer.replaced
