@@ -4,13 +4,16 @@ user's password file, as its libpq resolves them; passwords are never printed.""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
+from conftest import postgres_ddl
 from servers import JobSpec, submit
 
 from queuetool.daemon.discover import discover, libpq_environment, options_from_argv
+from queuetool.errors import ConnectError
 from queuetool.table.dialects.postgresql import daemon_server, pgpass_password
 from queuetool.table.store import QueueStore
 
@@ -153,3 +156,45 @@ def test_a_conninfo_without_host_means_libpqs_unix_socket(tmp_path):
     found = discover(proc=proc, defaults=tmp_path / "x", conf=tmp_path / "y")
     assert found is not None
     assert daemon_server(found.options)["host"] == "/var/run/postgresql"
+
+
+def test_the_daemons_tls_demands_and_options_are_followed(tmp_path, no_pg_env, monkeypatch):
+    """A daemon that verifies its server's certificate, or finds its table through a
+    search_path, must not be read by a queuetool that does neither."""
+    for var in ("PGSSLMODE", "PGSSLROOTCERT", "PGOPTIONS"):
+        monkeypatch.delenv(var, raising=False)
+    conninfo = "host=db port=5432 user=g dbname=q sslmode=verify-full options='-c search_path=gq'"
+    opts = options_from_argv(["gearmand", "-q", "Postgres", "--libpq-conninfo", conninfo])
+    opts = dataclasses.replace(opts, env={"PGSSLROOTCERT": "ca.pem"}, cwd=tmp_path)
+    url = QueueStore(opts.queue_url).url
+    assert url.query["sslmode"] == "verify-full"
+    assert url.query["options"] == "-c search_path=gq"
+    assert url.query["sslrootcert"] == str(tmp_path / "ca.pem")  # the daemon's cwd
+    assert (url.host, url.port, url.database) == ("db", 5432, "q")
+
+
+def test_a_followed_search_path_and_sslmode_reach_the_server(postgres_server, postgres_db):
+    """On a real server: the table in the schema the daemon's options name is the one
+    read, and sslmode=require is refused by a server without TLS (so it was sent)."""
+    import psycopg
+
+    server = postgres_server
+    with psycopg.connect(server.conninfo(postgres_db, password=True), autocommit=True) as c:
+        c.execute("CREATE SCHEMA gq")
+        c.execute("SET search_path = gq")
+        c.execute(postgres_ddl("queue", replay_safe=True))
+        c.execute("INSERT INTO gq.queue VALUES ('k', 'f', '1', 'x', '0')")
+    base = f"{server.conninfo(postgres_db)} password='{server._quoted()}'"
+    for mode, ok in (("disable", True), ("require", False)):
+        conninfo = f"{base} sslmode={mode} options='-c search_path=gq'"
+        opts = options_from_argv(["gearmand", "-q", "Postgres", "--libpq-conninfo", conninfo])
+        store = QueueStore(opts.queue_url, "queue")
+        try:
+            if ok:
+                with store.connect() as conn:
+                    assert store.count(conn) == 1
+            else:
+                with pytest.raises(ConnectError, match="SSL"), store.connect():
+                    pass
+        finally:
+            store.close()

@@ -17,7 +17,7 @@ import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BIT
@@ -85,6 +85,21 @@ _ENV = {
     "password": "PGPASSWORD",
     "dbname": "PGDATABASE",
 }
+# What else of the daemon's connection queuetool's own must follow: its TLS demands (a
+# `verify-full` daemon must not become a `prefer` queuetool) and `options`, whose
+# search_path decides which schema's table is the queue. Files by the daemon's cwd.
+_CARRIED = {
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcrl": "PGSSLCRL",
+    "gssencmode": "PGGSSENCMODE",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "options": "PGOPTIONS",
+}
+_CARRIED_FILES = ("sslrootcert", "sslcert", "sslkey", "sslcrl")
 
 
 def parse_conninfo(text: str) -> dict[str, str]:
@@ -144,6 +159,10 @@ def daemon_server(opts: DaemonOptions) -> dict[str, str]:
     if not password:
         password = pgpass_password(_passfile(opts), server, opts.uid)
     server["password"] = password or ""
+    for key, var in _CARRIED.items():
+        value = fields.get(key) or env.get(var)
+        if value:
+            server[key] = str(opts.path(value)) if key in _CARRIED_FILES else value
     return server
 
 
@@ -218,12 +237,15 @@ def daemon_queue_url(opts: DaemonOptions) -> str | None:
     auth = quote(s["user"], safe="")
     if s["password"]:
         auth += ":" + quote(s["password"], safe="")
-    host = s["host"]
+    host, database = s["host"], quote(s["dbname"], safe="")
+    query = {k: s[k] for k in _CARRIED if k in s}
     if host.startswith("/"):  # a socket directory: libpq's host= in the query
-        return f"postgresql+psycopg://{auth}@/{quote(s['dbname'], safe='')}?host={host}" + (
-            f"&port={s['port']}"
-        )
-    return f"postgresql+psycopg://{auth}@{host}:{s['port']}/{quote(s['dbname'], safe='')}"
+        query = {"host": host, "port": s["port"], **query}
+        where = f"/{database}"
+    else:
+        where = f"{host}:{s['port']}/{database}"
+    tail = "?" + urlencode(query, quote_via=quote, safe="/") if query else ""
+    return f"postgresql+psycopg://{auth}@{where}{tail}"
 
 
 def daemon_uses(url: URL, opts: DaemonOptions) -> bool:
