@@ -539,23 +539,65 @@ def test_a_killed_imports_scratch_files_are_removed_by_the_next(tmp_path, monkey
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()  # a pid that has exited: its files are leftovers
+    proc.wait()  # a pid that has exited
     dead = [
         tmp_path / f"queuetool-import-{proc.pid}-abc.spool.db",
         tmp_path / f"queuetool-import-{proc.pid}-def.spool",
+        # A live pid does not keep a file no import holds (the pid may be reused).
+        tmp_path / f"queuetool-import-{os.getppid()}-ghi.spool.db",
     ]
-    alive = tmp_path / f"queuetool-import-{os.getppid()}-ghi.spool.db"  # still running
+    # Held by a live import whose pid looks dead here (another PID namespace sharing
+    # /tmp): its lock, not its pid, keeps it.
+    held = tmp_path / f"queuetool-import-{proc.pid}-jkl.spool.db"
     other = tmp_path / "queuetool-import-notapid.spool.db"
-    for path in (*dead, alive, other):
+    for path in (*dead, held, other):
         path.write_bytes(b"x")
-    spool = Spool()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys; f = open(sys.argv[1], 'rb'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('locked', flush=True); sys.stdin.read()",
+            str(held),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        assert spool.path.parent == tmp_path and f"-{os.getpid()}-" in spool.path.name
-        assert not any(p.exists() for p in dead)
-        assert alive.exists() and other.exists()
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        spool = Spool()
+        try:
+            assert spool.path.parent == tmp_path and f"-{os.getpid()}-" in spool.path.name
+            assert not any(p.exists() for p in dead)
+            assert held.exists() and other.exists()
+            # This import's own spool is locked too: another import leaves it alone.
+            check = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys, tempfile; tempfile.tempdir = sys.argv[1]; "
+                    "from queuetool.table.jobfile import remove_leftover_scratch as r; "
+                    "print([p.name for p in r()])",
+                    str(tmp_path),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            assert check.stdout == "[]\n" and spool.path.exists()
+        finally:
+            spool.close()
+        assert not spool.path.exists()
     finally:
-        spool.close()
-    assert not spool.path.exists()
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait()
+    # The holder is gone, its lock with it: now a leftover.
+    spool = Spool()
+    spool.close()
+    assert not held.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name]
 
 
 @pytest.mark.parametrize("mode", ["fail", "skip", "replace"])
