@@ -476,13 +476,17 @@ def scratch_file(suffix: str) -> tuple[int, Path]:
 def remove_leftover_scratch(directory: str | None = None) -> list[Path]:
     """Remove this user's import scratch files that no live import holds; returns them.
 
-    Liveness is the file's lock, not its pid: in another PID namespace sharing /tmp (a
-    container) a live import's pid looks dead, and a dead one's may have been reused."""
+    Liveness is the file's lock: in another PID namespace sharing /tmp (a container) a
+    live import's pid looks dead. A file whose pid runs here is kept all the same: an
+    older queuetool's import, which takes no lock, may be writing it."""
+    from ..daemon.process import pid_alive
+
     removed = []
     uid = os.getuid()
     with contextlib.suppress(OSError):
         for entry in os.scandir(directory or tempfile.gettempdir()):
-            if _SCRATCH.match(entry.name) is None:
+            found = _SCRATCH.match(entry.name)
+            if found is None or pid_alive(int(found[1])):
                 continue
             try:
                 fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
