@@ -659,3 +659,56 @@ def test_an_empty_myisam_table_is_not_written_straight(
     path.write_text(_file(rows))
     ok(cli("import", *my.cli_args(), str(path), "--yes", "--snapshot-dir", str(snapdir)))
     assert my.rows() == sorted(rows)
+
+
+@pytest.mark.mysql
+def test_only_an_empty_table_is_written_straight_and_its_emptiness_locks_out_inserts(
+    tmp_path, mysql_server, mysql_db, cli, snapdir, monkeypatch
+):
+    """The straight way relies on the table being empty and staying so: its check
+    (one row read, not a count) must lock an empty table against inserts, and a table
+    that holds jobs must go the general way."""
+    import pymysql
+
+    from queuetool.changes import importing
+
+    straight = []
+    real_init = importing._DirectWriter.__init__
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        straight.append(True)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(importing._DirectWriter, "__init__", spy)
+    my = make_mysql_queue(tmp_path / "my", mysql_server, mysql_db)
+    args = ("import", *my.cli_args(), "--yes", "--snapshot-dir", str(snapdir))
+    first = [(f"a{i}", "fn", 1, b"x" * i, 0) for i in range(10)]
+    (tmp_path / "a.jsonl").write_text(_file(first))
+    ok(cli(*args[:-3], str(tmp_path / "a.jsonl"), *args[-3:]))
+    assert straight == [True]
+    more = [(f"b{i}", "fn", 2, b"y" * i, 0) for i in range(10)]
+    (tmp_path / "b.jsonl").write_text(_file(more))
+    result = cli(*args[:-3], str(tmp_path / "b.jsonl"), *args[-3:])
+    ok(result)
+    assert "10 jobs added, 0 replaced" in result.stdout
+    assert straight == [True]  # not straight into a table that holds jobs
+    assert my.rows() == sorted(first + more)
+
+    store = QueueStore(my.url, my.table)
+    my.sql("CREATE TABLE empty_q LIKE gearman_queue")
+    other = mysql_server.connect(mysql_db)
+    try:
+        with other.cursor() as cur:
+            cur.execute("SET SESSION innodb_lock_wait_timeout = 1")
+        for table, empty in (("gearman_queue", False), ("empty_q", True)):
+            with store.begin() as conn:
+                assert store.dialect.empty_locked(conn, table) is empty
+                if empty:
+                    with other.cursor() as cur, pytest.raises(pymysql.OperationalError) as waited:
+                        cur.execute(f"INSERT INTO {table} VALUES ('z', 'fn', 1, '', 0)")
+                    assert waited.value.args[0] == 1205  # lock wait timeout
+        with other.cursor() as cur:  # the commit let go of the lock
+            cur.execute("INSERT INTO empty_q VALUES ('z', 'fn', 1, '', 0)")
+    finally:
+        other.close()
+        store.close()

@@ -459,7 +459,8 @@ def _into_empty(
         # Straight in is all or nothing only where a rollback undoes the rows written.
         if not store.dialect.rolls_back(conn, store.table_name):
             raise _Fallback("the table's engine does not roll back")
-        if store.dialect.count_locked(conn, table) != 0:
+        # Not a count: that would lock and read every row of a full table to learn it.
+        if not store.dialect.empty_locked(conn, table):
             raise _Fallback("the table is not empty")
         result.snapshot = _take(
             store,
