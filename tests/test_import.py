@@ -712,3 +712,42 @@ def test_only_an_empty_table_is_written_straight_and_its_emptiness_locks_out_ins
     finally:
         other.close()
         store.close()
+
+
+@pytest.mark.mysql
+def test_a_straight_import_whose_commit_fails_after_the_server_committed_keeps_its_undo(
+    tmp_path, mysql_server, mysql_db, cli, snapdir, monkeypatch
+):
+    """The connection lost during COMMIT: the server may have committed, so the undo
+    snapshot is kept and the error says so; here it had, and the snapshot undoes it."""
+    import pymysql
+
+    real_commit = pymysql.connections.Connection.commit
+    lost = []
+
+    def commit(self):  # type: ignore[no-untyped-def]
+        real_commit(self)
+        if not lost:
+            lost.append(True)
+            raise pymysql.err.OperationalError(2013, "Lost connection to server during query")
+
+    my = make_mysql_queue(tmp_path / "my", mysql_server, mysql_db)
+    rows = [(f"k{i}", "fn", i % 3, bytes([i]) * i, 0) for i in range(20)]
+    path = tmp_path / "jobs.jsonl"
+    path.write_text(_file(rows))
+    monkeypatch.setattr(pymysql.connections.Connection, "commit", commit)
+    args = ("import", *my.cli_args(), str(path), "--yes", "--quiet", "--snapshot-dir", str(snapdir))
+    result = cli(*args)
+    monkeypatch.undo()
+    assert lost == [True]
+    (snapshot,) = snapdir.iterdir()
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        "Error: the import's commit failed (database error: Lost connection to server during "
+        "query): whether it took effect is unknown, the 20 jobs may be in the table; its "
+        f"undo snapshot is kept: `queuetool restore {snapshot}` undoes it\n"
+    )
+    assert my.rows() == sorted(rows)
+    restore = ("restore", *my.cli_args(), str(snapshot), "--yes", "--snapshot-dir", str(snapdir))
+    ok(cli(*restore))
+    assert my.rows() == []
