@@ -49,7 +49,8 @@ class ConnectError(QueuetoolError):
 
 
 class SchemaError(QueuetoolError):
-    """The queue table is missing or is not laid out the way gearmand needs."""
+    """The queue table is missing or is not laid out the way gearmand needs, or its
+    database cannot hold it (a PostgreSQL database whose encoding is not UTF8)."""
 
 
 class Aborted(QueuetoolError):

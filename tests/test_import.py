@@ -539,23 +539,65 @@ def test_a_killed_imports_scratch_files_are_removed_by_the_next(tmp_path, monkey
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()  # a pid that has exited: its files are leftovers
+    proc.wait()  # a pid that has exited
     dead = [
         tmp_path / f"queuetool-import-{proc.pid}-abc.spool.db",
         tmp_path / f"queuetool-import-{proc.pid}-def.spool",
     ]
-    alive = tmp_path / f"queuetool-import-{os.getppid()}-ghi.spool.db"  # still running
+    # Held by a live import whose pid looks dead here (another PID namespace sharing
+    # /tmp): its lock keeps it.
+    held = tmp_path / f"queuetool-import-{proc.pid}-jkl.spool.db"
+    # Not locked, but its pid runs: an older queuetool's import (no lock) may be writing it.
+    alive = tmp_path / f"queuetool-import-{os.getppid()}-ghi.spool.db"
     other = tmp_path / "queuetool-import-notapid.spool.db"
-    for path in (*dead, alive, other):
+    for path in (*dead, held, alive, other):
         path.write_bytes(b"x")
-    spool = Spool()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys; f = open(sys.argv[1], 'rb'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('locked', flush=True); sys.stdin.read()",
+            str(held),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        assert spool.path.parent == tmp_path and f"-{os.getpid()}-" in spool.path.name
-        assert not any(p.exists() for p in dead)
-        assert alive.exists() and other.exists()
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        spool = Spool()
+        try:
+            assert spool.path.parent == tmp_path and f"-{os.getpid()}-" in spool.path.name
+            assert not any(p.exists() for p in dead)
+            assert held.exists() and alive.exists() and other.exists()
+            # This import's own spool is locked too: another import leaves it alone.
+            check = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys, tempfile; tempfile.tempdir = sys.argv[1]; "
+                    "from queuetool.table.jobfile import remove_leftover_scratch as r; "
+                    "print([p.name for p in r()])",
+                    str(tmp_path),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            assert check.stdout == "[]\n" and spool.path.exists()
+        finally:
+            spool.close()
+        assert not spool.path.exists()
     finally:
-        spool.close()
-    assert not spool.path.exists()
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait()
+    # The holder is gone, its lock with it: now a leftover.
+    spool = Spool()
+    spool.close()
+    assert not held.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name])
 
 
 @pytest.mark.parametrize("mode", ["fail", "skip", "replace"])
@@ -617,3 +659,95 @@ def test_an_empty_myisam_table_is_not_written_straight(
     path.write_text(_file(rows))
     ok(cli("import", *my.cli_args(), str(path), "--yes", "--snapshot-dir", str(snapdir)))
     assert my.rows() == sorted(rows)
+
+
+@pytest.mark.mysql
+def test_only_an_empty_table_is_written_straight_and_its_emptiness_locks_out_inserts(
+    tmp_path, mysql_server, mysql_db, cli, snapdir, monkeypatch
+):
+    """The straight way relies on the table being empty and staying so: its check
+    (one row read, not a count) must lock an empty table against inserts, and a table
+    that holds jobs must go the general way."""
+    import pymysql
+
+    from queuetool.changes import importing
+
+    straight = []
+    real_init = importing._DirectWriter.__init__
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        straight.append(True)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(importing._DirectWriter, "__init__", spy)
+    my = make_mysql_queue(tmp_path / "my", mysql_server, mysql_db)
+    args = ("import", *my.cli_args(), "--yes", "--snapshot-dir", str(snapdir))
+    first = [(f"a{i}", "fn", 1, b"x" * i, 0) for i in range(10)]
+    (tmp_path / "a.jsonl").write_text(_file(first))
+    ok(cli(*args[:-3], str(tmp_path / "a.jsonl"), *args[-3:]))
+    assert straight == [True]
+    more = [(f"b{i}", "fn", 2, b"y" * i, 0) for i in range(10)]
+    (tmp_path / "b.jsonl").write_text(_file(more))
+    result = cli(*args[:-3], str(tmp_path / "b.jsonl"), *args[-3:])
+    ok(result)
+    assert "10 jobs added, 0 replaced" in result.stdout
+    assert straight == [True]  # not straight into a table that holds jobs
+    assert my.rows() == sorted(first + more)
+
+    store = QueueStore(my.url, my.table)
+    my.sql("CREATE TABLE empty_q LIKE gearman_queue")
+    other = mysql_server.connect(mysql_db)
+    try:
+        with other.cursor() as cur:
+            cur.execute("SET SESSION innodb_lock_wait_timeout = 1")
+        for table, empty in (("gearman_queue", False), ("empty_q", True)):
+            with store.begin() as conn:
+                assert store.dialect.empty_locked(conn, table) is empty
+                if empty:
+                    with other.cursor() as cur, pytest.raises(pymysql.OperationalError) as waited:
+                        cur.execute(f"INSERT INTO {table} VALUES ('z', 'fn', 1, '', 0)")
+                    assert waited.value.args[0] == 1205  # lock wait timeout
+        with other.cursor() as cur:  # the commit let go of the lock
+            cur.execute("INSERT INTO empty_q VALUES ('z', 'fn', 1, '', 0)")
+    finally:
+        other.close()
+        store.close()
+
+
+@pytest.mark.mysql
+def test_a_straight_import_whose_commit_fails_after_the_server_committed_keeps_its_undo(
+    tmp_path, mysql_server, mysql_db, cli, snapdir, monkeypatch
+):
+    """The connection lost during COMMIT: the server may have committed, so the undo
+    snapshot is kept and the error says so; here it had, and the snapshot undoes it."""
+    import pymysql
+
+    real_commit = pymysql.connections.Connection.commit
+    lost = []
+
+    def commit(self):  # type: ignore[no-untyped-def]
+        real_commit(self)
+        if not lost:
+            lost.append(True)
+            raise pymysql.err.OperationalError(2013, "Lost connection to server during query")
+
+    my = make_mysql_queue(tmp_path / "my", mysql_server, mysql_db)
+    rows = [(f"k{i}", "fn", i % 3, bytes([i]) * i, 0) for i in range(20)]
+    path = tmp_path / "jobs.jsonl"
+    path.write_text(_file(rows))
+    monkeypatch.setattr(pymysql.connections.Connection, "commit", commit)
+    args = ("import", *my.cli_args(), str(path), "--yes", "--quiet", "--snapshot-dir", str(snapdir))
+    result = cli(*args)
+    monkeypatch.undo()
+    assert lost == [True]
+    (snapshot,) = snapdir.iterdir()
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        "Error: the import's commit failed (database error: Lost connection to server during "
+        "query): whether it took effect is unknown, the 20 jobs may be in the table; its "
+        f"undo snapshot is kept: `queuetool restore {snapshot}` undoes it\n"
+    )
+    assert my.rows() == sorted(rows)
+    restore = ("restore", *my.cli_args(), str(snapshot), "--yes", "--snapshot-dir", str(snapdir))
+    ok(cli(*restore))
+    assert my.rows() == []

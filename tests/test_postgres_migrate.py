@@ -3,6 +3,7 @@ reloaded by a real gearmand, payloads byte-exact; PostgreSQL's limits refused to
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -202,3 +203,58 @@ def test_copy_finds_keys_written_twice_and_refuses_the_later_copies(
     assert writer.stored in (None, whole)  # None: copy.py sums staging again
     assert writer.not_written.rows == 2
     assert sorted(u for _f, u in refusals.kinds["key_collision"].examples) == ["u1", "u8"]
+
+
+@pytest.mark.parametrize("encoding", ["SQL_ASCII", "LATIN1"])
+def test_a_database_not_in_utf8_is_refused_up_front_in_one_line(
+    tmp_path, postgres_server, sqlite_queue, cli, snapdir, encoding
+):
+    from conftest import postgres_ddl
+    from test_import import _file
+
+    name = f"qt_enc_{encoding.lower()}_{os.getpid()}"
+    with postgres_server.connect() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(
+            f"CREATE DATABASE \"{name}\" ENCODING '{encoding}' TEMPLATE template0 "
+            "LC_COLLATE 'C' LC_CTYPE 'C'"
+        )
+    try:
+        postgres_server.query(name, postgres_ddl("queue", replay_safe=True))
+        postgres_server.query(name, "INSERT INTO queue VALUES ('k0', 'f', '1', 'x', '0')")
+        sqlite_queue.insert([("k1", "f", 1, b"y", 0)])
+        jobs_file = tmp_path / "jobs.jsonl"
+        jobs_file.write_text(_file([("k2", "f", 1, b"z", 0)]))
+        url = postgres_server.url(name)
+        snaps = ("--snapshot-dir", str(snapdir))
+        runs = {
+            "import": ("import", "-q", url, str(jobs_file), "--yes", *snaps),
+            "migrate to": ("migrate", sqlite_queue.url, url, "--merge", "--yes"),
+            "migrate from": ("migrate", url, f"sqlite:///{tmp_path / 'new.db'}", "--yes"),
+            "purge": ("purge", "-q", url, "--all", "--yes", *snaps),
+            "report": ("report", "-q", url),
+        }
+        for what, args in runs.items():
+            result = cli(*args)
+            assert result.exit_code == 2, (what, result.output)
+            assert result.stdout == "", what
+            assert result.stderr == (
+                f"Error: database {name!r} on {postgres_server.host}:{postgres_server.port} "
+                f"has encoding {encoding}: queuetool needs a UTF8 database (keys and function "
+                "names are UTF-8 text); put the queue in one created with ENCODING 'UTF8' "
+                "TEMPLATE template0; nothing was changed\n"
+            ), what
+        # Nothing written: the row is alone, no staging table, no snapshot, no new file.
+        assert postgres_server.query(name, "SELECT unique_key FROM queue") in (
+            [("k0",)],
+            [(b"k0",)],
+        )
+        tables = postgres_server.query(
+            name,
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = "
+            "'public'::regnamespace",
+        )
+        assert tables in ([("queue",)], [(b"queue",)])
+        assert list(snapdir.iterdir()) == [] and not (tmp_path / "new.db").exists()
+    finally:
+        postgres_server.drop_database(name)

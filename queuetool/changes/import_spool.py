@@ -29,9 +29,8 @@ class Spool:
     """A private temporary SQLite file (mode 0600): `rows` and `refused`."""
 
     def __init__(self) -> None:
-        # Named after this process: a killed import's spool is removed by the next one.
-        fd, self.path = scratch_file(".spool.db")
-        os.close(fd)
+        # Locked while this import lives: a killed import's spool is removed by the next.
+        self._lock, self.path = scratch_file(".spool.db")
         self.rows = 0
         self.generated = 0  # keys made (UUID v1)
         self.normalised: dict[str, int] = {}
@@ -83,3 +82,6 @@ class Spool:
         with contextlib.suppress(sqlite3.Error):
             self.db.close()
         self.path.unlink(missing_ok=True)
+        if self._lock >= 0:
+            os.close(self._lock)  # after the unlink: never there unlocked
+            self._lock = -1

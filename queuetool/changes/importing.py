@@ -35,6 +35,7 @@ While the daemon runs, `import_window` runs the same inside the maintenance wind
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 import time
@@ -48,7 +49,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..config import DEFAULT_KEEP
-from ..errors import ProblemsFound, UsageError, VerifyError
+from ..errors import ConnectError, ProblemsFound, UsageError, VerifyError, one_line
 from ..migrate.carry import Carrier, Refusals, Row
 from ..migrate.skipped import skipped_sink
 from ..migrate.staging import (
@@ -383,15 +384,23 @@ def _load_and_apply(
         # The writer commits its batches (into the TEMPORARY table only, which is the
         # connection's own); the queue table is touched in the one transaction after it.
         try:
-            if not result.dry_run and _into_empty(store, conn, result, snapshot_dir, progress):
-                return
-            expected = _load(*load)
-            _in_one_transaction(
-                conn, result, lambda: _apply(store, conn, result, expected, snapshot_dir)
-            )
-        finally:
-            store.dialect.drop_table(conn, TEMP, temporary=True)
-            conn.commit()
+            if result.dry_run or not _into_empty(store, conn, result, snapshot_dir, progress):
+                expected = _load(*load)
+                _in_one_transaction(
+                    conn, result, lambda: _apply(store, conn, result, expected, snapshot_dir)
+                )
+        except BaseException:
+            # The first error is the one to report: a lost connection took the TEMPORARY
+            # table with it, and dropping it would fail too.
+            with contextlib.suppress(Exception):
+                _drop_temp(store, conn)
+            raise
+        _drop_temp(store, conn)
+
+
+def _drop_temp(store: QueueStore, conn: Connection) -> None:
+    store.dialect.drop_table(conn, TEMP, temporary=True)
+    conn.commit()
 
 
 def _in_one_transaction(conn: Connection, result: ImportResult, work: Callable[[], None]) -> None:
@@ -448,7 +457,8 @@ def _into_empty(
     refuses (the file holds a job twice, or the collation calls two keys equal) rolls
     it all back, snapshot included, and False sends the import the general way, which
     settles that by --on-conflict; so does a table that is not empty, or one whose
-    engine a rollback does not undo (MyISAM)."""
+    engine a rollback does not undo (MyISAM). A failed COMMIT keeps the snapshot: the
+    server may have committed."""
     spool = result.file.spool
     summed = store.dialect.server_checksum
     if summed is None or not spool.rows:
@@ -459,7 +469,8 @@ def _into_empty(
         # Straight in is all or nothing only where a rollback undoes the rows written.
         if not store.dialect.rolls_back(conn, store.table_name):
             raise _Fallback("the table's engine does not roll back")
-        if store.dialect.count_locked(conn, table) != 0:
+        # Not a count: that would lock and read every row of a full table to learn it.
+        if not store.dialect.empty_locked(conn, table):
             raise _Fallback("the table is not empty")
         result.snapshot = _take(
             store,
@@ -481,11 +492,23 @@ def _into_empty(
                 "rolled back, nothing imported"
             )
         result.added = after.rows
+        written.append(True)
 
+    written: list[bool] = []  # direct() ran to its end: what failed after it was the COMMIT
     try:
         _in_one_transaction(conn, result, direct)
     except BaseException as exc:
-        if result.snapshot is not None:  # nothing was changed: nothing to undo
+        if written and result.snapshot is not None:
+            # The server may have committed (the connection lost during COMMIT): the
+            # undo stays. Only a failure before COMMIT is known to have rolled back.
+            if not isinstance(exc, Exception):
+                raise  # Ctrl-C: reported as such, the snapshot kept all the same
+            raise ConnectError(
+                f"the import's commit failed ({one_line(exc)}): whether it took effect is "
+                f"unknown, the {result.added} jobs may be in the table; its undo snapshot "
+                f"is kept: `queuetool restore {result.snapshot.path}` undoes it"
+            ) from exc
+        if result.snapshot is not None:  # rolled back: nothing to undo
             result.snapshot.path.unlink(missing_ok=True)
             result.snapshot = result.snapshot_dir = None
         if isinstance(exc, _Fallback):

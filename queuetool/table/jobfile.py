@@ -16,6 +16,7 @@ import base64
 import binascii
 import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
@@ -71,6 +72,7 @@ class JobSource:
     when_to_run: int = 0
     verify_trailer: bool = True
     _spool: Path | None = None
+    _spool_lock: int | None = None  # scratch_file's descriptor: the spool's lock
     spools: list[Any] = field(default_factory=list)  # closed with the source
 
     @property
@@ -104,11 +106,14 @@ class JobSource:
         if self._spool is not None:
             self._spool.unlink(missing_ok=True)
             self._spool = None
+        if self._spool_lock is not None:
+            os.close(self._spool_lock)  # after the unlink: never there unlocked
+            self._spool_lock = None
 
     def _spooled(self, fh: IO[bytes]) -> IO[bytes]:
         """Stdin copied to a private temporary file as it is read (for the second pass)."""
-        fd, self._spool = scratch_file(".spool")
-        with os.fdopen(fd, "wb") as out:
+        self._spool_lock, self._spool = scratch_file(".spool")
+        with os.fdopen(os.dup(self._spool_lock), "wb") as out:
             shutil.copyfileobj(fh, out, 1 << 20)
         return self._spool.open("rb")
 
@@ -441,22 +446,39 @@ class _Reader:
 
 
 _NOT_JSON = object()
-# `scratch_file`'s names: the pid of the process that made it.
+# `scratch_file`'s names: the pid of the process that made it, for a person to read.
 _SCRATCH = re.compile(r"^queuetool-import-(\d+)-.+\.spool(\.db)?$")
 
 
 def scratch_file(suffix: str) -> tuple[int, Path]:
     """A new private temporary file (mode 0600) for an import's copy of stdin or its spool
-    (`suffix` .spool or .spool.db), named after this process: an import killed before
-    it could remove its own (SIGKILL, SIGTERM, a crash) leaves it, and the next import
-    removes it (`remove_leftover_scratch`). Returns the open descriptor and the path."""
+    (`suffix` .spool or .spool.db). Returns an open descriptor that holds an flock on
+    the file: keep it open for the file's whole life and close it only after removing
+    the file. An import killed before it could remove its own (SIGKILL, a crash) leaves
+    the file unlocked, and the next import removes it (`remove_leftover_scratch`)."""
     remove_leftover_scratch()
-    fd, name = tempfile.mkstemp(prefix=f"queuetool-import-{os.getpid()}-", suffix=suffix)
-    return fd, Path(name)
+    while True:
+        # Locked under a name cleanup never matches, then linked to its own: no other
+        # import ever sees this file unlocked.
+        fd, made = tempfile.mkstemp(prefix=f".queuetool-import-{os.getpid()}-", suffix=suffix)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        path = Path(made).with_name(Path(made).name[1:])
+        try:
+            os.link(made, path)
+        except FileExistsError:
+            os.close(fd)
+            continue
+        finally:
+            os.unlink(made)
+        return fd, path
 
 
 def remove_leftover_scratch(directory: str | None = None) -> list[Path]:
-    """Remove this user's import scratch files whose process is gone; returns them."""
+    """Remove this user's import scratch files that no live import holds; returns them.
+
+    Liveness is the file's lock: in another PID namespace sharing /tmp (a container) a
+    live import's pid looks dead. A file whose pid runs here is kept all the same: an
+    older queuetool's import, which takes no lock, may be writing it."""
     from ..daemon.process import pid_alive
 
     removed = []
@@ -464,14 +486,21 @@ def remove_leftover_scratch(directory: str | None = None) -> list[Path]:
     with contextlib.suppress(OSError):
         for entry in os.scandir(directory or tempfile.gettempdir()):
             found = _SCRATCH.match(entry.name)
-            if found is None or int(found[1]) == os.getpid() or pid_alive(int(found[1])):
+            if found is None or pid_alive(int(found[1])):
                 continue
             try:
-                if entry.stat(follow_symlinks=False).st_uid != uid:
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                continue
+            try:
+                if os.fstat(fd).st_uid != uid:
                     continue
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by a live import: fails
                 os.unlink(entry.path)
             except OSError:
                 continue
+            finally:
+                os.close(fd)
             removed.append(Path(entry.path))
     return removed
 

@@ -173,6 +173,10 @@ class Dialect(Protocol):
     def count_locked(self, conn: Connection, table: str) -> int:
         """The rows of `table`, locked against every writer until the transaction ends."""
 
+    def empty_locked(self, conn: Connection, table: str) -> bool:
+        """Whether `table` holds no row; an empty one is then locked against every writer
+        until the transaction ends, as count_locked locks it (a full one costs a row)."""
+
     def rolls_back(self, conn: Connection, table_name: str) -> bool:
         """Whether a rollback undoes writes to the table (MySQL: not on MyISAM)."""
 

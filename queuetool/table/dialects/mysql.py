@@ -445,6 +445,14 @@ def count_locked(conn: sa.Connection, table: str) -> int:
     ).one()[0]
 
 
+def empty_locked(conn: sa.Connection, table: str) -> bool:
+    """Whether `table` (quoted) is empty, then locked against inserts for the transaction:
+    the same scan of the clustered index as count_locked (`data` is in no index), whose
+    next-key lock on the supremum keeps inserts out; a full table costs one row."""
+    found = conn.exec_driver_sql(f"SELECT LENGTH(data) FROM {table} LIMIT 1 FOR UPDATE")
+    return found.first() is None
+
+
 # Engines whose writes a ROLLBACK undoes; MyISAM, Aria, MEMORY, ... keep them.
 TRANSACTIONAL_ENGINES = {"innodb", "xtradb", "rocksdb", "tokudb"}
 

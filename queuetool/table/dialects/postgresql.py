@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.schema import Column
 
+from ...errors import SchemaError
 from ..checksum import MOD, Checksum
 from .identity import same_host
 
@@ -288,7 +289,27 @@ def still_held(url: URL) -> str | None:
 
 
 def create_engine(url: URL) -> Engine:
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+    engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+    # First: SQLAlchemy's own start-up query breaks on a SQL_ASCII database (bytes).
+    sa.event.listen(engine, "connect", require_utf8, insert=True)
+    return engine
+
+
+def require_utf8(dbapi_conn: Any, record: object = None) -> None:
+    """Refuse a database whose encoding is not UTF8, for every command: the driver hands
+    back text converted from that encoding (SQL_ASCII: raw bytes), so names would not be
+    the bytes gearmand stored, and every checksum (server-side over the database's own
+    bytes, Python over UTF-8) would fail only after the work. The server sent its
+    encoding when the connection opened: no query."""
+    encoding = dbapi_conn.info.parameter_status("server_encoding")
+    if encoding is not None and encoding.upper() != "UTF8":
+        info = dbapi_conn.info
+        raise SchemaError(
+            f"database {info.dbname!r} on {info.host}:{info.port} has encoding {encoding}: "
+            "queuetool needs a UTF8 database (keys and function names are UTF-8 text); "
+            "put the queue in one created with ENCODING 'UTF8' TEMPLATE template0; "
+            "nothing was changed"
+        )
 
 
 def after_lost_stream(dbapi_conn: object) -> None:
@@ -884,6 +905,12 @@ def count_locked(conn: sa.Connection, table: str) -> int:
     """The rows of `table` (quoted), locked against writers for the transaction."""
     conn.exec_driver_sql(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
     return conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()
+
+
+def empty_locked(conn: sa.Connection, table: str) -> bool:
+    """Whether `table` (quoted) is empty, locked against writers for the transaction."""
+    conn.exec_driver_sql(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+    return conn.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first() is None
 
 
 def rolls_back(conn: sa.Connection, table_name: str) -> bool:

@@ -602,6 +602,11 @@ def count_locked(conn: sa.Connection, table: str) -> int:
     return conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()
 
 
+def empty_locked(conn: sa.Connection, table: str) -> bool:
+    """Whether `table` (quoted) is empty; BEGIN IMMEDIATE holds the write lock already."""
+    return conn.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first() is None
+
+
 def rolls_back(conn: sa.Connection, table_name: str) -> bool:
     """Every SQLite table is transactional."""
     return True
