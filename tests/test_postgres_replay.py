@@ -195,6 +195,12 @@ def test_check_reports_text_that_is_no_number_instead_of_failing_on_the_cast(
         "priority_range": ["c"],
         "when_to_run_range": ["d"],
     }
+    # Reading such a table stops on the cast, in one line that says where to look.
+    result = cli("report", *queue.cli_args())
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert 'invalid input syntax for type bigint: "' in result.stderr
+    assert "is not an integer: `queuetool check` lists such jobs" in result.stderr
 
 
 def test_migrate_while_the_source_runs_refuses_the_integer_layout_before_stopping(

@@ -275,9 +275,22 @@ def db_message(exc: DBAPIError) -> str:
         text = args[1] if len(args) > 1 and isinstance(args[0], int) else args[0]
         # A closed connection's message is empty (PyMySQL: (0, "")): say what it was.
         lines = str(text).strip().splitlines() or [type(orig).__name__]
-        return lines[0]
+        return lines[0] + _hint(orig, exc.statement)
     lines = str(exc).strip().splitlines() or [type(exc).__name__]
     return lines[0]
+
+
+def _hint(orig: BaseException, statement: str | None) -> str:
+    """What to do when PostgreSQL could not read a priority or when_to_run of the
+    replay-safe TEXT layout as a number (a hand-edited row): reading it leniently on
+    every query would cost each scan several times over."""
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in ("22P02", "22003") and statement and "AS BIGINT)" in statement:
+        return (
+            " (a job's priority or when_to_run is not an integer: `queuetool check` "
+            "lists such jobs; gearmand's replay reads them as 0)"
+        )
+    return ""
 
 
 def default_table(url: str | None) -> str:
