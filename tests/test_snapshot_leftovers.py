@@ -107,3 +107,28 @@ def test_pruning_removes_leftovers_too(sqlite_queue, snapdir):
         assert snapshot.prune(snapdir, 5, info) == []
     assert not dead.exists()
     assert list(snapdir.iterdir()) == [info.path]
+
+
+def test_a_leftover_held_by_a_writer_whose_pid_looks_dead_is_kept(sqlite_queue, snapdir, cli):
+    """In another PID namespace sharing the directory a live writer's pid looks dead
+    here: its lock on the file, not its pid, says that it is still writing."""
+    sqlite_queue.insert([("a", "fn", 1, b"x", 0)])
+    held = snapdir / f".t-20260101T000000.000000Z-x.qtsnap.{dead_pid()}.tmp"
+    held.write_bytes(b"\0" * 10)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, sys; f = open(sys.argv[1], 'rb'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('locked', flush=True); sys.stdin.read()", str(held)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        result = cli("snapshot", *sqlite_queue.cli_args(), "--snapshot-dir", str(snapdir))
+        assert result.exit_code == 0, result.output
+        assert "removed" not in result.stderr and held.exists()
+    finally:
+        holder.communicate("")  # the writer ends: its lock goes with it
+    result = cli("snapshot", *sqlite_queue.cli_args(), "--snapshot-dir", str(snapdir))
+    assert result.exit_code == 0, result.output
+    assert f"Warning: removed {held} (10 bytes)" in result.stderr
+    assert not held.exists()

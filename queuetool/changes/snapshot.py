@@ -45,8 +45,8 @@ from sqlalchemy.engine import Connection
 
 from .. import __version__
 from ..config import DEFAULT_KEEP, default_snapshot_dir
-from ..daemon.process import pid_alive
 from ..errors import QueuetoolError, QueuetoolWarning, SnapshotError, UsageError
+from ..lockedfile import create_locked, remove_if_abandoned
 from ..table.checksum import ALGORITHM, Checksum, stream_rows
 from ..table.dialects.sqlite import insert_exact, lenient_text, not_utf8  # the file is SQLite
 from ..table.store import COLUMNS, QueueStore, queue_table
@@ -326,10 +326,22 @@ def _write(
     `target`."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        lock = create_locked(tmp)  # held until the file is renamed or removed
     except OSError as exc:
         raise SnapshotError(f"cannot write snapshot {target}: {exc.strerror}") from exc
-    os.close(fd)
+    try:
+        _fill_file(tmp, target, manifest, fill, during)
+    finally:
+        os.close(lock)
+
+
+def _fill_file(
+    tmp: Path,
+    target: Path,
+    manifest: dict[str, str],
+    fill: Fill,
+    during: Callable[[int], None] | None,
+) -> None:
     try:
         db = sqlite3.connect(_uri(tmp), uri=True, isolation_level=None)
         try:
@@ -588,18 +600,16 @@ def remove_leftovers(directory: Path) -> list[Path]:
     """Remove the temporary files of snapshots whose writer was killed (SIGKILL, a crash:
     nothing else leaves one), with a warning naming each; returns them.
 
-    A file whose process still runs (or whose pid another process now has) is kept:
-    it may be a snapshot being written right now."""
+    A file its writer still holds (lockedfile.py) is kept: it may be a snapshot being
+    written right now, by a process of another PID namespace too."""
     removed = []
     with contextlib.suppress(OSError):
         for path in directory.iterdir():
             found = _TEMPORARY.match(path.name)
-            if found is None or int(found[1]) == os.getpid() or pid_alive(int(found[1])):
+            if found is None:
                 continue
             size = _size(path)
-            try:
-                path.unlink()
-            except OSError:
+            if not remove_if_abandoned(path, int(found[1])):
                 continue
             removed.append(path)
             warnings.warn(

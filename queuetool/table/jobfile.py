@@ -16,11 +16,11 @@ import base64
 import binascii
 import contextlib
 import csv
-import fcntl
 import io
 import json
 import os
 import re
+import secrets
 import shutil
 import sys
 import tempfile
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from ..errors import UsageError, VerifyError
+from ..lockedfile import create_locked, remove_if_abandoned
 from ..priority import Priority
 from .checksum import ALGORITHM, MOD, Checksum
 from .checksum import md5 as _md5
@@ -452,56 +453,28 @@ _SCRATCH = re.compile(r"^queuetool-import-(\d+)-.+\.spool(\.db)?$")
 
 def scratch_file(suffix: str) -> tuple[int, Path]:
     """A new private temporary file (mode 0600) for an import's copy of stdin or its spool
-    (`suffix` .spool or .spool.db). Returns an open descriptor that holds an flock on
-    the file: keep it open for the file's whole life and close it only after removing
-    the file. An import killed before it could remove its own (SIGKILL, a crash) leaves
-    the file unlocked, and the next import removes it (`remove_leftover_scratch`)."""
+    (`suffix` .spool or .spool.db), and a descriptor holding its lock (lockedfile.py):
+    keep it open for the file's whole life and close it only after removing the file.
+    An import killed before it could remove its own leaves the file unlocked, and the
+    next import removes it (`remove_leftover_scratch`)."""
     remove_leftover_scratch()
     while True:
-        # Locked under a name cleanup never matches, then linked to its own: no other
-        # import ever sees this file unlocked.
-        fd, made = tempfile.mkstemp(prefix=f".queuetool-import-{os.getpid()}-", suffix=suffix)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        path = Path(made).with_name(Path(made).name[1:])
+        name = f"queuetool-import-{os.getpid()}-{secrets.token_hex(6)}{suffix}"
+        path = Path(tempfile.gettempdir()) / name
         try:
-            os.link(made, path)
+            return create_locked(path), path
         except FileExistsError:
-            os.close(fd)
             continue
-        finally:
-            os.unlink(made)
-        return fd, path
 
 
 def remove_leftover_scratch(directory: str | None = None) -> list[Path]:
-    """Remove this user's import scratch files that no live import holds; returns them.
-
-    Liveness is the file's lock: in another PID namespace sharing /tmp (a container) a
-    live import's pid looks dead. A file whose pid runs here is kept all the same: an
-    older queuetool's import, which takes no lock, may be writing it."""
-    from ..daemon.process import pid_alive
-
+    """Remove this user's import scratch files that no live import holds; returns them."""
     removed = []
-    uid = os.getuid()
     with contextlib.suppress(OSError):
         for entry in os.scandir(directory or tempfile.gettempdir()):
             found = _SCRATCH.match(entry.name)
-            if found is None or pid_alive(int(found[1])):
-                continue
-            try:
-                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-            except OSError:
-                continue
-            try:
-                if os.fstat(fd).st_uid != uid:
-                    continue
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by a live import: fails
-                os.unlink(entry.path)
-            except OSError:
-                continue
-            finally:
-                os.close(fd)
-            removed.append(Path(entry.path))
+            if found is not None and remove_if_abandoned(Path(entry.path), int(found[1])):
+                removed.append(Path(entry.path))
     return removed
 
 
