@@ -220,8 +220,6 @@ UNDOCUMENTED_METHODS = {
     "queuetool/table/checksum.py Checksum.hex",
     "queuetool/table/dialects/postgresql.py CopyLoad.write",
     "queuetool/table/dialects/postgresql.py CopyLoad.close",
-    "queuetool/table/dialects/sqlite.py SortedLoad.write",
-    "queuetool/table/dialects/sqlite.py SortedLoad.abort",
     "queuetool/table/export.py JobWriter.write",
     "queuetool/table/filters.py JobFilter.is_empty",
     "queuetool/table/jobfile.py FileCheck.describe",

@@ -258,3 +258,48 @@ def test_a_database_not_in_utf8_is_refused_up_front_in_one_line(
         assert list(snapdir.iterdir()) == [] and not (tmp_path / "new.db").exists()
     finally:
         postgres_server.drop_database(name)
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked-rows", "named-cursor"])
+def test_postgres_source_streamed_whole_and_its_connection_free_after_an_early_close(
+    tmp_path, postgres_server, postgres_db, monkeypatch, snapdir, chunked
+):
+    """The source is read in libpq's chunked rows mode where psycopg and libpq have it
+    (else through a named cursor): every row, byte-exact, into SQLite, verified; a read
+    stopped early cancels the query, and the connection answers the next one."""
+    import psycopg
+
+    from queuetool.table.checksum import raw_batches
+    from queuetool.table.dialects import postgresql
+
+    if not chunked:
+        monkeypatch.setattr(psycopg.capabilities, "has_stream_chunked", lambda: False)
+    elif not psycopg.capabilities.has_stream_chunked():
+        pytest.skip("psycopg or its libpq has no chunked rows mode")
+    monkeypatch.setattr(postgresql, "STREAM_CHUNK", 3)  # the early close leaves rows unsent
+    pg = make_postgres_queue(tmp_path / "pg", postgres_server, postgres_db)
+    for row in ROWS:
+        pg.sql(f'INSERT INTO "{pg.table}" VALUES (?, ?, ?, ?, ?)', row)
+    source = QueueStore(pg.url, pg.table)
+    target = QueueStore(f"sqlite:///{tmp_path / 'back.db'}")
+    try:
+        with source.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            cursor = source.dialect.stream_cursor(raw)
+            assert isinstance(cursor, postgresql._ChunkedCursor) is chunked
+            got = [row for rows in raw_batches(conn, source.table, cursor, 5) for row in rows]
+            assert sorted(got) == sorted(ROWS)
+            cursor = source.dialect.stream_cursor(raw)
+            cursor.execute(f'SELECT unique_key FROM "{pg.table}"')
+            assert len(cursor.fetchmany(2)) == 2
+            cursor.close()
+            count = conn.exec_driver_sql(f'SELECT count(*) FROM "{pg.table}"').scalar_one()
+            assert count == len(ROWS)
+        result = migrate(source, target, MigrateOptions(batch=4, snapshot_dir=str(snapdir)))
+        with target.connect() as conn:
+            back = conn.exec_driver_sql("SELECT * FROM gearman_queue").all()
+    finally:
+        source.close()
+        target.close()
+    assert sorted(tuple(r) for r in back) == sorted(ROWS)
+    assert result.target_checksum == result.source_checksum == Checksum().update(ROWS)

@@ -587,7 +587,7 @@ def _sqlite_copy(store: QueueStore, result: ImportResult, snapshot_dir: str | Pa
     with store.connect() as conn:
         raw: Any = conn.connection.dbapi_connection  # sqlite3's
         # Filling the key's B-tree in key order needs no large page cache, and SQLite's
-        # sorter would take as much again (see dialects/sqlite.py's SortedLoad).
+        # sorter would take as much again (see dialects/sqlite.py's OrderedLoad).
         raw.execute("PRAGMA main.cache_size = -2000")
         raw.execute("ATTACH DATABASE ? AS qtspool", (str(spool.path),))  # outside a transaction
         try:

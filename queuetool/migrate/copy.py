@@ -6,8 +6,9 @@ cursor, checks every row against what gearmand can replay on the target
 multi-row INSERTs (staging.py; PostgreSQL: COPY, dialects/postgresql.py), takes the
 source checksum while streaming (a MySQL or PostgreSQL source's own server computes
 it meanwhile: sourcesum.py), then the staging table's checksum from the rows as they
-are in it (computed by a MySQL server, read back from SQLite: targetsum.py; a
-PostgreSQL server sums each batch as it is stored: the writer's `stored`), and only
+are in it (computed by a MySQL server: targetsum.py; a PostgreSQL server sums each
+batch as it is stored, and each SQLite batch is read back and summed as it is stored:
+the writer's `stored`, else the whole table is summed after the copy), and only
 when both agree puts the staging table in the target's place: MySQL with one RENAME
 TABLE, SQLite and PostgreSQL inside the one transaction that did the whole copy.
 The source is never written, except that `--move` empties it after the target
@@ -356,8 +357,9 @@ def _copy(run: CopyRun) -> None:
                 result.written = result.carried - writer.not_written.rows
                 # The staging table's own rows, not what we sent: on MySQL the server
                 # computes it, so nothing is read back through the driver. A writer that
-                # had the server sum the rows as they were stored gives that sum; if it
-                # does not match, the whole table is summed again before anything fails.
+                # summed the rows as they were stored (PostgreSQL's server, SQLite's read
+                # back batch by batch) gives that sum; if it does not match, the whole
+                # table is summed again before anything fails.
                 found = writer.stored
                 if found is None or (found.rows, found.total) != (expected.rows, expected.total):
                     found = staging_checksum(target, tconn, staging)

@@ -10,8 +10,9 @@ checksum is known without reading the source again.
 `open_writer` picks how for a whole copy: where each batch commits on its own
 (MySQL), from a thread of its own, so reading, checking, hashing and encoding the
 next batch overlaps the server's work on the last; where the copy is one
-transaction (SQLite), through the dialect's `bulk_load` (SQLite: an unindexed TEMP
-table that is then inserted in key order, see dialects/sqlite.py).
+transaction (SQLite), through the dialect's `bulk_load` (SQLite: the rows in key
+order straight into staging, the others through a TEMP table inserted in key order at
+the end, see dialects/sqlite_load.py).
 """
 
 from __future__ import annotations

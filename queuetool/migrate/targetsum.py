@@ -6,7 +6,9 @@ server hashes one row per thread, so two threads take about half the time (at 1M
 rows the single query took 7-9 s, while we had nothing to do but wait). The halves
 partition the rows exactly (the predicate is never NULL), so their counts and sums
 add up to those of the whole table. On SQLite the rows are read back and hashed here
-(no MD5 in SQLite), inside the copy's transaction.
+(no MD5 in SQLite), inside the copy's transaction: only when the copy's writer did not
+sum them batch by batch as they were stored (dialects/sqlite_load.py), or its sum did
+not match.
 """
 
 from __future__ import annotations

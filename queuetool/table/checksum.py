@@ -106,6 +106,20 @@ def sum_rows(rows: Iterable[Iterable[object]]) -> tuple[int, int]:
     return count, total
 
 
+def sum_stored_rows(rows: Iterable[tuple]) -> tuple[int, int]:
+    """`sum_rows` of rows (text, text, integer, blob, integer) read with their text as
+    bytes, undecoded (sqlite3's text_factory=bytes): the row hash is that of the row as
+    text, since a text value's bytes are its UTF-8 (surrogateescape) encoding. Give only
+    rows of those storage classes (the caller's SQL checks them): a BLOB key would be
+    taken for text."""
+    count = total = 0
+    for u, f, p, d, w in rows:
+        count += 1
+        message = b"s%d:%bs%d:%bi%d;b%d:%bi%d;" % (len(u), u, len(f), f, p, len(d), d, w)
+        total += _from_bytes(md5(message).digest(), "big")
+    return count, total
+
+
 @dataclass
 class Checksum:
     """Row count plus the sum of row hashes; `hex` is what people compare."""

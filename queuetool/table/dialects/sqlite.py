@@ -20,8 +20,7 @@ from .identity import same_file
 
 if TYPE_CHECKING:
     from ...changes.restore import Replaced, Restoring
-    from ...migrate.carry import Row
-    from ...migrate.staging import StagingWriter
+    from ...migrate.staging import StagingWriter, Writer
     from ..store import QueueStore
     from . import DaemonOptions
 
@@ -172,19 +171,26 @@ def insert_exact(db: sqlite3.Connection, table: str, rows: Sequence[Sequence[obj
 
     sqlite3 cannot bind a str holding surrogates (`lenient_text`'s bytes that were not
     UTF-8): such a value is bound as its bytes and CAST to TEXT, which keeps them exactly.
-    Only a batch holding one pays for the row-by-row path."""
+    Only a batch holding one pays for the row-by-row path. On an error (the key refusing
+    a row) none of the rows is left in the table."""
     if not rows:
         return
     marks = ", ".join("?" * len(rows[0]))
     db.execute("SAVEPOINT qt_insert")
     try:
-        _insert_many(db, table, rows, f"({marks})")
-    except UnicodeEncodeError:
-        db.execute("ROLLBACK TO qt_insert")
-        for row in rows:
-            values = [_exact_value(v) for v in row]
-            marks = ", ".join(m for m, _ in values)
-            db.execute(f"INSERT INTO {table} VALUES ({marks})", [v for _, v in values])
+        try:
+            _insert_many(db, table, rows, f"({marks})")
+        except UnicodeEncodeError:
+            db.execute("ROLLBACK TO qt_insert")
+            for row in rows:
+                values = [_exact_value(v) for v in row]
+                marks = ", ".join(m for m, _ in values)
+                db.execute(f"INSERT INTO {table} VALUES ({marks})", [v for _, v in values])
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # the first error is the one to see
+            db.execute("ROLLBACK TO qt_insert")
+            db.execute("RELEASE qt_insert")
+        raise
     db.execute("RELEASE qt_insert")
 
 
@@ -476,79 +482,12 @@ def undo_batch(raw_conn: sqlite3.Connection) -> None:
     raw_conn.execute("RELEASE queuetool_batch")
 
 
-def bulk_load(writer: StagingWriter) -> SortedLoad:
-    """A copy without --merge: inserts at random places in the primary key's B-tree cost
-    twice as much (at 1M rows about 15 s, against 7 s for the load and the ordered insert
-    of SortedLoad)."""
-    return SortedLoad(writer)
+def bulk_load(writer: StagingWriter) -> Writer:
+    """A copy without --merge: rows in key order straight into staging, the others
+    through a sorted TEMP table, each summed as stored (sqlite_load.py)."""
+    from .sqlite_load import OrderedLoad  # it imports this module
 
-
-REPLAY_BATCH = 5000
-
-
-class SortedLoad:
-    """Rows go to an unindexed TEMP table, and at `close` into staging in one
-    INSERT ... SELECT in key order, so the key's B-tree is filled from left to right.
-
-    Everything stays inside the copy's one transaction (the TEMP table vanishes with
-    the connection). Should the key refuse a row (two source keys that SQLite calls
-    equal, which the source's own key should prevent), the statement is undone and
-    the rows go in batch by batch through the StagingWriter, which finds exactly which.
-    """
-
-    def __init__(self, writer: StagingWriter) -> None:
-        self.writer = writer
-        self.raw = writer.raw
-        # Appending in key order and reading back in order need no large page cache;
-        # SQLite's sorter would take as much again, for no speed (measured at 1M rows).
-        self.raw.execute("PRAGMA main.cache_size = -2000")
-        from ..store import conn_quote  # store imports this module
-
-        self.load = conn_quote(writer.store.engine, writer.staging + "_load")
-        self.raw.execute(f"DROP TABLE IF EXISTS temp.{self.load}")
-        # No declared types: values are kept exactly as given until they reach staging.
-        self.raw.execute(f"CREATE TEMP TABLE {self.load} ({COLUMNS})")
-        self.cursor = self.raw.cursor()
-        self.insert_sql = f"INSERT INTO temp.{self.load} VALUES (?, ?, ?, ?, ?)"
-
-    skipped = property(lambda self: self.writer.skipped)
-    replaced = property(lambda self: self.writer.replaced)
-    not_written = property(lambda self: self.writer.not_written)
-    removed = property(lambda self: self.writer.removed)
-    stored = property(lambda self: self.writer.stored)
-
-    def write(self, batch: list[Row]) -> None:
-        insert_exact(self.raw, f"temp.{self.load}", batch)  # keys that are not UTF-8 too
-
-    def close(self, keep: bool = True) -> None:
-        """Fill staging from the TEMP table (unless `keep` is False), then drop it."""
-        if keep:
-            try:
-                self._insert_sorted()
-            except BaseException:
-                with contextlib.suppress(Exception):  # the first error is the one to see
-                    self.abort()
-                raise
-        self.abort()
-
-    def _insert_sorted(self) -> None:
-        try:
-            self.raw.execute(
-                f"INSERT INTO main.{self.writer.quoted} ({COLUMNS}) SELECT {COLUMNS} "
-                f"FROM temp.{self.load} ORDER BY unique_key, function_name"
-            )
-            return
-        except self.writer.integrity_error:
-            pass  # SQLite undid the statement as a whole; the transaction goes on
-        # Outside the handler: the replay is ordinary work, not error handling.
-        self.cursor.execute(f"SELECT {COLUMNS} FROM temp.{self.load} ORDER BY rowid")
-        while batch := self.cursor.fetchmany(REPLAY_BATCH):
-            self.writer.write(batch)
-
-    def abort(self) -> None:
-        self.cursor.close()
-        self.raw.execute(f"DROP TABLE IF EXISTS temp.{self.load}")
-        self.writer.close()
+    return OrderedLoad(writer)
 
 
 def create_database_file(path: Path) -> None:
