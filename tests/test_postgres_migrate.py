@@ -303,3 +303,28 @@ def test_postgres_source_streamed_whole_and_its_connection_free_after_an_early_c
         target.close()
     assert sorted(tuple(r) for r in back) == sorted(ROWS)
     assert result.target_checksum == result.source_checksum == Checksum().update(ROWS)
+
+
+def test_a_row_the_batch_sums_never_saw_drops_them_for_a_whole_sum(
+    tmp_path, postgres_server, postgres_db
+):
+    """The batches' sums look past the last row summed; a row stored where they did not
+    look must not pass unseen: the closing count differs, and copy.py sums it all."""
+    create_layout(postgres_server, postgres_db, "replay-safe")
+    pg = make_postgres_queue(tmp_path / "pg", postgres_server, postgres_db, create=False)
+    target = QueueStore(pg.url, pg.table)
+    try:
+        with target.begin() as conn:
+            target.dialect.create_staging(conn, target, "staged", pg.table)
+            writer = open_writer(target, conn, "staged", Refusals())
+            writer.write(ROWS[:4])
+            writer._settle()  # the batch in flight stored and summed
+            assert writer.stored is not None and writer.stored.rows == 4
+            writer.raw.execute("INSERT INTO staged VALUES ('x', 'fn', '1', 'x', '0')")
+            writer.after = "(4294967295,0)"  # as if the extra row had been looked at
+            writer.write(ROWS[4:8])
+            writer.close()
+            assert writer.stored is None
+            conn.rollback()
+    finally:
+        target.close()
