@@ -127,6 +127,11 @@ def test_make_replay_safe_on_a_stopped_daemon_and_a_second_run_changes_nothing(
     assert result.exit_code == 0, result.output
     assert "gearmand replays this table right from its next start" in result.stdout
     assert queue.rows() == before
+    # The rewrite dropped the two columns' statistics; they are gathered again.
+    assert queue.sql(
+        "SELECT attname FROM pg_stats WHERE tablename = 'queue' "
+        "AND attname IN ('priority', 'when_to_run') ORDER BY 1"
+    ) == [("priority",), ("when_to_run",)]
     result = cli("make-replay-safe", *queue.cli_args(), "--yes")
     assert result.stdout == "table queue replays right already: nothing to do\n"
     daemon.start()

@@ -490,6 +490,9 @@ def make_replay_safe(conn: sa.Connection, table: str) -> list[str]:
         quoted = _quote(table)
         alters = ", ".join(f"ALTER COLUMN {n} TYPE TEXT USING {n}::TEXT" for n in ints)
         conn.exec_driver_sql(f"ALTER TABLE {quoted} {alters}")
+        # The rewrite drops the two columns' statistics, and no row changed to make
+        # autovacuum gather them again.
+        conn.exec_driver_sql(f"ANALYZE {quoted} ({', '.join(ints)})")
     return ints
 
 
@@ -865,7 +868,12 @@ def create_staging(
 
 def swap(conn: sa.Connection, target: str, staging: str, old: str | None) -> None:
     """Inside the caller's transaction: the old table is renamed to `old` (None: dropped),
-    staging takes its name. Nothing is visible to another connection until the commit."""
+    staging takes its name. Nothing is visible to another connection until the commit.
+
+    Staging is analysed first: a new table has no statistics until autovacuum's ANALYZE,
+    a minute or more after the commit, and without them the planner takes a GROUP BY
+    for 40,000 groups and sorts to disk (report at 1M jobs: 0.72 s, 0.31 s after)."""
+    conn.exec_driver_sql(f"ANALYZE {_quote(staging)}")
     if old is not None:
         conn.exec_driver_sql(f"ALTER TABLE {_quote(target)} RENAME TO {_quote(old)}")
     else:
