@@ -387,6 +387,18 @@ def test_listen_address_in_use_is_one_line(cli, sqlite_queue):
     assert result.stderr == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
 
 
+@pytest.mark.parametrize(
+    ("listen", "error"),
+    [
+        ("127.0.0.1:99999", "port out of range in listen address '127.0.0.1:99999'"),
+        (":http", "not a listen address (HOST:PORT): ':http'"),
+    ],
+)
+def test_a_wrong_listen_address_is_named_as_such(cli, sqlite_queue, listen, error):
+    result = cli("exporter", *sqlite_queue.cli_args(), "--listen", listen)
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"Error: {error}\n")
+
+
 def test_config_queue_without_url_is_refused(cli, tmp_path):
     config = tmp_path / "q.toml"
     config.write_text('[queues.x]\ntable = "t"\n')

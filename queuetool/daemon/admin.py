@@ -35,8 +35,11 @@ class Address:
     port: int = DEFAULT_PORT
 
     @classmethod
-    def parse(cls, text: str | Address, default_port: int = DEFAULT_PORT) -> Address:
-        """`HOST:PORT`, `HOST`, `:PORT` or `[IPv6]:PORT`; the host defaults to 127.0.0.1."""
+    def parse(
+        cls, text: str | Address, default_port: int = DEFAULT_PORT, what: str = "gearmand address"
+    ) -> Address:
+        """`HOST:PORT`, `HOST`, `:PORT` or `[IPv6]:PORT`; the host defaults to 127.0.0.1.
+        `what` names the address in an error."""
         if isinstance(text, Address):
             return text
         text = text.strip()
@@ -49,9 +52,9 @@ class Address:
         try:
             number = int(port) if port else default_port
         except ValueError:
-            raise UsageError(f"not a gearmand address (HOST:PORT): {text!r}") from None
+            raise UsageError(f"not a {what} (HOST:PORT): {text!r}") from None
         if not 0 < number < 65536:
-            raise UsageError(f"port out of range in gearmand address {text!r}")
+            raise UsageError(f"port out of range in {what} {text!r}")
         return cls(host or "127.0.0.1", number)
 
     def __str__(self) -> str:

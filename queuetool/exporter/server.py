@@ -102,9 +102,10 @@ class ExporterServer(ThreadingHTTPServer):
 
 def listen_address(text: str) -> Address:
     """`HOST:PORT`, `:PORT` (all interfaces) or `HOST` (the default port)."""
+    what = "listen address"
     if text.startswith(":"):
-        return Address("0.0.0.0", Address.parse("127.0.0.1" + text).port)
-    return Address.parse(text, default_port=DEFAULT_PORT)
+        return Address("0.0.0.0", Address.parse(text, what=what).port)
+    return Address.parse(text, default_port=DEFAULT_PORT, what=what)
 
 
 def serve_in_thread(server: ExporterServer) -> threading.Thread:
