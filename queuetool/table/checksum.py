@@ -50,6 +50,12 @@ def encode_value(value: object) -> bytes:
     return b"o%d:" % len(raw) + raw
 
 
+# The common row (text, text, int, bytes, int) as encode_value() gives it, in one
+# formatting call: (len(key), key, len(function), function, priority, len(data), data,
+# when_to_run), the texts as UTF-8 bytes. Every fast path formats this one literal.
+COMMON_ROW = b"s%d:%bs%d:%bi%d;b%d:%bi%d;"
+
+
 def row_hash(row: Iterable[object]) -> int:
     """One row's 128-bit hash, as an int."""
     values = tuple(row)
@@ -68,7 +74,7 @@ def _fast_message(values: tuple) -> bytes | None:
     if type(u) is str and type(f) is str and type(p) is int and type(w) is int and type(d) is bytes:
         ub = u.encode("utf-8", "surrogateescape")
         fb = f.encode("utf-8", "surrogateescape")
-        return b"s%d:%bs%d:%bi%d;b%d:%bi%d;" % (len(ub), ub, len(fb), fb, p, len(d), d, w)
+        return COMMON_ROW % (len(ub), ub, len(fb), fb, p, len(d), d, w)
     return None
 
 
@@ -88,16 +94,7 @@ def sum_rows(rows: Iterable[Iterable[object]]) -> tuple[int, int]:
             if type(u) is str and type(f) is str and type(p) is type(w) is int and type(d) is bytes:
                 ub = u.encode()  # strict: text that was not UTF-8 takes the general path
                 fb = f.encode()
-                message = b"s%d:%bs%d:%bi%d;b%d:%bi%d;" % (
-                    len(ub),
-                    ub,
-                    len(fb),
-                    fb,
-                    p,
-                    len(d),
-                    d,
-                    w,
-                )
+                message = COMMON_ROW % (len(ub), ub, len(fb), fb, p, len(d), d, w)
                 total += _from_bytes(md5(message).digest(), "big")
                 continue
         except ValueError:  # not five values, or lone surrogates (UnicodeEncodeError)
@@ -115,7 +112,7 @@ def sum_stored_rows(rows: Iterable[tuple]) -> tuple[int, int]:
     count = total = 0
     for u, f, p, d, w in rows:
         count += 1
-        message = b"s%d:%bs%d:%bi%d;b%d:%bi%d;" % (len(u), u, len(f), f, p, len(d), d, w)
+        message = COMMON_ROW % (len(u), u, len(f), f, p, len(d), d, w)
         total += _from_bytes(md5(message).digest(), "big")
     return count, total
 

@@ -32,7 +32,7 @@ from typing import IO, Any, cast
 from ..errors import UsageError, VerifyError
 from ..lockedfile import create_locked, remove_if_abandoned
 from ..priority import Priority
-from .checksum import ALGORITHM, MOD, Checksum
+from .checksum import ALGORITHM, COMMON_ROW, MOD, Checksum
 from .checksum import md5 as _md5
 from .export import BATCH, CSV_HEADER, CSV_TRAILER, FORMAT, STDOUT
 
@@ -265,8 +265,8 @@ class _Reader:
     def _exported(self, lines: list[bytes]) -> list[Row] | None:
         """A batch of lines every one of which is the line `export` writes for the
         common job (`_EXPORTED`), parsed by one regular expression over the batch and
-        hashed from the line's own bytes (they are the UTF-8 and the digits the row's
-        hash is made of): no JSON objects, no re-encoding. None: some line is not such
+        hashed with the texts' own bytes (they are the UTF-8 the row's hash is made
+        of): no JSON objects, no re-encoding. None: some line is not such
         a line (header, trailer, escapes, another layout, bytes not UTF-8, bad base64),
         and the batch takes the JSON path, which says what is wrong where."""
         found = _EXPORTED.findall(b"".join(lines))
@@ -281,17 +281,18 @@ class _Reader:
         try:
             for unique, function, priority, when, encoded in found:
                 data = a2b(encoded, strict_mode=True)
-                append((unique.decode(), function.decode(), int(priority), data, int(when)))
+                p, w = int(priority), int(when)
+                append((unique.decode(), function.decode(), p, data, w))
                 if self.summing:
-                    message = b"s%d:%bs%d:%bi%b;b%d:%bi%b;" % (
+                    message = COMMON_ROW % (
                         len(unique),
                         unique,
                         len(function),
                         function,
-                        priority,
+                        p,
                         len(data),
                         data,
-                        when,
+                        w,
                     )
                     total += from_bytes(digest(message).digest(), "big")
         except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
@@ -480,7 +481,7 @@ def remove_leftover_scratch(directory: str | None = None) -> list[Path]:
 
 # The line `export` writes for the common job (`export._LINE`): text without escapes or
 # control characters (so the bytes are the value's UTF-8), integers as JSON writes them
-# (so the digits are what the checksum formats), standard base64. Anchored at a line's
+# (any other form goes the JSON way, which judges it), standard base64. Anchored at a line's
 # start and ending with its newline, so a match is a whole line.
 _EXPORTED = re.compile(
     rb'^\{"unique_key": "([^"\\\x00-\x1f]*)", "function": "([^"\\\x00-\x1f]*)", '
