@@ -36,6 +36,13 @@ def create_locked(path: Path) -> int:
     return fd
 
 
+def remove_locked(path: Path, fd: int) -> None:
+    """Remove a file `create_locked` made, then drop its lock: in this order, so that
+    no cleanup ever finds it there unlocked."""
+    path.unlink(missing_ok=True)
+    os.close(fd)
+
+
 def remove_if_abandoned(path: Path, pid: int) -> bool:
     """Remove `path`, this user's, if no live writer holds it; True when removed.
 

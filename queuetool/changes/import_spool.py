@@ -12,11 +12,11 @@ SQLite queue's keys can be) is written and read back byte-exact (`insert_exact`,
 from __future__ import annotations
 
 import contextlib
-import os
 import pickle
 import sqlite3
 from collections.abc import Iterator
 
+from ..lockedfile import remove_locked
 from ..table.checksum import Checksum
 from ..table.dialects.sqlite import insert_exact, lenient_text
 from ..table.jobfile import scratch_file
@@ -81,7 +81,6 @@ class Spool:
         """Close and remove the spool file."""
         with contextlib.suppress(sqlite3.Error):
             self.db.close()
-        self.path.unlink(missing_ok=True)
         if self._lock >= 0:
-            os.close(self._lock)  # after the unlink: never there unlocked
+            remove_locked(self.path, self._lock)
             self._lock = -1

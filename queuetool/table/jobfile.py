@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from ..errors import UsageError, VerifyError
-from ..lockedfile import create_locked, remove_if_abandoned
+from ..lockedfile import create_locked, remove_if_abandoned, remove_locked
 from ..priority import Priority
 from .checksum import ALGORITHM, COMMON_ROW, MOD, Checksum
 from .checksum import md5 as _md5
@@ -104,12 +104,9 @@ class JobSource:
         for spool in self.spools:
             spool.close()
         self.spools.clear()
-        if self._spool is not None:
-            self._spool.unlink(missing_ok=True)
-            self._spool = None
-        if self._spool_lock is not None:
-            os.close(self._spool_lock)  # after the unlink: never there unlocked
-            self._spool_lock = None
+        if self._spool is not None and self._spool_lock is not None:
+            remove_locked(self._spool, self._spool_lock)
+            self._spool = self._spool_lock = None
 
     def _spooled(self, fh: IO[bytes]) -> IO[bytes]:
         """Stdin copied to a private temporary file as it is read (for the second pass)."""
