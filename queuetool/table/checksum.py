@@ -147,29 +147,21 @@ def stream_rows(
     table: sa.Table,
     where: sa.ColumnElement[bool] | None = None,
     batch: int = BATCH,
-) -> Iterator[sa.Row]:
-    """Every row (unique_key, function_name, priority, data, when_to_run), streamed.
+) -> Iterator[tuple]:
+    """Every row (unique_key, function_name, priority, data, when_to_run) as a plain
+    tuple, streamed through the dialect's stream cursor (memory flat whatever the size)
+    in `conn`'s transaction. Read them all (or close the generator) before the next
+    statement on `conn`.
 
-    On MySQL this is a server-side cursor, so memory stays flat whatever the size.
-    """
-    query = sa.select(
-        table.c.unique_key,
-        table.c.function_name,
-        table.c.priority,
-        table.c.data,
-        table.c.when_to_run,
-    )
-    if where is not None:
-        query = query.where(where)
-    dbapi_conn = conn.connection.dbapi_connection
-    # On the statement, not the connection (whose options stay set for what follows: a
-    # later UPDATE would then be run through a server-side cursor, which PostgreSQL refuses).
-    result = conn.execute(query.execution_options(stream_results=True, yield_per=batch))
-    try:
-        yield from result
-    except BaseException:
-        _forget_unread(conn, dbapi_conn)  # the server died mid-stream
-        raise
+    Plain tuples, not SQLAlchemy Rows: a PostgreSQL edit's snapshot of 100k rows read
+    in 0.7 s as Rows through a named cursor, in a third of that so."""
+    from .dialects import dialect_for_url  # the dialects import this module
+
+    dialect = dialect_for_url(conn.engine.url)
+    raw = conn.connection.dbapi_connection
+    cursor = dialect.stream_cursor(raw) if dialect is not None else raw.cursor()  # type: ignore[union-attr]
+    for rows in raw_batches(conn, table, cursor, batch, where):
+        yield from rows
 
 
 def _forget_unread(conn: Connection, dbapi_conn: object) -> None:
@@ -190,15 +182,27 @@ def stream_query(conn: Connection, sql: str) -> CursorResult:
 
 
 def raw_batches(
-    conn: Connection, table: sa.Table, cursor: Any, batch: int = BATCH
+    conn: Connection,
+    table: sa.Table,
+    cursor: Any,
+    batch: int = BATCH,
+    where: sa.ColumnElement[bool] | None = None,
 ) -> Iterator[list[tuple]]:
-    """Every row as a plain tuple, in lists of up to `batch`, through the DB-API `cursor`.
+    """Every row (or those `where` selects) as a plain tuple, in lists of up to `batch`,
+    through the DB-API `cursor`.
 
     For bulk work: SQLAlchemy's Row objects cost more per row than everything else a
     migration does with it. Give a server-side cursor on MySQL (memory stays flat).
     """
     query = sa.select(*(table.c[name] for name in COLUMNS))
-    cursor.execute(str(query.compile(dialect=conn.dialect)))
+    if where is not None:
+        query = query.where(where)
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params: Any = compiled.params
+    if compiled.positional:
+        params = tuple(params[name] for name in compiled.positiontup or ())
+    # Always with parameters, even none: the drivers then undo the compiler's %% escapes.
+    cursor.execute(str(compiled), params)
     try:
         while rows := cursor.fetchmany(batch):
             yield rows

@@ -989,7 +989,7 @@ class _ChunkedCursor:
         self.rows: Iterator[tuple] | None = None
 
     def execute(self, sql: str, params: Any = None) -> None:
-        self.rows = self.cursor.stream(sql, params or None, size=STREAM_CHUNK)
+        self.rows = self.cursor.stream(sql, params, size=STREAM_CHUNK)
 
     def fetchmany(self, size: int) -> list[tuple]:
         assert self.rows is not None, "execute() first"
