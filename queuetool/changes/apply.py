@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,16 @@ from ..priority import Priority
 from ..table.check import CheckResult, check, conditions
 from ..table.filters import JobFilter
 from ..table.store import MAX_UNIQUE_BYTES, QueueStore
-from .kinds import Edit, Purge, Repair, Reprioritise, Reschedule, already_settled, count_rows
+from .kinds import (
+    Edit,
+    Purge,
+    Repair,
+    Reprioritise,
+    Reschedule,
+    already_settled,
+    count_each,
+    settled_rows,
+)
 from .restore import RestoreResult, restore
 from .snapshot import SnapshotInfo, check_keep, prune, take
 
@@ -216,31 +225,38 @@ class _Batch:
         checked = self.prechecked.result() if self.prechecked is not None else None
         if checked is not None and checked.ok:
             result.checked = checked
-        if result.checked is None:
-            _warn_long_keys(store, conn, frozen)
+        # Unless the whole table checked clean, the first edit's scan also counts the
+        # long keys the batch leaves in the table (so it reads every row).
+        long_keys = _long_keys(store, frozen) if result.checked is None else None
         real = [e for e in frozen if not isinstance(e, Repair)]
         # With the table checked clean its repairs match nothing, so a rows
         # snapshot holds exactly the rows of the batch's one real edit.
         alone = snapshot_rows if self.by_rows and result.checked and len(real) == 1 else None
         for edit, live in zip(edits, frozen, strict=True):
-            # Each edit sees the table as the earlier ones left it.
+            # Each edit sees the table as the earlier ones left it. Counted before the
+            # edit runs: after it, the changed rows are settled too.
+            also = {"long_keys": long_keys} if long_keys is not None else {}
+            settled = settled_rows(store, live)
+            if settled is not None:
+                also["already"] = settled
             if result.checked is None:
-                matched = _examine(store, conn, live)
-            elif isinstance(live, Repair):
-                matched = 0  # the whole table checked clean: nothing to repair
-            elif alone is not None:
-                matched = alone
+                matched, counts = _examine(store, conn, live, also)
             else:
-                matched = count_rows(conn, store, live.where(store))
-            # Counted before the edit runs: after it, the changed rows are settled too.
-            already = already_settled(conn, store, live)
+                if not isinstance(live, Repair) and alone is None:
+                    also["matched"] = live.where(store)
+                counts = count_each(conn, store, also, _reading(store, live, also))
+                # The whole table checked clean: its repairs match nothing.
+                matched = counts.get("matched", 0 if isinstance(live, Repair) else alone or 0)
+            if long_keys is not None:
+                _warn_long_keys(counts["long_keys"])
+                long_keys = None
             changed = live.run(store, conn, matched, self.now) if matched else 0
             if changed != matched:
                 raise VerifyError(
                     f"{live.describe()}: {matched} jobs matched but {changed} changed; "
                     "rolled back, nothing changed"
                 )
-            result.changes.append(AppliedEdit(edit, matched, changed, already))
+            result.changes.append(AppliedEdit(edit, matched, changed, counts.get("already", 0)))
 
 
 def _unchanged(result: EditResult, edits: Sequence[Edit], started: float) -> EditResult:
@@ -256,12 +272,28 @@ def _discard(result: EditResult) -> None:
         result.snapshot = None
 
 
-def _examine(store: QueueStore, conn: Connection, edit: Edit) -> int:
-    """How many rows the edit will change; VerifyError if gearmand could not replay one
-    of them afterwards. One scan: `check` counts the rows it checks."""
+def _reading(
+    store: QueueStore, edit: Edit, also: Mapping[str, sa.ColumnElement[bool]]
+) -> sa.ColumnElement[bool] | None:
+    """The rows one scan must read to count the edit's rows and `also`: every row for
+    the long keys, else the filter's (its settled rows are not the edit's)."""
+    if "long_keys" in also:
+        return None
+    if "already" in also:
+        return edit.job_filter.where(store.table, store.dialect)
+    return edit.where(store)
+
+
+def _examine(
+    store: QueueStore, conn: Connection, edit: Edit, also: Mapping[str, sa.ColumnElement[bool]]
+) -> tuple[int, dict[str, int]]:
+    """How many rows the edit will change, and the counts of `also`, in one scan;
+    VerifyError if gearmand could not replay one of those rows afterwards."""
+    where = edit.where(store)
     if not edit.checked:
-        return count_rows(conn, store, edit.where(store))
-    checked = check(store, conn, edit.where(store))
+        counts = count_each(conn, store, {**also, "matched": where}, _reading(store, edit, also))
+        return counts.pop("matched"), counts
+    checked = check(store, conn, where, also=also, reading=_reading(store, edit, also))
     problems = [p for p in checked.problems if not p.kind.startswith(edit.sets or ("\0",))]
     if problems:
         found = "; ".join(
@@ -273,21 +305,23 @@ def _examine(store: QueueStore, conn: Connection, edit: Edit) -> int:
             f"gearmand could not replay rows this edit touches: {found}. Nothing changed; "
             "run `queuetool check` and repair those rows first"
         )
-    return checked.rows
+    return checked.rows, checked.also
 
 
 class LongKeys(QueuetoolWarning):
     """The table holds jobs whose unique key gearmand corrupts on its next start."""
 
 
-def _warn_long_keys(store: QueueStore, conn: Connection, edits: Sequence[Edit]) -> None:
-    """Name the jobs whose unique key gearmand corrupts on its next start that the batch
+def _long_keys(store: QueueStore, edits: Sequence[Edit]) -> sa.ColumnElement[bool]:
+    """The jobs whose unique key gearmand corrupts on its next start that the batch
     leaves in the table. An edit never changes a key, so it cannot make one, but neither
     may it pass over them silently (the window's check refuses such a table)."""
     long_key = conditions(store)["unique_key_length"]
     purged = [e.where(store) for e in edits if isinstance(e, Purge)]
-    left = sa.and_(long_key, sa.not_(sa.or_(*purged))) if purged else long_key
-    count = count_rows(conn, store, left)
+    return sa.and_(long_key, sa.not_(sa.or_(*purged))) if purged else long_key
+
+
+def _warn_long_keys(count: int) -> None:
     if count:
         warnings.warn(
             f"{count} jobs in the table have a unique key of {MAX_UNIQUE_BYTES + 1} bytes or "

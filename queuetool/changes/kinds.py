@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import UsageError, VerifyError
 from ..priority import Priority
+from ..table.check import count_if
 from ..table.export import check_export_path, write_jobs
 from ..table.filters import JobFilter
 from ..table.jobs import Job
@@ -301,11 +303,30 @@ def count_rows(conn: Connection, store: QueueStore, where: sa.ColumnElement[bool
     ).scalar_one()
 
 
-def already_settled(conn: Connection, store: QueueStore, edit: Edit) -> int:
-    """The jobs the edit's filter selects that are already as the edit would leave them."""
+def count_each(
+    conn: Connection,
+    store: QueueStore,
+    conds: Mapping[str, sa.ColumnElement[bool]],
+    scope: sa.ColumnElement[bool] | None,
+) -> dict[str, int]:
+    """How many rows each condition selects, in ONE scan of the rows `scope` selects
+    (None: every row), in the caller's transaction."""
+    if not conds:
+        return {}
+    query = sa.select(*map(count_if, conds.values())).select_from(store.table)
+    row = conn.execute(query if scope is None else query.where(scope)).one()
+    return {name: int(count) for name, count in zip(conds, row, strict=True)}
+
+
+def settled_rows(store: QueueStore, edit: Edit) -> sa.ColumnElement[bool] | None:
+    """The rows `already_settled` counts (None: the edit has no such rows)."""
     settled = edit.settled(store.table)
     if settled is None:
-        return 0
-    return count_rows(
-        conn, store, sa.and_(edit.job_filter.where(store.table, store.dialect), settled)
-    )
+        return None
+    return sa.and_(edit.job_filter.where(store.table, store.dialect), settled)
+
+
+def already_settled(conn: Connection, store: QueueStore, edit: Edit) -> int:
+    """The jobs the edit's filter selects that are already as the edit would leave them."""
+    settled = settled_rows(store, edit)
+    return 0 if settled is None else count_rows(conn, store, settled)

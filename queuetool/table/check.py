@@ -6,6 +6,7 @@ the kinds that were found cost a second, small query for example keys.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -54,6 +55,7 @@ class CheckResult:
     schema: list[str] = field(default_factory=list)
     # A layout gearmand starts on but replays wrongly (PostgreSQL's INTEGER columns).
     replay: list[str] = field(default_factory=list)
+    also: dict[str, int] = field(default_factory=dict)  # `check(also=...)`'s counts
 
     @property
     def ok(self) -> bool:
@@ -125,11 +127,18 @@ def check(
     store: QueueStore,
     conn: Connection | None = None,
     where: sa.ColumnElement[bool] | None = None,
+    *,
+    also: Mapping[str, sa.ColumnElement[bool]] | None = None,
+    reading: sa.ColumnElement[bool] | None = None,
 ) -> CheckResult:
-    """Check the whole table, or just the rows `where` selects (inside `conn`'s transaction)."""
+    """Check the whole table, or just the rows `where` selects (inside `conn`'s transaction).
+
+    `also` are more counts taken in the same scan (`CheckResult.also`), which then
+    reads the rows `reading` selects (None: every row; it must hold `where`'s): one
+    scan where an edit would otherwise make three."""
     if conn is None:
         with store.connect(read_only=True) as own:
-            return check(store, own, where)
+            return check(store, own, where, also=also, reading=reading)
     result = CheckResult(schema=store.schema_problems(conn))
     if not store.exists(conn):
         return result
@@ -142,14 +151,17 @@ def check(
     t = store.table
     conds = conditions(store)
     scope = sa.true() if where is None else where
-    counts = conn.execute(
-        sa.select(
-            sa.func.count(),
-            *(sa.func.coalesce(sa.func.sum(sa.case((c, 1), else_=0)), 0) for c in conds.values()),
-        ).where(scope)
-    ).one()
+    if also:
+        within = [c if where is None else sa.and_(where, c) for c in conds.values()]
+        query = sa.select(count_if(scope), *map(count_if, [*within, *also.values()]))
+        query = query.select_from(t) if reading is None else query.where(reading)
+    else:
+        query = sa.select(sa.func.count(), *map(count_if, conds.values())).where(scope)
+    counts = conn.execute(query).one()
     result.rows = int(counts[0])
-    for (kind, cond), count in zip(conds.items(), counts[1:], strict=True):
+    found, extra = counts[1 : len(conds) + 1], counts[len(conds) + 1 :]
+    result.also = {name: int(n) for name, n in zip(also or (), extra, strict=True)}
+    for (kind, cond), count in zip(conds.items(), found, strict=True):
         if count:
             examples = conn.execute(
                 sa.select(t.c.unique_key, t.c.function_name).where(scope, cond).limit(EXAMPLES)
@@ -160,6 +172,11 @@ def check(
         if dup is not None:
             result.problems.append(dup)
     return result
+
+
+def count_if(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    """How many rows `cond` holds for, as an aggregate (0, not NULL, over no rows)."""
+    return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
 
 
 def _duplicates(
