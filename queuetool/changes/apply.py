@@ -36,6 +36,7 @@ from .kinds import (
     Reschedule,
     already_settled,
     count_each,
+    scan_scope,
     settled_rows,
 )
 from .restore import RestoreResult, restore
@@ -244,7 +245,7 @@ class _Batch:
             else:
                 if not isinstance(live, Repair) and alone is None:
                     also["matched"] = live.where(store)
-                counts = count_each(conn, store, also, _reading(store, live, also))
+                counts = count_each(conn, store, also, scan_scope(store, live, also))
                 # The whole table checked clean: its repairs match nothing.
                 matched = counts.get("matched", 0 if isinstance(live, Repair) else alone or 0)
             if long_keys is not None:
@@ -272,18 +273,6 @@ def _discard(result: EditResult) -> None:
         result.snapshot = None
 
 
-def _reading(
-    store: QueueStore, edit: Edit, also: Mapping[str, sa.ColumnElement[bool]]
-) -> sa.ColumnElement[bool] | None:
-    """The rows one scan must read to count the edit's rows and `also`: every row for
-    the long keys, else the filter's (its settled rows are not the edit's)."""
-    if "long_keys" in also:
-        return None
-    if "already" in also:
-        return edit.job_filter.where(store.table, store.dialect)
-    return edit.where(store)
-
-
 def _examine(
     store: QueueStore, conn: Connection, edit: Edit, also: Mapping[str, sa.ColumnElement[bool]]
 ) -> tuple[int, dict[str, int]]:
@@ -291,9 +280,9 @@ def _examine(
     VerifyError if gearmand could not replay one of those rows afterwards."""
     where = edit.where(store)
     if not edit.checked:
-        counts = count_each(conn, store, {**also, "matched": where}, _reading(store, edit, also))
+        counts = count_each(conn, store, {**also, "matched": where}, scan_scope(store, edit, also))
         return counts.pop("matched"), counts
-    checked = check(store, conn, where, also=also, reading=_reading(store, edit, also))
+    checked = check(store, conn, where, also=also, reading=scan_scope(store, edit, also))
     problems = [p for p in checked.problems if not p.kind.startswith(edit.sets or ("\0",))]
     if problems:
         found = "; ".join(

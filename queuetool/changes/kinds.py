@@ -318,6 +318,19 @@ def count_each(
     return {name: int(count) for name, count in zip(conds, row, strict=True)}
 
 
+def scan_scope(
+    store: QueueStore, edit: Edit, conds: Mapping[str, sa.ColumnElement[bool]]
+) -> sa.ColumnElement[bool] | None:
+    """The rows one scan must read to count `conds` along with the edit's rows: every
+    row for the long keys (None), else the filter's when its settled rows are counted
+    (they are not the edit's), else the edit's own."""
+    if "long_keys" in conds:
+        return None
+    if "already" in conds:
+        return edit.job_filter.where(store.table, store.dialect)
+    return edit.where(store)
+
+
 def settled_rows(store: QueueStore, edit: Edit) -> sa.ColumnElement[bool] | None:
     """The rows `already_settled` counts (None: the edit has no such rows)."""
     settled = edit.settled(store.table)
