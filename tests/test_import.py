@@ -751,3 +751,50 @@ def test_a_straight_import_whose_commit_fails_after_the_server_committed_keeps_i
     restore = ("restore", *my.cli_args(), str(snapshot), "--yes", "--snapshot-dir", str(snapdir))
     ok(cli(*restore))
     assert my.rows() == []
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("damage", ["cut", "altered-last"])
+def test_a_cold_start_written_as_the_file_is_read_rolls_back_a_damaged_file(
+    tmp_path, mysql_server, mysql_db, cli, snapdir, monkeypatch, damage
+):
+    """Into an empty MySQL table the first pass writes each batch as it reads it, so the
+    server inserts while the file is parsed. A file found damaged only at its end (after
+    rows went to the server) must leave the table empty and no snapshot: nothing is
+    committed before the trailer has been checked."""
+    from queuetool.changes import importing
+
+    written = []  # rows handed to the writer's thread during the first pass
+    real_feed = importing._Feed.__call__
+
+    def spy(self, rows):  # type: ignore[no-untyped-def]
+        written.append(len(rows))
+        real_feed(self, rows)
+
+    monkeypatch.setattr(importing._Feed, "__call__", spy)
+    my = make_mysql_queue(tmp_path / "my", mysql_server, mysql_db)
+    rows = [(f"k{i:05d}", "fn", i % 3, bytes([i % 256]) * (i % 50), 0) for i in range(12_000)]
+    lines = _file(rows).splitlines(keepends=True)
+    if damage == "cut":  # the last lines lost: the trailer's count says so
+        text = "".join(lines[:-3] + lines[-1:])
+    else:  # the last job's payload changed: only the trailer's checksum says so
+        record = json.loads(lines[-2])
+        record["priority"] = (record["priority"] + 1) % 3
+        text = "".join([*lines[:-2], json.dumps(record) + "\n", lines[-1]])
+    path = tmp_path / "bad.jsonl"
+    path.write_text(text)
+    args = ("import", *my.cli_args(), str(path), "--yes", "--quiet", "--snapshot-dir", str(snapdir))
+    result = cli(*args)
+    assert result.exit_code == 5, result.output
+    err = result.stderr.strip().splitlines()
+    assert len(err) == 1 and "Nothing was imported" in err[0], result.stderr
+    assert sum(written) >= 9_000  # handed to the server before the damage showed
+    assert my.rows() == []
+    assert list(snapdir.iterdir()) == []
+    # The same file undamaged goes in whole, written as read.
+    written.clear()
+    path.write_text("".join(lines))
+    ok(cli(*args))
+    assert sum(written) == len(rows)
+    assert my.rows() == sorted(rows)
+    assert len(list(snapdir.iterdir())) == 1

@@ -42,18 +42,18 @@ class ProgressLine:
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if now - self.shown < 0.2 and done < total:
+        if now - self.shown < 0.2 and (done < total or not total):
             return
         self.shown = now
         elapsed = max(now - self.started, 1e-6)
         rate = done / elapsed
-        eta = (total - done) / rate if rate and total > done else 0
-        pct = f"{100 * done / total:5.1f}%" if total else "  -  "
-        click.echo(
-            f"\r{pct} {done:,}/{total:,} rows  {rate:,.0f} rows/s  ETA {eta:,.0f}s ",
-            err=True,
-            nl=False,
-        )
+        if total:
+            eta = (total - done) / rate if rate and total > done else 0
+            line = f"{100 * done / total:5.1f}% {done:,}/{total:,} rows  {rate:,.0f} rows/s  "
+            line += f"ETA {eta:,.0f}s "
+        else:  # not known yet (an import's first pass)
+            line = f"{done:,} rows  {rate:,.0f} rows/s "
+        click.echo("\r" + line, err=True, nl=False)
         self.drawn = True
 
     def end(self) -> None:

@@ -165,16 +165,20 @@ def import_cmd(
     )
     progress = None if quiet else ProgressLine()
     try:
-        checked = check_file(store, source)
-        click.echo(f"{source.name}: {checked[0].describe()}")
-        refusals = checked[1]
-        if refusals and not skip_invalid:
-            for line in refusals.lines():
-                click.echo(f"  {line}", err=True)
+        # Nothing to confirm and no daemon to stop: the import makes the first pass
+        # itself, writing as it reads where the backend allows (MySQL's cold start).
+        reasons = is_live(app) if yes and not (dry_run or skip_invalid or force) else None
+        checked = None if reasons == [] else check_file(store, source)
+        if checked is not None:
+            click.echo(f"{source.name}: {checked[0].describe()}")
+            if checked[1] and not skip_invalid:
+                for line in checked[1].lines():
+                    click.echo(f"  {line}", err=True)
         invalid = _skipped_path(skipped_file) if skip_invalid else None
         options: dict[str, Any] = dict(on_conflict=on_conflict, skip_invalid=invalid)
         holder = holding_daemon(store)
         if dry_run:
+            assert checked is not None
             if holder is not None:
                 click.echo(
                     f"dry run: {why_empty(holder)}; conflicts with its jobs are known only "
@@ -188,9 +192,12 @@ def import_cmd(
             return
         directory, keep = snapshot_settings(app, snapshot_dir)
         options["progress"] = progress
-        what = f"import {checked[0].rows} jobs from {source.name} (--on-conflict {on_conflict})"
-        reasons = [] if force else is_live(app)
+        jobs = f"{checked[0].rows} jobs" if checked is not None else "the jobs"
+        what = f"import {jobs} from {source.name} (--on-conflict {on_conflict})"
+        if reasons is None:
+            reasons = [] if force else is_live(app)
         if reasons:
+            assert checked is not None  # checked first: a bad file never stops the daemon
             announced = announce(
                 app,
                 what,
@@ -246,6 +253,8 @@ def import_cmd(
             **options,
         )
         _end(progress)
+        if checked is None:
+            click.echo(f"{source.name}: {result.file.describe()}")
         _render(result, result.snapshot.path if result.snapshot else None)
         click.echo(f"elapsed: {result.elapsed:.2f}s")
     finally:
