@@ -160,8 +160,20 @@ def stream_rows(
     dialect = dialect_for_url(conn.engine.url)
     raw = conn.connection.dbapi_connection
     cursor = dialect.stream_cursor(raw) if dialect is not None else raw.cursor()  # type: ignore[union-attr]
-    for rows in raw_batches(conn, table, cursor, batch, where):
-        yield from rows
+    error = conn.dialect.loaded_dbapi.Error
+    try:
+        for rows in raw_batches(conn, table, cursor, batch, where):
+            yield from rows
+    except error as exc:
+        # As SQLAlchemy raises a driver's error, a lost server marking the connection
+        # invalid: the caller's rollback then does not run on a dead connection and hide
+        # the real error behind its own.
+        gone = conn.dialect.is_disconnect(exc, raw, cursor)
+        if gone:
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(
+            None, None, exc, error, connection_invalidated=gone, dialect=conn.dialect
+        ) from exc
 
 
 def _forget_unread(conn: Connection, dbapi_conn: object) -> None:
