@@ -6,7 +6,6 @@ the kinds that were found cost a second, small query for example keys.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -55,7 +54,6 @@ class CheckResult:
     schema: list[str] = field(default_factory=list)
     # A layout gearmand starts on but replays wrongly (PostgreSQL's INTEGER columns).
     replay: list[str] = field(default_factory=list)
-    also: dict[str, int] = field(default_factory=dict)  # `check(also=...)`'s counts
 
     @property
     def ok(self) -> bool:
@@ -127,18 +125,11 @@ def check(
     store: QueueStore,
     conn: Connection | None = None,
     where: sa.ColumnElement[bool] | None = None,
-    *,
-    also: Mapping[str, sa.ColumnElement[bool]] | None = None,
-    reading: sa.ColumnElement[bool] | None = None,
 ) -> CheckResult:
-    """Check the whole table, or just the rows `where` selects (inside `conn`'s transaction).
-
-    `also` are more counts taken in the same scan (`CheckResult.also`), which then
-    reads the rows `reading` selects (None: every row; it must hold `where`'s): one
-    scan where an edit would otherwise make three."""
+    """Check the whole table, or just the rows `where` selects (inside `conn`'s transaction)."""
     if conn is None:
         with store.connect(read_only=True) as own:
-            return check(store, own, where, also=also, reading=reading)
+            return check(store, own, where)
     result = CheckResult(schema=store.schema_problems(conn))
     if not store.exists(conn):
         return result
@@ -151,17 +142,10 @@ def check(
     t = store.table
     conds = conditions(store)
     scope = sa.true() if where is None else where
-    if also:
-        within = [c if where is None else sa.and_(where, c) for c in conds.values()]
-        query = sa.select(count_if(scope), *map(count_if, [*within, *also.values()]))
-        query = query.select_from(t) if reading is None else query.where(reading)
-    else:
-        query = sa.select(sa.func.count(), *map(count_if, conds.values())).where(scope)
+    query = sa.select(sa.func.count(), *map(count_if, conds.values())).where(scope)
     counts = conn.execute(query).one()
     result.rows = int(counts[0])
-    found, extra = counts[1 : len(conds) + 1], counts[len(conds) + 1 :]
-    result.also = {name: int(n) for name, n in zip(also or (), extra, strict=True)}
-    for (kind, cond), count in zip(conds.items(), found, strict=True):
+    for (kind, cond), count in zip(conds.items(), counts[1:], strict=True):
         if count:
             examples = conn.execute(
                 sa.select(t.c.unique_key, t.c.function_name).where(scope, cond).limit(EXAMPLES)
