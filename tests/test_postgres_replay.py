@@ -210,6 +210,11 @@ def test_check_reports_text_that_is_no_number_instead_of_failing_on_the_cast(
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert 'invalid input syntax for type bigint: "' in result.stderr
     assert "is not an integer: `queuetool check` lists such jobs" in result.stderr
+    # So does a snapshot, whose rows are streamed through the driver's own cursor.
+    result = cli("snapshot", *queue.cli_args(), "--out", str(tmp_path / "s.qtsnap"))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "is not an integer: `queuetool check` lists such jobs" in result.stderr
 
 
 def test_migrate_while_the_source_runs_refuses_the_integer_layout_before_stopping(

@@ -171,8 +171,9 @@ def stream_rows(
         gone = conn.dialect.is_disconnect(exc, raw, cursor)
         if gone:
             conn.invalidate(exc)
+        sql, params = _select(conn, table, where)  # named in the error, as SQLAlchemy does
         raise sa.exc.DBAPIError.instance(
-            None, None, exc, error, connection_invalidated=gone, dialect=conn.dialect
+            sql, params, exc, error, connection_invalidated=gone, dialect=conn.dialect
         ) from exc
 
 
@@ -206,15 +207,8 @@ def raw_batches(
     For bulk work: SQLAlchemy's Row objects cost more per row than everything else a
     migration does with it. Give a server-side cursor on MySQL (memory stays flat).
     """
-    query = sa.select(*(table.c[name] for name in COLUMNS))
-    if where is not None:
-        query = query.where(where)
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params: Any = compiled.params
-    if compiled.positional:
-        params = tuple(params[name] for name in compiled.positiontup or ())
     # Always with parameters, even none: the drivers then undo the compiler's %% escapes.
-    cursor.execute(str(compiled), params)
+    cursor.execute(*_select(conn, table, where))
     try:
         while rows := cursor.fetchmany(batch):
             yield rows
@@ -222,6 +216,21 @@ def raw_batches(
         # A server-side cursor on a MySQL server that died: close without reading on.
         _forget_unread(conn, getattr(cursor, "connection", None))
         cursor.close()
+
+
+def _select(
+    conn: Connection, table: sa.Table, where: sa.ColumnElement[bool] | None
+) -> tuple[str, Any]:
+    """The SELECT of the five columns (of the rows `where` selects) for the driver: its
+    SQL and parameters, in the driver's paramstyle."""
+    query = sa.select(*(table.c[name] for name in COLUMNS))
+    if where is not None:
+        query = query.where(where)
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params: Any = compiled.params
+    if compiled.positional:
+        params = tuple(params[name] for name in compiled.positiontup or ())
+    return str(compiled), params
 
 
 def table_checksum(
