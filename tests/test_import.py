@@ -798,3 +798,56 @@ def test_a_cold_start_written_as_the_file_is_read_rolls_back_a_damaged_file(
     assert sum(written) == len(rows)
     assert my.rows() == sorted(rows)
     assert len(list(snapdir.iterdir())) == 1
+
+
+@pytest.mark.mysql
+def test_a_cold_start_stops_writing_at_a_refused_job_and_tries_straight_once(
+    tmp_path, mysql_server, mysql_db, cli, snapdir, monkeypatch
+):
+    """Written as read, a file holding a job gearmand cannot replay stops the writing at
+    that job's batch (the import is refused, nothing goes in); one holding a job twice
+    is rolled back and settled the general way, without writing it straight again. An
+    empty file takes no snapshot (it would push out an older one)."""
+    from queuetool.changes import importing
+
+    fed: list[int] = []
+    straight: list[bool] = []
+    real_feed, real_init = importing._Feed.__call__, importing._DirectWriter.__init__
+
+    def feed(self, rows):  # type: ignore[no-untyped-def]
+        fed.append(len(rows))
+        real_feed(self, rows)
+
+    def init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        straight.append(True)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(importing._Feed, "__call__", feed)
+    monkeypatch.setattr(importing._DirectWriter, "__init__", init)
+    my = make_mysql_queue(tmp_path / "my", mysql_server, mysql_db)
+    args = ("import", *my.cli_args(), "--yes", "--quiet", "--snapshot-dir", str(snapdir))
+    rows = [(f"k{i:05d}", "fn", 1, b"x", 0) for i in range(12_000)]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(_file([*rows[:6000], ("k" * 65, "fn", 1, b"x", 0), *rows[6000:]]))
+    result = cli(*args[:-4], str(bad), *args[-4:])
+    assert result.exit_code == 1 and "cannot be imported" in result.stderr, result.output
+    assert sum(fed) < 6000  # the batches after the refused job never went to the server
+    assert my.rows() == [] and list(snapdir.iterdir()) == []
+
+    fed.clear()
+    straight.clear()
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text(_file([*rows, rows[7]]))
+    ok(cli(*args[:-4], str(twice), *args[-4:], "--on-conflict", "skip"))
+    assert straight == [True]  # the general way did not try straight again
+    assert my.rows() == sorted(rows)
+
+    my.sql(f"DELETE FROM {my.table}")
+    for p in snapdir.iterdir():
+        p.unlink()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(_file([]))
+    result = cli(*args[:-4], str(empty), *args[-4:])
+    ok(result)
+    assert "0 jobs added" in result.stdout
+    assert my.rows() == [] and list(snapdir.iterdir()) == []

@@ -409,3 +409,52 @@ def test_ctrl_c_is_one_line_and_exit_130(sqlite_queue, cli, monkeypatch):
     result = cli("report", *sqlite_queue.cli_args())
     assert result.exit_code == 130
     assert result.stderr == "Aborted: interrupted\n"
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_mysql_killed_mid_cold_start_import_is_one_error_line(
+    tmp_path, own_mariadb, cli, monkeypatch
+):
+    """The cold start writes while it reads the file: a server lost meanwhile is reported
+    as lost (the rollback's own error on the dead connection must not replace it), and
+    nothing was committed."""
+    import io
+
+    from queuetool.changes import importing
+    from queuetool.table.export import JobWriter
+
+    db = own_mariadb.create_database("killme")
+    own_mariadb.query(db, mysql_ddl())
+    out = io.StringIO()
+    writer = JobWriter(out)
+    for i in range(20_000):
+        writer.write((f"job{i}", "fn", 1, b"\x00payload" * 8, 0))
+    writer.close()
+    path = tmp_path / "jobs.jsonl"
+    path.write_text(out.getvalue())
+    real_feed = importing._Feed.__call__
+    fed = []
+
+    def kill_after_the_first_batch(self, rows):  # type: ignore[no-untyped-def]
+        if len(fed) == 1:  # once: the first batch went in, the second meets a dead server
+            own_mariadb.kill()
+        fed.append(len(rows))
+        real_feed(self, rows)
+
+    monkeypatch.setattr(importing._Feed, "__call__", kill_after_the_first_batch)
+    result = cli(
+        "import",
+        "--queue",
+        own_mariadb.url(db),
+        str(path),
+        "--yes",
+        "--quiet",
+        "--config",
+        str(_snapshots(tmp_path)),
+    )
+    line = one_error_line(result, 2)
+    assert line.startswith("Error: database error: "), line
+    assert "InterfaceError" not in line and ("Lost connection" in line or "gone away" in line)
+    assert own_mariadb.pid is None
+    restart_mariadb(own_mariadb)
+    assert own_mariadb.query(db, "SELECT COUNT(*) FROM gearman_queue") == [(0,)]

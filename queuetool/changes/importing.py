@@ -235,8 +235,8 @@ def check_file(
                     descents += 1
                 last = key
         spool.add(rows)
-        if rows_to is not None and rows:
-            rows_to(rows)
+        if rows_to is not None and rows and not refusals:
+            rows_to(rows)  # after a refusal, no more: the import is refused, or goes general
 
     try:
         file = source.verify(each)
@@ -317,16 +317,17 @@ def import_jobs(
     result.dry_run = dry_run
     own_check = checked is None
     done = False
-    d = store.dialect
-    # Where `_into_empty` applies (MySQL), the first pass may write as it reads.
-    streams = d.server_checksum is not None and not d.TRANSACTIONAL_DDL
-    if checked is None and not dry_run and skip_invalid is None and streams:
+    straight = True  # the cold start may write into an empty table straight (`_into_empty`)
+    if checked is None and not dry_run and skip_invalid is None and writes_as_it_reads(store):
         checked, done = _cold_start(store, source, result, snapshot_dir, progress)
+        straight = False  # tried: not empty, or rolled back for what the general way settles
     elif checked is None:
         checked = check_file(store, source)
     try:
         if not done:
-            _import_checked(store, source, result, checked, snapshot_dir, skip_invalid, progress)
+            _import_checked(
+                store, source, result, checked, snapshot_dir, skip_invalid, progress, straight
+            )
     finally:
         if own_check:
             _drop_spool(source, checked[0])
@@ -334,6 +335,14 @@ def import_jobs(
         prune(result.snapshot.path.parent, keep, result.snapshot)
     result.elapsed = time.monotonic() - started
     return result
+
+
+def writes_as_it_reads(store: QueueStore) -> bool:
+    """Whether an import without a first pass of the caller's writes each batch as it
+    reads the file (`_cold_start`): where the cold start goes straight into an empty
+    table (`_into_empty`: MySQL). Elsewhere the import makes the same first pass itself."""
+    d = store.dialect
+    return d.server_checksum is not None and not d.TRANSACTIONAL_DDL
 
 
 def _drop_spool(source: JobSource, file: FileCheck) -> None:
@@ -351,6 +360,7 @@ def _import_checked(
     snapshot_dir: str | Path | None,
     skip_invalid: Path | None,
     progress: Progress | None,
+    straight: bool = True,
 ) -> None:
     result.file, first = checked
     if result.file.spool is None:  # checked by a caller without the spool
@@ -364,10 +374,11 @@ def _import_checked(
         )
     sink_path = skip_invalid if skip_invalid is not None and first and not dry_run else None
     if sink_path is None:
-        _load_and_apply(store, source, result, Refusals(), snapshot_dir, progress)
+        _load_and_apply(store, source, result, Refusals(), snapshot_dir, progress, straight)
     else:
         with skipped_sink(sink_path, lambda p: setattr(result, "skipped_file", p)) as sink:
-            _load_and_apply(store, source, result, Refusals(sink=sink), snapshot_dir, progress)
+            refusals = Refusals(sink=sink)
+            _load_and_apply(store, source, result, refusals, snapshot_dir, progress, straight)
 
 
 def _load_and_apply(
@@ -377,6 +388,7 @@ def _load_and_apply(
     refusals: Refusals,
     snapshot_dir: str | Path | None,
     progress: Progress | None,
+    straight: bool = True,
 ) -> None:
     spool = result.file.spool
     for row, kind in spool.refusals():
@@ -400,7 +412,7 @@ def _load_and_apply(
         # The writer commits its batches (into the TEMPORARY table only, which is the
         # connection's own); the queue table is touched in the one transaction after it.
         try:
-            direct = not result.dry_run and spool.rows > 0
+            direct = straight and not result.dry_run and spool.rows > 0
             fill = functools.partial(_write_spool, spool, progress=progress)
             if not direct or not _into_empty(store, conn, result, snapshot_dir, fill):
                 expected = _load(*load)
@@ -428,7 +440,12 @@ def _in_one_transaction(conn: Connection, result: ImportResult, work: Callable[[
     try:
         work()
     except BaseException:
-        trans.rollback()
+        try:
+            trans.rollback()
+        except Exception:
+            # The connection is gone (the server rolls back without it): the error to
+            # report is the first one, not the rollback's on a dead connection.
+            conn.invalidate()
         raise
     if result.dry_run:
         trans.rollback()
@@ -569,6 +586,8 @@ def _into_empty(
             raise _Fallback("the table is not empty")
         fill(ThreadedWriter(_DirectWriter(store, conn, store.table_name, Refusals())))
         spool = result.file.spool
+        if not spool.rows:
+            raise _Fallback("no jobs: nothing to write, nothing to undo")
         # The undo before the commit: without it nothing is committed.
         result.snapshot = _take(
             store,

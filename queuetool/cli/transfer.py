@@ -152,7 +152,7 @@ def import_cmd(
       queuetool import all-jobs.jsonl --on-conflict skip --yes
       queuetool import ids.txt --function resubmit_order --priority high --yes
     """
-    from ..changes.importing import check_file, import_jobs, import_window
+    from ..changes.importing import check_file, import_jobs, import_window, writes_as_it_reads
     from ..daemon.held import holding_daemon, why_empty
     from ..table.jobfile import JobSource
 
@@ -165,9 +165,10 @@ def import_cmd(
     )
     progress = None if quiet else ProgressLine()
     try:
-        # Nothing to confirm and no daemon to stop: the import makes the first pass
-        # itself, writing as it reads where the backend allows (MySQL's cold start).
-        reasons = is_live(app) if yes and not (dry_run or skip_invalid or force) else None
+        # Nothing to confirm and no daemon to stop, on a backend where the import writes
+        # as it reads (MySQL's cold start): the import makes the first pass itself.
+        streams = yes and not (dry_run or skip_invalid or force) and writes_as_it_reads(store)
+        reasons = is_live(app) if streams else None
         checked = None if reasons == [] else check_file(store, source)
         if checked is not None:
             click.echo(f"{source.name}: {checked[0].describe()}")
