@@ -35,9 +35,7 @@ from .kinds import (
     Reprioritise,
     Reschedule,
     already_settled,
-    count_each,
-    scan_scope,
-    settled_rows,
+    count_edit,
 )
 from .restore import RestoreResult, restore
 from .snapshot import SnapshotInfo, check_keep, prune, take
@@ -237,15 +235,11 @@ class _Batch:
             # Each edit sees the table as the earlier ones left it. Counted before the
             # edit runs: after it, the changed rows are settled too.
             also = {"long_keys": long_keys} if long_keys is not None else {}
-            settled = settled_rows(store, live)
-            if settled is not None:
-                also["already"] = settled
             if result.checked is None:
                 matched, counts = _examine(store, conn, live, also)
             else:
-                if not isinstance(live, Repair) and alone is None:
-                    also["matched"] = live.where(store)
-                counts = count_each(conn, store, also, scan_scope(store, live, also))
+                count = not isinstance(live, Repair) and alone is None
+                counts = count_edit(conn, store, live, matched=count)
                 # The whole table checked clean: its repairs match nothing.
                 matched = counts.get("matched", 0 if isinstance(live, Repair) else alone or 0)
             if long_keys is not None:
@@ -296,9 +290,7 @@ def _examine(
                 "run `queuetool check` and repair those rows first"
             )
         matched = checked.rows
-    else:
-        also = {**also, "matched": where}
-    counts = count_each(conn, store, also, scan_scope(store, edit, also))
+    counts = count_edit(conn, store, edit, matched=not edit.checked, also=also)
     return counts.pop("matched", matched), counts
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ..table.filters import JobFilter
 from ..table.jobs import Job, select_jobs
 from ..table.store import QueueStore
-from .kinds import Edit, Reschedule, count_each, scan_scope, settled_rows, stable_order
+from .kinds import Edit, Reschedule, count_edit, stable_order
 
 SAMPLE = 10
 
@@ -47,12 +47,7 @@ def plan(store: QueueStore, edits: Sequence[Edit], sample: int = SAMPLE) -> list
         for edit in edits:
             edit.validate(store)
             frozen = edit.frozen(now)
-            # Its rows and its settled ones in one scan of what its filter selects.
-            counts = {"matched": frozen.where(store)}
-            settled = settled_rows(store, frozen)
-            if settled is not None:
-                counts["already"] = settled
-            counted = count_each(conn, store, counts, scan_scope(store, frozen, counts))
+            counted = count_edit(conn, store, frozen)  # its rows and its settled ones
             matched = counted["matched"]
             # The edit's own WHERE (a repair narrows its filter to repairable rows).
             query = select_jobs(store, JobFilter()).where(frozen.where(store))

@@ -526,7 +526,7 @@ def _cold_start(
         raise
     if passes:
         return passes[0], done
-    return check_file(store, source), False  # the table was not empty: nothing was read
+    return check_file(store, source), False  # not empty, or no rollback: nothing was read
 
 
 class _Feed:

@@ -296,13 +296,6 @@ def spread_times(count: int, start: int, spread: int) -> list[int]:
     return [start + (i * spread) // count for i in range(count)]
 
 
-def count_rows(conn: Connection, store: QueueStore, where: sa.ColumnElement[bool]) -> int:
-    """How many rows of the queue table match `where`, in the caller's transaction."""
-    return conn.execute(
-        sa.select(sa.func.count()).select_from(store.table).where(where)
-    ).scalar_one()
-
-
 def count_each(
     conn: Connection,
     store: QueueStore,
@@ -318,28 +311,35 @@ def count_each(
     return {name: int(count) for name, count in zip(conds, row, strict=True)}
 
 
-def scan_scope(
-    store: QueueStore, edit: Edit, conds: Mapping[str, sa.ColumnElement[bool]]
-) -> sa.ColumnElement[bool] | None:
-    """The rows one scan must read to count `conds` along with the edit's rows: every
-    row for the long keys (None), else the filter's when its settled rows are counted
-    (they are not the edit's), else the edit's own."""
-    if "long_keys" in conds:
-        return None
-    if "already" in conds:
-        return edit.job_filter.where(store.table, store.dialect)
-    return edit.where(store)
+def count_edit(
+    conn: Connection,
+    store: QueueStore,
+    edit: Edit,
+    *,
+    matched: bool = True,
+    also: Mapping[str, sa.ColumnElement[bool]] | None = None,
+) -> dict[str, int]:
+    """In one scan, in the caller's transaction: the edit's rows ("matched", unless
+    `matched` is False), the ones its filter selects that are already as it would leave
+    them ("already", for an edit that has such rows) and the conditions of `also`.
 
-
-def settled_rows(store: QueueStore, edit: Edit) -> sa.ColumnElement[bool] | None:
-    """The rows `already_settled` counts (None: the edit has no such rows)."""
+    The scan reads every row when `also` counts the long keys, else the filter's rows
+    when the settled ones are counted (they are not the edit's), else the edit's own."""
+    conds = dict(also or {})
+    if matched:
+        conds["matched"] = edit.where(store)
     settled = edit.settled(store.table)
-    if settled is None:
-        return None
-    return sa.and_(edit.job_filter.where(store.table, store.dialect), settled)
+    if settled is not None:
+        conds["already"] = sa.and_(edit.job_filter.where(store.table, store.dialect), settled)
+    if "long_keys" in conds:
+        scope = None
+    elif "already" in conds:
+        scope = edit.job_filter.where(store.table, store.dialect)
+    else:
+        scope = edit.where(store)
+    return count_each(conn, store, conds, scope)
 
 
 def already_settled(conn: Connection, store: QueueStore, edit: Edit) -> int:
     """The jobs the edit's filter selects that are already as the edit would leave them."""
-    settled = settled_rows(store, edit)
-    return 0 if settled is None else count_rows(conn, store, settled)
+    return count_edit(conn, store, edit, matched=False).get("already", 0)
