@@ -458,3 +458,32 @@ def test_mysql_killed_mid_cold_start_import_is_one_error_line(
     assert own_mariadb.pid is None
     restart_mariadb(own_mariadb)
     assert own_mariadb.query(db, "SELECT COUNT(*) FROM gearman_queue") == [(0,)]
+
+
+# -- one table under two names ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ["dot", "symlink", "hardlink", "table case"])
+def test_the_same_sqlite_table_by_another_name_is_refused(tmp_path, cli, spelling):
+    # Copied onto itself and then emptied by --move, the only copy of the queue would go.
+    src = make_sqlite_queue(tmp_path)
+    src.insert([(f"job{i}", "fn", 1, b"x", 0) for i in range(5)])
+    path, table = src.sqlite_path, "gearman_queue"
+    other = tmp_path / "other"
+    other.mkdir()
+    if spelling == "dot":
+        target = f"sqlite:///{path.parent}/./{path.name}"
+    elif spelling == "symlink":
+        (other / "link.db").symlink_to(path)
+        target = f"sqlite:///{other / 'link.db'}"
+    elif spelling == "hardlink":
+        (other / "hard.db").hardlink_to(path)
+        target = f"sqlite:///{other / 'hard.db'}"
+    else:
+        target, table = src.url, "GEARMAN_QUEUE"
+    result = cli(
+        "migrate", src.url, target, "--target-table", table, "--replace", "--move", "--yes",
+        "--config", str(_snapshots(tmp_path)),
+    )  # fmt: skip
+    assert one_error_line(result, 2) == "Error: source and target are the same queue table"
+    assert sorted(src.rows()) == [(f"job{i}", "fn", 1, b"x", 0) for i in range(5)]

@@ -228,7 +228,7 @@ def migrate(
 
 
 def _check_options(source: QueueStore, target: QueueStore, opts: MigrateOptions) -> None:
-    if str(source.url) == str(target.url) and source.table_name == target.table_name:
+    if _same_table(source, target):
         raise UsageError("source and target are the same queue table")
     if opts.merge and opts.replace:
         raise UsageError("--merge and --replace exclude each other")
@@ -238,6 +238,20 @@ def _check_options(source: QueueStore, target: QueueStore, opts: MigrateOptions)
         raise UsageError(f"target table name {target.table_name!r} is too long for staging")
     if opts.skip_invalid and not opts.dry_run and opts.skipped_file is not None:
         check_export_path(opts.skipped_file)
+
+
+def _same_table(source: QueueStore, target: QueueStore) -> bool:
+    """Whether both sides name one table, however spelled: a SQLite file by any path
+    (a symlink, `./`, a hard link: its inode) and the table's name in any case, as
+    SQLite reads it. Copied onto itself, `--move` would then empty the only copy."""
+    if source.backend != target.backend:
+        return False
+    same_file = bool(source.file_id) and source.file_id == target.file_id
+    if not same_file and source.location != target.location:
+        return False
+    if source.database_file is not None:
+        return source.table_name.lower() == target.table_name.lower()
+    return source.table_name == target.table_name
 
 
 def _new_target_file(target: QueueStore, dry_run: bool) -> Path | None:
