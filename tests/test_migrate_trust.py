@@ -487,3 +487,33 @@ def test_the_same_sqlite_table_by_another_name_is_refused(tmp_path, cli, spellin
     )  # fmt: skip
     assert one_error_line(result, 2) == "Error: source and target are the same queue table"
     assert sorted(src.rows()) == [(f"job{i}", "fn", 1, b"x", 0) for i in range(5)]
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_move_whose_source_dies_says_both_hold_the_jobs_and_start_refuses(
+    tmp_path, own_mariadb, cli, monkeypatch
+):
+    db = own_mariadb.create_database("movesrc")
+    own_mariadb.query(db, mysql_ddl())
+    own_mariadb.query(
+        db, "INSERT INTO gearman_queue VALUES ('a', 'fn', 0, 'x', 0), ('b', 'fn', 2, 'y', 0)"
+    )
+    dst = make_sqlite_queue(tmp_path, create=False)
+    real_empty = copy_module.empty_source
+
+    def die_first(*args, **kwargs):  # type: ignore[no-untyped-def]
+        own_mariadb.kill()
+        return real_empty(*args, **kwargs)
+
+    monkeypatch.setattr(copy_module, "empty_source", die_first)
+    src_url = own_mariadb.url(db)
+    result = cli(
+        "migrate", src_url, dst.url, "--move", "--yes", "--quiet",
+        "--config", str(_snapshots(tmp_path)),
+    )  # fmt: skip
+    line = one_error_line(result, 2)
+    assert line.startswith("Error: --move: the source was NOT emptied (cannot open "), line
+    assert "the target holds the verified copy" in line
+    assert sorted(dst.rows()) == [("a", "fn", 0, b"x", 0), ("b", "fn", 2, b"y", 0)]
+    refused = cli("start", "--queue", src_url, "--quiet")
+    assert refused.exit_code == 4 and "this queue was migrated to sqlite:///" in refused.stderr

@@ -30,7 +30,16 @@ from sqlalchemy.engine import Connection
 from ..changes import snapshot
 from ..daemon import guard
 from ..daemon.state import clear_migrated, mark_migrated
-from ..errors import Aborted, ProblemsFound, SchemaError, UsageError, VerifyError
+from ..errors import (
+    Aborted,
+    ProblemsFound,
+    QueuetoolError,
+    SchemaError,
+    UsageError,
+    VerifyError,
+    one_line,
+    reported_errors,
+)
 from ..table.checksum import Checksum, raw_batches
 from ..table.export import check_export_path
 from ..table.store import QueueStore, conn_quote
@@ -216,13 +225,14 @@ def migrate(
             with contextlib.suppress(OSError):
                 created_file.unlink()
         raise
-    if not opts.dry_run and opts.move:
-        _empty_source(source, opts, result, say)
     if not opts.dry_run:
         # The jobs are in the target now: a gearmand started on the source again would
         # run them a second time, so `queuetool start` there refuses until told otherwise.
+        # Marked before --move empties it: a source it fails to empty still holds them.
         clear_migrated(target, opts.state_dir)
         mark_migrated(source, f"{target.display_url} table {target.table_name}", opts.state_dir)
+    if not opts.dry_run and opts.move:
+        _empty_source(source, opts, result, say)
     result.seconds = time.monotonic() - started
     return result
 
@@ -572,6 +582,19 @@ def _empty_source(
             "it is unchanged"
         )
         return
-    path = empty_source(source, result.source_read, snapshot_dir=opts.snapshot_dir, keep=opts.keep)
+    try:
+        path = empty_source(
+            source, result.source_read, snapshot_dir=opts.snapshot_dir, keep=opts.keep
+        )
+    except VerifyError:
+        raise  # its message says the source was not emptied and the target holds the copy
+    except reported_errors() as exc:  # e.g. the source's server went away meanwhile
+        error = QueuetoolError(
+            f"--move: the source was NOT emptied ({one_line(exc)}); the target holds the "
+            "verified copy, and `queuetool start` on the source refuses (its jobs would run "
+            "twice)"
+        )
+        error.exit_code = exc.exit_code if isinstance(exc, QueuetoolError) else 2
+        raise error from exc
     result.snapshots.append(path)
     result.moved = True
