@@ -4,7 +4,10 @@ reloaded by a real gearmand, payloads byte-exact; PostgreSQL's limits refused to
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import make_postgres_queue
@@ -334,3 +337,36 @@ def test_a_row_the_batch_sums_never_saw_drops_them_for_a_whole_sum(
             conn.rollback()
     finally:
         target.close()
+
+
+@pytest.mark.parametrize("on_conflict", ["skip", "replace", "fail"])
+def test_merge_into_postgres_dry_run_counts_and_real_run_is_quiet(
+    tmp_path, sqlite_queue, postgres_server, postgres_db, cli, on_conflict
+):
+    pg = make_postgres_queue(tmp_path / "pg", postgres_server, postgres_db)
+    pg.insert([("held", "fn", 1, b"old", 0), ("only-pg", "fn", 2, b"pg", 0)])
+    sqlite_queue.insert([("held", "fn", 0, b"new", 0), ("only-lite", "fn", 1, b"lite", 0)])
+    args = (sqlite_queue.url, pg.url, "--target-table", pg.table, "--merge", "--on-conflict")
+    args += (on_conflict,)
+    dry = cli("migrate", *args, "--dry-run", "--quiet")
+    assert dry.exit_code == 0, dry.stderr
+    would = {"skip": "1 jobs would be copied, 1 skipped on conflict",
+             "replace": "2 jobs would be copied, 1 replaced",
+             "fail": ""}[on_conflict]  # fmt: skip
+    if on_conflict == "fail":
+        assert "1 jobs cannot be carried" in dry.stdout and "conflict" in dry.stdout, dry.stdout
+    else:
+        assert f"dry run: {would}, nothing was written" in dry.stdout, dry.stdout
+    assert sorted(pg.rows()) == [("held", "fn", 1, b"old", 0), ("only-pg", "fn", 2, b"pg", 0)]
+    # A process of its own: in pytest's, the driver's log lines go to pytest, not stderr.
+    real = subprocess.run(
+        [str(Path(sys.executable).with_name("queuetool")), "migrate", *args, "--yes", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert real.returncode == (1 if on_conflict == "fail" else 0), real.stderr
+    # Nothing but queuetool's own lines: no driver's note about an aborted pipeline.
+    assert all(
+        line.startswith(("Error: ", "note: 1 conflict")) for line in real.stderr.splitlines()
+    ), real.stderr

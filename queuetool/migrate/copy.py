@@ -297,7 +297,7 @@ def _inspect_target(
         if not target.exists(conn):
             result.created_table = True
             result.collation, why = target.dialect.key_collation(conn)
-            result.layout = f"gearmand's DDL, keys in {why}"
+            result.layout = f"gearmand's DDL, {why}"
             return f"table created with {result.layout}"
         problems = target.schema_problems(conn)
         if problems:
@@ -442,10 +442,12 @@ def _probe(
             merging = opts.merge and result.target_rows_before > 0
             if merging:
                 cols = "unique_key, function_name, priority, data, when_to_run"
-                keys = "unique_key, function_name, priority, X'', when_to_run"
+                # The payload as a parameter: X'' is a bit string to PostgreSQL.
+                keys = "unique_key, function_name, priority, :empty, when_to_run"
                 src = conn_quote(target.engine, target.table_name)
                 dst = conn_quote(target.engine, probe)
-                conn.exec_driver_sql(f"INSERT INTO {dst} ({cols}) SELECT {keys} FROM {src}")
+                insert = f"INSERT INTO {dst} ({cols}) SELECT {keys} FROM {src}"
+                conn.execute(sa.text(insert), {"empty": b""})
             if read_only:
                 conn.commit()  # the target's shared lock goes; the writer's units are its own
             writer = open_probe(

@@ -12,6 +12,7 @@ written into TEXT by PostgreSQL's assignment cast.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import stat
 from collections.abc import Callable, Iterator, Mapping
@@ -290,10 +291,18 @@ def still_held(url: URL) -> str | None:
 
 
 def create_engine(url: URL) -> Engine:
+    logging.getLogger("psycopg").addFilter(_quiet_abort)  # a filter added twice is kept once
     engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
     # First: SQLAlchemy's own start-up query breaks on a SQL_ASCII database (bytes).
     sa.event.listen(engine, "connect", require_utf8, insert=True)
     return engine
+
+
+def _quiet_abort(record: logging.LogRecord) -> bool:
+    """Drop psycopg's note that closing a pipeline or a COPY failed too, logged while the
+    error that aborted it (a key conflict the writer handles) is already on its way:
+    on the operator's terminal it read as a second, unexplained error."""
+    return not record.getMessage().startswith("error ignored terminating")
 
 
 def require_utf8(dbapi_conn: Any, record: object = None) -> None:
