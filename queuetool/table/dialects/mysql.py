@@ -364,9 +364,11 @@ def key_collation(conn: sa.Connection) -> tuple[str, str]:
     found = {row[0] for row in conn.exec_driver_sql("SHOW COLLATION WHERE Charset = 'utf8mb4'")}
     for name in NO_PAD_BINARY:
         if name in found:
-            return name, f"utf8mb4 / {name}: binary and no-pad, every distinct key stays distinct"
+            return name, (
+                f"keys in utf8mb4 / {name}: binary and no-pad, every distinct key stays distinct"
+            )
     return PAD_BINARY, (
-        f"utf8mb4 / {PAD_BINARY}: this server has no no-pad binary collation, so keys that "
+        f"keys in utf8mb4 / {PAD_BINARY}: this server has no no-pad binary collation, so keys that "
         "differ only in trailing spaces ('a', 'a ') collide and are refused"
     )
 

@@ -447,7 +447,7 @@ def insert_statements(raw_conn: sqlite3.Connection, table: str, rows: list, limi
 
 
 def key_collation(conn: sa.Connection) -> tuple[None, str]:
-    return None, "SQLite compares keys byte for byte"
+    return None, "keys compared byte for byte, as SQLite does"
 
 
 def create_staging(
