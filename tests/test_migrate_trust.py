@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from test_migrate import restart_mariadb
 from queuetool.changes import snapshot as snapshot_module
 from queuetool.migrate import copy as copy_module
 from queuetool.table.store import QueueStore
+
+QUEUETOOL = str(Path(sys.executable).with_name("queuetool"))
 
 # Keys gearmand keeps apart that a latin1 or _ci or PAD SPACE table does not.
 TRICKY = [
@@ -517,3 +520,36 @@ def test_move_whose_source_dies_says_both_hold_the_jobs_and_start_refuses(
     assert sorted(dst.rows()) == [("a", "fn", 0, b"x", 0), ("b", "fn", 2, b"y", 0)]
     refused = cli("start", "--queue", src_url, "--quiet")
     assert refused.exit_code == 4 and "this queue was migrated to sqlite:///" in refused.stderr
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_mysql_source_killed_mid_migrate_is_one_error_line(tmp_path, own_mariadb, monkeypatch):
+    db = own_mariadb.create_database("killsrc")
+    own_mariadb.query(db, mysql_ddl())
+    with own_mariadb.connect(db) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO gearman_queue VALUES (%s, 'fn', 1, %s, 0)",
+            [(f"job{i}", b"\x00payload" * 64) for i in range(30_000)],
+        )
+    dst = make_sqlite_queue(tmp_path)
+    dst.insert([("old", "fn", 1, b"kept", 0)])
+    # A process of its own, killed from outside: the pool's complaint about a rollback on
+    # the dead connection goes to stderr there, where pytest's logging does not catch it.
+    args = ["migrate", own_mariadb.url(db), dst.url, "--replace", "--yes"]
+    proc = subprocess.Popen(
+        [QUEUETOOL, *args, "--config", str(_snapshots(tmp_path))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    # The progress line on stderr: the copy is under way, so kill the source's server.
+    first = proc.stderr.read(1)
+    own_mariadb.kill()
+    stderr = first + proc.stderr.read()
+    proc.wait(timeout=120)
+    lines = [x for x in stderr.replace("\r", "\n").splitlines() if x.strip()]
+    errors = [x for x in lines if "rows/s" not in x]  # all but the progress line
+    assert proc.returncode == 2, stderr
+    assert len(errors) == 1 and errors[0].startswith("Error: database error: Lost connection"), (
+        stderr
+    )
+    assert sorted(dst.rows()) == [("old", "fn", 1, b"kept", 0)]

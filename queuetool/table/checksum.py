@@ -160,21 +160,8 @@ def stream_rows(
     dialect = dialect_for_url(conn.engine.url)
     raw = conn.connection.dbapi_connection
     cursor = dialect.stream_cursor(raw) if dialect is not None else raw.cursor()  # type: ignore[union-attr]
-    error = conn.dialect.loaded_dbapi.Error
-    try:
-        for rows in raw_batches(conn, table, cursor, batch, where):
-            yield from rows
-    except error as exc:
-        # As SQLAlchemy raises a driver's error, a lost server marking the connection
-        # invalid: the caller's rollback then does not run on a dead connection and hide
-        # the real error behind its own.
-        gone = conn.dialect.is_disconnect(exc, raw, cursor)
-        if gone:
-            conn.invalidate(exc)
-        sql, params = _select(conn, table, where)  # named in the error, as SQLAlchemy does
-        raise sa.exc.DBAPIError.instance(
-            sql, params, exc, error, connection_invalidated=gone, dialect=conn.dialect
-        ) from exc
+    for rows in raw_batches(conn, table, cursor, batch, where):
+        yield from rows
 
 
 def _forget_unread(conn: Connection, dbapi_conn: object) -> None:
@@ -208,14 +195,28 @@ def raw_batches(
     migration does with it. Give a server-side cursor on MySQL (memory stays flat).
     """
     # Always with parameters, even none: the drivers then undo the compiler's %% escapes.
-    cursor.execute(*_select(conn, table, where))
+    sql, params = _select(conn, table, where)
+    error = conn.dialect.loaded_dbapi.Error
     try:
-        while rows := cursor.fetchmany(batch):
-            yield rows
-    finally:
-        # A server-side cursor on a MySQL server that died: close without reading on.
-        _forget_unread(conn, getattr(cursor, "connection", None))
-        cursor.close()
+        try:
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(batch):
+                yield rows
+        finally:
+            # A server-side cursor on a MySQL server that died: close without reading on.
+            _forget_unread(conn, getattr(cursor, "connection", None))
+            cursor.close()
+    except error as exc:
+        # Raised as SQLAlchemy raises a driver's error, a lost server marking the
+        # connection invalid: the caller's rollback then does not run on a dead
+        # connection, whose failure the pool would print as a traceback and which would
+        # hide the real error behind its own.
+        gone = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+        if gone:
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(
+            sql, params, exc, error, connection_invalidated=gone, dialect=conn.dialect
+        ) from exc
 
 
 def _select(
