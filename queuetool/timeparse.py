@@ -93,12 +93,15 @@ def when(
     name them in the message for a past time, `exactly_one` is the message when not
     exactly one is given.
     """
-    given = [name for name, value in (("at", at), ("in", in_), ("now", now)) if value]
+    # An empty value is given (an unset "$TIME" in a script), and refused as a time.
+    given = [
+        name for name, value in (("at", at), ("in", in_), ("now", now or None)) if value is not None
+    ]
     if len(given) != 1:
         raise UsageError(exactly_one)
-    if at:
+    if at is not None:
         return parse_start(at, at_name, instead)
-    if in_:
+    if in_ is not None:
         return parse_time("now") + parse_duration(in_)
     return 0
 

@@ -64,6 +64,33 @@ def test_plan_duration_without_a_unit_is_refused(sqlite_queue, cli, snapdir, tmp
     assert_refused(result, message, sqlite_queue, before, snapdir)
 
 
+# -- an empty time is refused, not dropped ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "args"),
+    [
+        ("purge", ("-f", "fn0", "--run-before", "")),
+        ("purge", ("-f", "fn0", "--run-after", "")),
+        ("purge", ("-f", "fn0", "--submitted-before", "")),
+        ("reprioritise", ("-f", "fn0", "--submitted-after", "", "--to", "high")),
+        ("reschedule", ("-f", "fn0", "--at", "")),
+        ("reschedule", ("-f", "fn0", "--in", "")),
+    ],
+)
+def test_an_empty_time_is_refused_not_dropped(queue, cli, snapdir, command, args):
+    # An unset "$CUTOFF" in a script: dropped, it widened the purge to every fn0 job.
+    queue.insert(ROWS)
+    before = queue.rows()
+    result = cli(command, *queue.cli_args(), *args, "--yes", "--snapshot-dir", str(snapdir))
+    message = (
+        "not a duration: '' (use e.g. 90s, 15m, 2h, 1d, 1h30m)"
+        if "--in" in args
+        else "not a time: '' (use ISO-8601 like 2026-11-28T23:00, @EPOCH or now)"
+    )
+    assert_refused(result, message, queue, before, snapdir)
+
+
 # -- every edit needs a filter or --all ------------------------------------------------
 
 

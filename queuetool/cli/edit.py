@@ -354,7 +354,7 @@ def reschedule_cmd(
     from ..changes.kinds import Reschedule
 
     when = parse_when(at, in_, now)
-    seconds = parse_duration(spread) if spread else 0
+    seconds = parse_duration(spread) if spread is not None else 0
     result = run_edits(app, [Reschedule(job_filter, when, seconds, all_)], **opts)
     if result is not None and result.changed and (when or seconds):
         # Only a future when_to_run waits for a wake-up; --now (0) is handed out at once.

@@ -268,6 +268,8 @@ def filter_options(f: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from ..table.filters import JobFilter
 
+        # Not `if after`: an empty TIME (an unset "$CUTOFF") must be refused, not dropped,
+        # which would widen the filter to every job.
         after = kwargs.pop("run_after")
         before = kwargs.pop("run_before")
         sub_after = kwargs.pop("submitted_after")
@@ -277,10 +279,10 @@ def filter_options(f: F) -> F:
             uniques=tuple(kwargs.pop("uniques")),
             priorities=tuple(Priority.parse(p) for p in kwargs.pop("priorities")),
             scheduled=kwargs.pop("scheduled"),
-            run_after=parse_time(after) if after else None,
-            run_before=parse_time(before) if before else None,
-            submitted_after=parse_time(sub_after) if sub_after else None,
-            submitted_before=parse_time(sub_before) if sub_before else None,
+            run_after=parse_time(after) if after is not None else None,
+            run_before=parse_time(before) if before is not None else None,
+            submitted_after=parse_time(sub_after) if sub_after is not None else None,
+            submitted_before=parse_time(sub_before) if sub_before is not None else None,
         )
         return f(*args, **kwargs)
 
