@@ -527,3 +527,13 @@ def test_restore_onto_another_queue_is_refused_before_its_daemon_is_stopped(
     assert "add --onto-other-queue" in result.stderr
     assert daemon.running()
     assert other.rows() == before and list(snapdir.iterdir()) == []
+
+
+def test_a_time_past_2038_filters_on_every_backend(queue, cli):
+    # A filter's time is compared as a BIGINT: PostgreSQL's driver cast it to int4.
+    queue.insert(ROWS)
+    later = cli("jobs", *queue.cli_args(), "--run-after", "9999-12-31T23:59", "--format", "json")
+    assert (later.exit_code, later.stderr, later.stdout.strip()) == (0, "", "[]")
+    earlier = cli("jobs", *queue.cli_args(), "--run-before", "9999-12-31T23:59", "--format", "csv")
+    assert earlier.exit_code == 0, earlier.stderr
+    assert len(earlier.stdout.splitlines()) == len(ROWS) + 1  # the header and every job

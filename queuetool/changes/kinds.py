@@ -147,7 +147,11 @@ class Reschedule(Edit):
             raise UsageError("--spread must not be negative")
         last = self.start(int(time.time())) + max(self.spread - 1, 0)
         if last > INT32_MAX:
-            holder = "this MySQL queue's" if store.dialect.INT32_WHEN_TO_RUN else "a MySQL queue's"
+            holder = (
+                f"this {'MySQL' if store.backend == 'mysql' else 'PostgreSQL'} queue's"
+                if store.dialect.INT32_WHEN_TO_RUN
+                else "a MySQL or PostgreSQL queue's"
+            )
             raise UsageError(
                 f"{format_epoch(last)} is too late: {holder} when_to_run is a 32-bit INT, "
                 f"which holds times up to {format_epoch(INT32_MAX)} (and `check` flags later ones)"

@@ -33,7 +33,7 @@ REASONS = {
     "function_name_nul": "function_name holds a NUL byte (the target's text cannot: PostgreSQL)",
     "priority_range": "priority is not 0, 1 or 2 (gearmand crashes or reads HIGH)",
     "when_to_run_type": "when_to_run is not an integer",
-    "when_to_run_range": "when_to_run outside the 32-bit INT a MySQL queue holds",
+    "when_to_run_range": "when_to_run outside the 32-bit INT a MySQL or PostgreSQL queue holds",
     "data_type": "data is neither bytes nor text",
     "key_collision": "the target's unique key treats this (unique_key, function_name) as "
     "equal to another job's (its collation ignores case or trailing spaces)",

@@ -81,15 +81,15 @@ class JobFilter:
         elif self.scheduled is False:
             clauses.append(when <= now)
         if self.run_after is not None:
-            clauses.append(when >= self.run_after)
+            clauses.append(when >= _epoch(self.run_after))
         if self.run_before is not None:
-            clauses.append(when < self.run_before)
+            clauses.append(when < _epoch(self.run_before))
         if self.submitted_after is not None or self.submitted_before is not None:
             submitted = dialect.uuid1_epoch(table.c.unique_key)  # NULL: no time in the key
             if self.submitted_after is not None:
-                clauses.append(submitted >= self.submitted_after)
+                clauses.append(submitted >= _epoch(self.submitted_after))
             if self.submitted_before is not None:
-                clauses.append(submitted < self.submitted_before)
+                clauses.append(submitted < _epoch(self.submitted_before))
         return sa.and_(sa.true(), *clauses)
 
     def describe(self) -> str:
@@ -127,3 +127,9 @@ def _any_glob(
         clauses.append(dialect.exact_match(column, exact))
     clauses.extend(dialect.glob_match(column, g) for g in globs)
     return sa.or_(*clauses)
+
+
+def _epoch(value: int) -> sa.ColumnElement[int]:
+    """A time to compare with as a BIGINT: bound as the column's INTEGER, PostgreSQL's
+    driver casts it to int4, and a time after 2038 fails as out of range."""
+    return sa.literal(value, sa.BigInteger)

@@ -26,7 +26,7 @@ COLUMNS = ("unique_key", "function_name", "priority", "data", "when_to_run")
 # and its job's payload gets a NUL in front after a restart (GEARMAND.md).
 MAX_UNIQUE_BYTES = 63
 MAX_FUNCTION_BYTES = 255  # MySQL's VARCHAR(255)
-INT32_MAX = 2**31 - 1  # MySQL's when_to_run is a signed 32-bit INT
+INT32_MAX = 2**31 - 1  # MySQL's and PostgreSQL's when_to_run: a signed 32-bit INT
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$")
 
 
