@@ -18,16 +18,27 @@ from .errors import ConfigError
 DEFAULT_TABLE = "gearman_queue"
 DEFAULT_KEEP = 20
 CONFIG_SEARCH = (Path("queuetool.toml"), Path("/etc/queuetool.toml"))
-# Every key the file may hold. Anything else is refused: a misspelt key (`tabel`,
-# `[snapshot]`) would otherwise be ignored and the default used without a word.
-SECTIONS: dict[str, frozenset[str]] = {
-    "queue": frozenset({"url", "table"}),
-    "gearmand": frozenset({"address", "stop", "start", "state_dir"}),
-    "snapshots": frozenset({"dir", "keep"}),
-    "exporter": frozenset({"listen", "min_interval"}),
+# The TOML types a key may hold, and how an error names them.
+STRING = "a string"
+INTEGER = "an integer"
+NUMBER = "a number"
+BOOLEAN = "true or false"
+# Every key the file may hold, with its type. Anything else is refused: a misspelt key
+# (`tabel`, `[snapshot]`) would otherwise be ignored and the default used without a
+# word, and a value of another type (`address = 4730`) would crash where it is used.
+SECTIONS: dict[str, dict[str, str]] = {
+    "queue": {"url": STRING, "table": STRING},
+    "gearmand": {"address": STRING, "stop": STRING, "start": STRING, "state_dir": STRING},
+    "snapshots": {"dir": STRING, "keep": INTEGER},
+    "exporter": {"listen": STRING, "min_interval": NUMBER},
 }
 # each [queues.NAME]: the queue, and for the exporter its daemon
-NAMED_QUEUE_KEYS = frozenset({"url", "table", "gearmand", "store_queue_on_shutdown"})
+NAMED_QUEUE_KEYS: dict[str, str] = {
+    "url": STRING,
+    "table": STRING,
+    "gearmand": STRING,
+    "store_queue_on_shutdown": BOOLEAN,
+}
 
 
 def default_snapshot_dir() -> Path:
@@ -95,6 +106,11 @@ def _read(path: Path) -> Config:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text, as TOML must be "
+            f"(byte {exc.start}: {exc.reason})"
+        ) from exc
     _check_keys(path, data)
     return Config(path=path, data=data)
 
@@ -115,7 +131,42 @@ def _check_keys(path: Path, data: dict[str, Any]) -> None:
             _check_section(path, section, value, SECTIONS[section])
 
 
-def _check_section(path: Path, section: str, value: dict[str, Any], known: frozenset[str]) -> None:
-    unknown = sorted(set(value) - known)
+def _check_section(path: Path, section: str, value: dict[str, Any], known: dict[str, str]) -> None:
+    unknown = sorted(set(value) - set(known))
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r} in [{section}]")
+    for key, wanted in known.items():
+        if key in value and not _is(value[key], wanted):
+            raise ConfigError(
+                f"{path}: {section}.{key} must be {wanted}, not {_toml_type(value[key])}"
+            )
+
+
+def _is(value: Any, wanted: str) -> bool:
+    # bool is an int in Python, never in TOML: `keep = true` is not a number
+    if wanted == STRING:
+        return isinstance(value, str)
+    if wanted == BOOLEAN:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if wanted == INTEGER:
+        return isinstance(value, int)
+    return isinstance(value, int | float)
+
+
+def _toml_type(value: Any) -> str:
+    """What the file holds, named as TOML does; never the value (a url may hold a password)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return INTEGER
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return STRING
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date or time"

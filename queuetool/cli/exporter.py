@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import UsageError
+from ..errors import ConfigError, UsageError
 from ..exporter import DEFAULT_LISTEN, DEFAULT_MIN_INTERVAL
 from .options import AppContext, discovered, queue_options
 
@@ -56,7 +56,10 @@ def exporter_cmd(
     config = app.config
     listen = listen or config.get("exporter", "listen") or DEFAULT_LISTEN
     if min_interval is None:
+        # a number: the loader checked its type; a negative one is as wrong as --min-interval -1
         min_interval = float(config.get("exporter", "min_interval", DEFAULT_MIN_INTERVAL))
+        if not min_interval >= 0:  # nan too: it would never scan again
+            raise ConfigError(f"{config.path}: exporter.min_interval must be at least 0")
     sources = _sources(app, name)
     exporter = Exporter(sources, min_interval)
     server = ExporterServer(listen_address(str(listen)), exporter)

@@ -18,12 +18,9 @@ def config_sources(config: Config) -> list[QueueSource]:
             raise ConfigError(f"{where} must be a table")
         if not entry.get("url"):
             raise ConfigError(f"{where} has no url")
+        # the loader checked each key's type (config.NAMED_QUEUE_KEYS)
         gearmand = entry.get("gearmand")
-        if gearmand is not None and not isinstance(gearmand, str):
-            raise ConfigError(f'{where}: gearmand must be "HOST:PORT"')
         sqos = entry.get("store_queue_on_shutdown")
-        if sqos is not None and not isinstance(sqos, bool):
-            raise ConfigError(f"{where}: store_queue_on_shutdown must be true or false")
         store = QueueStore(str(entry["url"]), str(entry.get("table") or DEFAULT_TABLE))
         sources.append(QueueSource(name, store, gearmand, sqos))
     return sources
