@@ -851,3 +851,34 @@ def test_a_cold_start_stops_writing_at_a_refused_job_and_tries_straight_once(
     ok(result)
     assert "0 jobs added" in result.stdout
     assert my.rows() == [] and list(snapdir.iterdir()) == []
+
+
+@pytest.mark.parametrize("when", [10**30, 2**63, -(2**63) - 1])
+@pytest.mark.parametrize("verify", [True, False])
+def test_a_time_beyond_64_bits_is_refused_by_the_check_on_every_backend(
+    queue: Queue, cli, tmp_path, snapdir, when, verify
+):
+    """No backend holds an integer beyond 64 bits (SQLite's INTEGER, PostgreSQL's BIGINT):
+    such a when_to_run is refused with the other bad values, before the daemon is
+    stopped, and never reaches the driver (an OverflowError)."""
+    queue.insert([("k1", "fn", 1, b"table", 0)])
+    daemon = queue.gearmand()
+    before = queue.rows()
+    rows = [("big", "fn", 1, b"x", when), ("fine", "fn", 1, b"y", 0)]
+    path = tmp_path / "in.jsonl"
+    if verify:
+        path.write_text(_file(rows))
+    else:  # no header, no trailer: only --no-verify imports it
+        job = ("unique_key", "function", "priority", "data", "when_to_run")
+        lines = [dict(zip(job, (*row[:3], "eA==", row[4]), strict=True)) for row in rows]
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    extra = [] if verify else ["--no-verify"]
+    result = cli(
+        "import", *queue.cli_args(), str(path), *extra, "--yes", "--snapshot-dir", str(snapdir)
+    )
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.stderr and "gearmand" not in result.stderr
+    assert "1 when_to_run_range" in result.stderr and "fn/big" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("Error: 1 of 2 jobs cannot be imported")
+    assert queue.rows() == before and list(snapdir.iterdir()) == []
+    assert daemon.running() and int(daemon.pidfile.read_text()) == daemon.pid

@@ -345,6 +345,18 @@ def writes_as_it_reads(store: QueueStore) -> bool:
     return d.server_checksum is not None and not d.TRANSACTIONAL_DDL
 
 
+def refuse_unreplayable(checked: tuple[FileCheck, Refusals]) -> None:
+    """ProblemsFound listing every job of the first pass gearmand could not replay. The
+    CLI calls it before a window stops the daemon: the file alone decides it."""
+    file, first = checked
+    if first:
+        raise ProblemsFound(
+            f"{first.total} of {file.rows} jobs cannot be imported: "
+            + "; ".join(first.lines())
+            + ". Nothing was imported (--skip-invalid FILE leaves them out, in FILE)"
+        )
+
+
 def _drop_spool(source: JobSource, file: FileCheck) -> None:
     """The spool of a first pass this call made itself: gone with the call."""
     if file.spool is not None:
@@ -366,12 +378,8 @@ def _import_checked(
     if result.file.spool is None:  # checked by a caller without the spool
         raise UsageError("the import's first pass (check_file) did not spool its rows")
     dry_run = result.dry_run
-    if first and skip_invalid is None:
-        raise ProblemsFound(
-            f"{first.total} of {result.file.rows} jobs cannot be imported: "
-            + "; ".join(first.lines())
-            + ". Nothing was imported (--skip-invalid FILE leaves them out, in FILE)"
-        )
+    if skip_invalid is None:
+        refuse_unreplayable(checked)
     sink_path = skip_invalid if skip_invalid is not None and first and not dry_run else None
     if sink_path is None:
         _load_and_apply(store, source, result, Refusals(), snapshot_dir, progress, straight)

@@ -152,7 +152,13 @@ def import_cmd(
       queuetool import all-jobs.jsonl --on-conflict skip --yes
       queuetool import ids.txt --function resubmit_order --priority high --yes
     """
-    from ..changes.importing import check_file, import_jobs, import_window, writes_as_it_reads
+    from ..changes.importing import (
+        check_file,
+        import_jobs,
+        import_window,
+        refuse_unreplayable,
+        writes_as_it_reads,
+    )
     from ..daemon.held import holding_daemon, why_empty
     from ..table.jobfile import JobSource
 
@@ -175,6 +181,7 @@ def import_cmd(
             if checked[1] and not skip_invalid:
                 for line in checked[1].lines():
                     click.echo(f"  {line}", err=True)
+                refuse_unreplayable(checked)  # now, before a window stops the daemon
         invalid = _skipped_path(skipped_file) if skip_invalid else None
         options: dict[str, Any] = dict(on_conflict=on_conflict, skip_invalid=invalid)
         holder = holding_daemon(store)

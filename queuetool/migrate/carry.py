@@ -12,7 +12,7 @@ import codecs
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..table.store import INT32_MAX, MAX_FUNCTION_BYTES, MAX_UNIQUE_BYTES
+from ..table.store import INT32_MAX, INT64_MAX, MAX_FUNCTION_BYTES, MAX_UNIQUE_BYTES
 
 EXAMPLES = 5
 Row = tuple  # (unique_key, function_name, priority, data, when_to_run)
@@ -33,7 +33,8 @@ REASONS = {
     "function_name_nul": "function_name holds a NUL byte (the target's text cannot: PostgreSQL)",
     "priority_range": "priority is not 0, 1 or 2 (gearmand crashes or reads HIGH)",
     "when_to_run_type": "when_to_run is not an integer",
-    "when_to_run_range": "when_to_run outside the 32-bit INT a MySQL or PostgreSQL queue holds",
+    "when_to_run_range": "when_to_run outside the signed integer the target holds "
+    "(32 bits in a MySQL or PostgreSQL INT, 64 bits on any backend)",
     "data_type": "data is neither bytes nor text",
     "key_collision": "the target's unique key treats this (unique_key, function_name) as "
     "equal to another job's (its collation ignores case or trailing spaces)",
@@ -141,7 +142,8 @@ def _show(value: object) -> str:
 class Carrier:
     """Validates and normalises rows for one target.
 
-    `int32`: the target's when_to_run is a MySQL INT. `charsets`: the target's
+    `int32`: the target's when_to_run is a MySQL INT; on every other target it is at
+    most a signed 64-bit integer (SQLite's INTEGER, PostgreSQL's BIGINT). `charsets`: the target's
     column charsets (MySQL), None for SQLite, which stores any UTF-8 text. `nul`: the
     target's text holds a NUL character (not PostgreSQL's). `utf8`: the target's text
     must be valid UTF-8; SQLite's TEXT holds any bytes, and gearmand replays such a key
@@ -155,6 +157,13 @@ class Carrier:
     key_charset: str | None = None
     function_charset: str | None = None
     normalised: dict[str, int] = field(default_factory=dict)
+    when_min: int = field(init=False, default=0)
+    when_max: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        # One range for every backend, the narrower where the target's column is 32 bits.
+        bits = INT32_MAX if self.int32 else INT64_MAX
+        self.when_min, self.when_max = -bits - 1, bits
 
     def carry(self, row: Row) -> Row | None:
         """The row as it will be written, or None (refused and recorded).
@@ -176,7 +185,7 @@ class Carrier:
             and 0 < len(function) <= MAX_FUNCTION_BYTES
             and unique.isascii()
             and function.isascii()
-            and (not self.int32 or -INT32_MAX - 1 <= when <= INT32_MAX)
+            and self.when_min <= when <= self.when_max
             and type(row) is tuple
             and (self.nul or ("\0" not in unique and "\0" not in function))
         ):
@@ -201,7 +210,7 @@ class Carrier:
                 self._note("when_to_run NULL -> 0")
             elif type(when) is not int:
                 kind = "when_to_run_type"
-            elif self.int32 and not -INT32_MAX - 1 <= when <= INT32_MAX:
+            elif not self.when_min <= when <= self.when_max:
                 kind = "when_to_run_range"
         if kind is None and type(data) is not bytes:
             changed = True

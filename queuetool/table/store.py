@@ -27,6 +27,9 @@ COLUMNS = ("unique_key", "function_name", "priority", "data", "when_to_run")
 MAX_UNIQUE_BYTES = 63
 MAX_FUNCTION_BYTES = 255  # MySQL's VARCHAR(255)
 INT32_MAX = 2**31 - 1  # MySQL's and PostgreSQL's when_to_run: a signed 32-bit INT
+# The widest integer any backend holds: SQLite's INTEGER, the BIGINT PostgreSQL's TEXT
+# layout is cast to. A larger one from a job file overflows the driver, not the check.
+INT64_MAX = 2**63 - 1
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$")
 
 
