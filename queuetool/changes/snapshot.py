@@ -50,6 +50,7 @@ from ..lockedfile import create_locked, remove_if_abandoned
 from ..table.checksum import ALGORITHM, Checksum, stream_rows
 from ..table.dialects.sqlite import insert_exact, lenient_text, not_utf8  # the file is SQLite
 from ..table.store import COLUMNS, QueueStore, queue_table
+from ..writable import cannot_create_in
 
 FORMAT = "queuetool-snapshot/1"
 SUFFIX = ".qtsnap"
@@ -181,8 +182,11 @@ def snapshot_dir(directory: str | os.PathLike[str] | None, create: bool | None =
             path.mkdir(parents=True, mode=0o700, exist_ok=True)
         except OSError as exc:
             raise SnapshotError(f"cannot create snapshot directory {path}: {exc.strerror}") from exc
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise SnapshotError(f"snapshot directory {path} is not writable; nothing was changed")
+    why = cannot_create_in(path)
+    if why is not None:
+        raise SnapshotError(
+            f"snapshot directory {path} is not writable ({why}); nothing was changed"
+        )
     return path
 
 

@@ -335,13 +335,24 @@ def write_options(f: F) -> F:
     return f
 
 
-def snapshot_settings(app: AppContext, snapshot_dir: Path | None) -> tuple[Path | None, int]:
-    """The snapshot directory (None: the default, created when missing) and `keep`."""
+def snapshot_settings(
+    app: AppContext, snapshot_dir: Path | None, check: bool = True
+) -> tuple[Path | None, int]:
+    """The snapshot directory (None: the default, created when missing) and `keep`.
+
+    `check`: the directory must take a snapshot now (a configured one exists, any one
+    is writable), so a command that writes is refused before a window stops gearmand,
+    not when the snapshot is taken with the daemon down."""
     directory = snapshot_dir or app.setting("snapshot_dir", "snapshots", "dir").value
     keep = app.setting("keep", "snapshots", "keep", DEFAULT_KEEP).value
     if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
         raise UsageError(f"[snapshots] keep must be a whole number of at least 1, not {keep!r}")
-    return (Path(directory).expanduser() if directory else None), keep
+    path = Path(directory).expanduser() if directory else None
+    if check:
+        from ..changes.snapshot import snapshot_dir as usable_dir
+
+        usable_dir(path)
+    return path, keep
 
 
 def confirm(question: str, yes: bool) -> None:

@@ -82,7 +82,7 @@ def snapshots_cmd(app: AppContext, snapshot_dir: Path | None, fmt: str) -> None:
     from ..changes.snapshot import list_snapshots
     from ..render import render
 
-    directory, _ = snapshot_settings(app, snapshot_dir)
+    directory, _ = snapshot_settings(app, snapshot_dir, check=False)
     render((s.record() for s in list_snapshots(directory)), fmt, sys.stdout)
 
 

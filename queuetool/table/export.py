@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection
 
 from .. import __version__
 from ..errors import UsageError
+from ..writable import cannot_create_in
 from .checksum import ALGORITHM, COLUMNS, Checksum
 from .store import QueueStore
 
@@ -55,8 +56,11 @@ def check_export_path(path: Path) -> None:
     if path.exists():
         raise UsageError(f"export file {path} already exists; choose a new name")
     parent = path.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write the export file: {parent} is not a writable directory")
+    why = cannot_create_in(parent) if parent.is_dir() else "no such directory"
+    if why is not None:
+        raise UsageError(
+            f"cannot write the export file {path}: {parent} is not a writable directory ({why})"
+        )
 
 
 def format_of(path: Path, fmt: str | None = None) -> str:
