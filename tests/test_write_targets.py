@@ -6,11 +6,16 @@ named as the export, not as the snapshot."""
 
 from __future__ import annotations
 
+import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROWS = [(f"job-{i:02d}", "urgent" if i % 2 else "bulk", 1, b"payload", 0) for i in range(10)]
+QUEUETOOL = Path(sys.executable).parent / "queuetool"
 
 
 def assert_untouched(result, message: str, queue, before, daemon, snapdir) -> None:
@@ -73,3 +78,42 @@ def test_a_snapshot_directory_that_cannot_take_one_is_refused_before_the_stop(
     )
     result = cli("purge", "--config", str(config), "-f", "urgent", "--yes")
     assert_untouched(result, message, sqlite_queue, before, daemon, snapdir)
+
+
+def test_an_export_that_fails_while_written_names_the_export(sqlite_queue, snapdir, tmp_path):
+    """The snapshot (raw payloads, 60 one-page rows: ~3.9 MB) fits under a file size
+    limit the export (base64, ~4.8 MB) does not: the write fails with EFBIG (Python
+    ignores SIGXFSZ), inside the snapshot's writing."""
+    sqlite_queue.insert([(f"k{i}", "urgent", 1, os.urandom(60000), 0) for i in range(60)])
+    before = sqlite_queue.rows()
+    export = tmp_path / "purged.jsonl"
+    limit = 4400 * 1024
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUETOOL_")}
+    ran = subprocess.run(
+        [
+            str(QUEUETOOL),
+            "purge",
+            *sqlite_queue.cli_args(),
+            "-f",
+            "urgent",
+            "--export",
+            str(export),
+            "--yes",
+            "--quiet",
+            "--snapshot-dir",
+            str(snapdir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        preexec_fn=small_files,
+    )
+    assert ran.returncode == 2, ran.stderr
+    assert ran.stderr == f"Error: cannot write the export file {export}: File too large\n"
+    assert sqlite_queue.rows() == before
+    assert list(snapdir.iterdir()) == [] and list(tmp_path.glob("*purged.jsonl*")) == []

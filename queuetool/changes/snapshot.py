@@ -371,6 +371,11 @@ def _fill_file(
         _fsync(tmp)
         os.rename(tmp, target)
         _fsync(target.parent)
+    except _CallerFailed as failed:
+        # the edit's own error (a purge's export, the queue's database): not the snapshot's
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise failed.error from None
     except (sqlite3.Error, OSError) as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -384,6 +389,14 @@ def _fill_file(
         raise
 
 
+class _CallerFailed(Exception):
+    """An error raised by `during`, carried past the snapshot's own error handling."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _hashed_while(path: Path, during: Callable[[int], None] | None, rows: int) -> Checksum:
     """The checksum of the rows in the file, read back on a second connection while
     `during(rows)` runs: the caller's statements run in the database (the GIL is free),
@@ -392,7 +405,10 @@ def _hashed_while(path: Path, during: Callable[[int], None] | None, rows: int) -
         return _hash_rows(path)
     with ThreadPoolExecutor(1, thread_name_prefix="queuetool-snapshot-sum") as pool:
         hashing = pool.submit(_hash_rows, path)
-        during(rows)  # raising, it still waits for the thread (the file is then removed)
+        try:
+            during(rows)  # raising, it still waits for the thread (the file is then removed)
+        except Exception as exc:
+            raise _CallerFailed(exc) from exc
         return hashing.result()
 
 

@@ -242,6 +242,11 @@ def open_output(path: Path) -> Iterator[IO[str]]:
             out.flush()
             os.fsync(out.fileno())
         os.rename(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        # named here: the caller may be inside a snapshot, whose own errors name it
+        raise UsageError(f"cannot write the export file {path}: {exc.strerror or exc}") from exc
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
