@@ -160,6 +160,24 @@ def test_damaged_snapshot_is_found_and_not_restored(queue, tmp_path, cli):
     store.close()
 
 
+def test_dry_run_of_a_damaged_snapshot_exits_as_the_restore_does(sqlite_queue, tmp_path, cli):
+    sqlite_queue.insert(ODD_ROWS)
+    store = store_of(sqlite_queue)
+    info = snapshot.take(store, out=tmp_path / "s.qtsnap")
+    store.close()
+    damage(info.path)
+    daemon = sqlite_queue.gearmand()
+    before = sqlite_queue.rows()
+    result = cli("restore", *sqlite_queue.cli_args(), str(info.path), "--dry-run")
+    assert result.exit_code == 5, result.output
+    assert "would replace" not in result.stdout and "Traceback" not in result.stderr
+    line = result.stderr.splitlines()
+    assert len(line) == 1 and line[0].startswith(f"Error: {info.path}: DAMAGED: ")
+    assert line[0].endswith("; a restore would refuse it; nothing changed")
+    assert daemon.running() and int(daemon.pidfile.read_text()) == daemon.pid
+    assert sqlite_queue.rows() == before
+
+
 def test_not_a_snapshot(tmp_path, cli):
     bogus = tmp_path / "bogus.qtsnap"
     bogus.write_bytes(b"not sqlite at all" * 100)

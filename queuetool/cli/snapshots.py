@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..errors import UsageError
+from ..errors import UsageError, VerifyError
 from .maintenance import is_live, run_restore_window, window_options
 from .options import (
     AppContext,
@@ -136,6 +136,8 @@ def restore_cmd(
     origin = request.origin
     if dry_run:
         checked, current = restore_dry_run(store, request)
+        if not checked.ok:  # as the restore itself refuses it: exit 5, and no plan offered
+            raise VerifyError(checked.summary() + "; a restore would refuse it; nothing changed")
         click.echo(checked.summary())
         click.echo(
             f"dry run: would replace {request.replaced(current)} in {store.display_url} table "
