@@ -331,3 +331,28 @@ def test_rows_the_table_cannot_take_roll_back(mysql_queue, tmp_path):
         restore(store, info.path, tmp_path, guard=False)
     assert mysql_queue.rows() == before
     store.close()
+
+
+def test_snapshots_says_when_there_is_no_directory_or_no_snapshot(tmp_path, cli):
+    missing = tmp_path / "nowhere"
+    listed = cli("snapshots", "--snapshot-dir", str(missing))
+    assert (listed.exit_code, listed.stdout) == (0, "")
+    assert listed.stderr == f"no snapshot directory {missing}\n"
+    assert not missing.exists()
+    listed = cli("snapshots", "--snapshot-dir", str(missing), "--format", "json")
+    assert (listed.exit_code, json.loads(listed.stdout)) == (0, [])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    listed = cli("snapshots", "--snapshot-dir", str(empty))
+    assert (listed.exit_code, listed.stdout, listed.stderr) == (0, "", f"no snapshots in {empty}\n")
+
+
+def test_snapshots_refuses_a_configured_directory_that_is_a_file(tmp_path, cli):
+    file = tmp_path / "snapshots"
+    file.write_text("not a directory")
+    config = tmp_path / "queuetool.toml"
+    config.write_text(f'[snapshots]\ndir = "{file}"\n')
+    listed = cli("snapshots", "--config", str(config))
+    assert (listed.exit_code, listed.stdout) == (2, "")
+    assert listed.stderr == f"Error: snapshot directory {file} is not a directory\n"
+    assert file.read_text() == "not a directory"

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..config import default_snapshot_dir
 from ..errors import UsageError, VerifyError
 from .maintenance import is_live, run_restore_window, window_options
 from .options import (
@@ -83,7 +84,17 @@ def snapshots_cmd(app: AppContext, snapshot_dir: Path | None, fmt: str) -> None:
     from ..render import render
 
     directory, _ = snapshot_settings(app, snapshot_dir, check=False)
-    render((s.record() for s in list_snapshots(directory)), fmt, sys.stdout)
+    path = directory if directory is not None else default_snapshot_dir()
+    # An empty listing alone cannot tell a missing directory (a typo in the config)
+    # from one without snapshots: a note says which (stdout keeps the format's empty list).
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"snapshot directory {path} is not a directory")
+    if not path.exists():
+        click.echo(f"no snapshot directory {path}", err=True)
+    found = list_snapshots(path)
+    if path.is_dir() and not found:
+        click.echo(f"no snapshots in {path}", err=True)
+    render((s.record() for s in found), fmt, sys.stdout)
 
 
 @click.command("restore")
