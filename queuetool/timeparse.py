@@ -35,7 +35,13 @@ def parse_duration(text: str) -> int:
         )
     if not raw or _DURATION.sub("", raw) != "":
         raise UsageError(f"not a duration: {text!r} (use e.g. 90s, 15m, 2h, 1d, 1h30m)")
-    return sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(raw))
+    if "M" in text:  # often a month; read as a minute, 1M would reschedule by a minute
+        raise UsageError(f"{text!r}: M is ambiguous (minutes are m; there is no month unit)")
+    parts = _DURATION.findall(raw)
+    units = [unit for _, unit in parts]
+    if len(set(units)) != len(units):  # 15m15m: a typo more likely than 30 minutes
+        raise UsageError(f"not a duration: {text!r} (each unit once, e.g. 1h30m)")
+    return sum(int(n) * _UNITS[unit] for n, unit in parts)
 
 
 def parse_time(text: str, now: float | None = None) -> int:
