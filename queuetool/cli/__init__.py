@@ -1,8 +1,9 @@
 """The command line: a thin click layer over the library.
 
 Every command parses its options, calls one library function and renders the
-result. Errors are turned into `Error: ...` and an exit code in exactly one place,
-`QueuetoolGroup.invoke`; `--traceback` (or QUEUETOOL_TRACEBACK=1) shows the stack.
+result. Errors, click's usage errors too, are turned into one line `Error: ...` and
+an exit code in exactly one place, `QueuetoolGroup` (its `make_context` and `invoke`);
+`--traceback` (or QUEUETOOL_TRACEBACK=1) shows the stack.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ class QueuetoolGroup(click.Group):
         # (click's own "Aborted!" would say exit 1).
         try:
             return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # bare `queuetool`: click shows the help, as before
+        except click.UsageError as exc:
+            raise one_line_usage(exc) from exc
         except KeyboardInterrupt as exc:
             if env_flag("QUEUETOOL_TRACEBACK"):
                 raise
@@ -56,6 +61,10 @@ class QueuetoolGroup(click.Group):
             # The reader (`| head`) went away: stop quietly, as Unix tools do.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(1)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:  # a command's own options, parsed in here
+            raise one_line_usage(exc) from exc
         except reported_errors() as exc:
             if ctx.meta.get("traceback") or env_flag("QUEUETOOL_TRACEBACK"):
                 raise
@@ -65,6 +74,15 @@ class QueuetoolGroup(click.Group):
                 raise
             click.echo("Aborted: interrupted", err=True)
             raise click.exceptions.Exit(INTERRUPTED) from exc
+
+
+def one_line_usage(exc: click.UsageError) -> CommandError:
+    """click's usage error (`Usage: ...`, `Try ...`, a blank line, `Error: ...`) as the one
+    line every other error is, the pointer to the help kept at its end."""
+    # Some span lines ("Missing option '--to'. Choose from:\n\thigh,\n..."): join them.
+    message = " ".join(exc.format_message().split()).removesuffix(".")
+    hint = f" ({exc.ctx.command_path} -h for help)" if exc.ctx is not None else ""
+    return CommandError(message + hint, exc.exit_code)
 
 
 def exit_code_of(exc: BaseException) -> int:
