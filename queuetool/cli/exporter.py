@@ -11,7 +11,7 @@ import click
 
 from ..errors import ConfigError, UsageError
 from ..exporter import DEFAULT_LISTEN, DEFAULT_MIN_INTERVAL
-from .options import AppContext, discovered, queue_options
+from .options import TEXT, AppContext, discovered, queue_options
 
 if TYPE_CHECKING:
     from ..exporter.figures import QueueSource
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 @queue_options
 @click.option(
     "--listen",
+    type=TEXT,
     metavar="HOST:PORT",
     help=f"Where to serve /metrics, /healthz and the page at / [default: {DEFAULT_LISTEN}; "
     "`:PORT` for every interface].",
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--name",
+    type=TEXT,
     default="default",
     show_default=True,
     help="The `queue` label of a queue given by --queue (config queues use their NAME).",

@@ -14,6 +14,7 @@ import click
 from ..errors import Aborted
 from .daemon import ways
 from .options import (
+    TEXT,
     AppContext,
     LazyChoice,
     config_option,
@@ -62,27 +63,37 @@ class ProgressLine:
 
 
 @click.command("migrate")
-@click.argument("source")
-@click.argument("target")
+@click.argument("source", type=TEXT)
+@click.argument("target", type=TEXT)
 @config_option("TOML config file with [queues.NAME] url/table.")
-@click.option("--sqlite-db", metavar="PATH", help="The SQLite queue file for the word `sqlite`.")
+@click.option(
+    "--sqlite-db", type=TEXT, metavar="PATH", help="The SQLite queue file for the word `sqlite`."
+)
 @click.option(
     "--mysql-url",
     envvar="QUEUETOOL_MYSQL_URL",
+    type=TEXT,
     metavar="URL",
     help="The MySQL queue for the word `mysql`: mysql+pymysql://USER:PASS@HOST:3306/DB.",
 )
 @click.option(
     "--postgres-url",
     envvar="QUEUETOOL_POSTGRES_URL",
+    type=TEXT,
     metavar="URL",
     help="The PostgreSQL queue for the word `postgres`: postgresql+psycopg://USER:PASS@HOST/DB.",
 )
 @click.option(
-    "--source-table", metavar="NAME", help="Source table [default: config or gearman_queue]."
+    "--source-table",
+    type=TEXT,
+    metavar="NAME",
+    help="Source table [default: config or gearman_queue].",
 )
 @click.option(
-    "--target-table", metavar="NAME", help="Target table [default: config or gearman_queue]."
+    "--target-table",
+    type=TEXT,
+    metavar="NAME",
+    help="Target table [default: config or gearman_queue].",
 )
 @click.option("--merge", is_flag=True, help="Add to a target that already holds jobs.")
 @click.option(
@@ -111,6 +122,7 @@ class ProgressLine:
 @click.option("--show-password", is_flag=True, help="Print the MySQL password in the options.")
 @click.option(
     "--start-with",
+    type=TEXT,
     metavar="COMMAND",
     help='Start gearmand on the new queue and verify its reload, e.g. "gearmand -d ...".',
 )

@@ -50,6 +50,35 @@ class LazyChoice(click.Choice):
         self._choices = tuple(value)
 
 
+class Utf8Text(click.ParamType):
+    """Text that is valid UTF-8. Python hands on undecodable argv bytes as lone
+    surrogates, which crash later in a driver or a codec (SQL, URLs, hostnames), so
+    they are refused here, naming the option."""
+
+    name = "text"  # as click.STRING: --help shows the same
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        value = click.STRING.convert(value, param, ctx)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            from ..table.store import mask_text  # a URL's password is never shown
+
+            self.fail(f"not valid UTF-8: '{mask_text(_shown(value))}'", param, ctx)
+        return value
+
+
+def _shown(value: str) -> str:
+    """Undecodable text printable: its bytes as \\xNN escapes (as `ls -b` shows them)."""
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that no undecodable byte made
+        return value.encode("utf-8", "backslashreplace").decode()
+    return raw.decode("utf-8", "backslashreplace")
+
+
+TEXT = Utf8Text()
+
 CONFIG_HELP = "TOML config file [default: ./queuetool.toml, else /etc/queuetool.toml]."
 GEARMAND_HELP = "Admin address of the gearmand that owns the queue."
 
@@ -172,7 +201,9 @@ def config_option(help: str = CONFIG_HELP) -> Callable[[F], F]:
 
 def gearmand_option(help: str = GEARMAND_HELP) -> Callable[[F], F]:
     """--gearmand (QUEUETOOL_GEARMAND): the admin address of the queue's daemon."""
-    return click.option("--gearmand", envvar="QUEUETOOL_GEARMAND", metavar="HOST:PORT", help=help)
+    return click.option(
+        "--gearmand", envvar="QUEUETOOL_GEARMAND", type=TEXT, metavar="HOST:PORT", help=help
+    )
 
 
 def dry_run_option(help: str = "Show what would change; change nothing.") -> Callable[[F], F]:
@@ -200,6 +231,7 @@ def queue_options(f: F) -> F:
         "--queue",
         "-q",
         envvar="QUEUETOOL_QUEUE",
+        type=TEXT,
         metavar="URL",
         help="Queue database: sqlite:////var/lib/gearman/queue.db or "
         "mysql+pymysql://USER:PASS@HOST:3306/DB.",
@@ -207,6 +239,7 @@ def queue_options(f: F) -> F:
     @click.option(
         "--table",
         envvar="QUEUETOOL_TABLE",
+        type=TEXT,
         metavar="NAME",
         help=f"Queue table [default: {DEFAULT_TABLE}].",
     )
@@ -232,11 +265,17 @@ def filter_options(f: F) -> F:
         "-f",
         "functions",
         multiple=True,
+        type=TEXT,
         metavar="NAME",
         help="Function name or shell glob (repeat for any of several).",
     )
     @click.option(
-        "--unique", "uniques", multiple=True, metavar="GLOB", help="Unique key or shell glob."
+        "--unique",
+        "uniques",
+        multiple=True,
+        type=TEXT,
+        metavar="GLOB",
+        help="Unique key or shell glob.",
     )
     @click.option(
         "--priority",

@@ -15,6 +15,7 @@ from .edit import note
 from .maintenance import _render_end, announce, is_live, window_options
 from .migrate import ProgressLine
 from .options import (
+    TEXT,
     AppContext,
     LazyChoice,
     confirm,
@@ -106,6 +107,7 @@ def export_cmd(
 @click.option(
     "--function",
     "function",
+    type=TEXT,
     metavar="NAME",
     help="FILE is a plain list, one payload a line: the jobs' function.",
 )

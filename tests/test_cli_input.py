@@ -1,0 +1,109 @@
+"""Bad command-line input is one line on stderr and exit 2, refused where the option is
+read: never a traceback, and nothing written. Each case runs the real click entry point;
+the bytes cases also run a real process, whose argv holds the bytes themselves."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+# Unset everything that could point a command at another queue than the test's.
+CLEAN_ENV = {
+    "QUEUETOOL_CONFIG": None,
+    "QUEUETOOL_QUEUE": None,
+    "QUEUETOOL_TABLE": None,
+    "QUEUETOOL_GEARMAND": None,
+    "QUEUETOOL_TRACEBACK": None,
+}
+ROWS = [(f"job-{i}", f"fn{i % 2}", 1, b"payload", 0) for i in range(4)]
+
+
+def run(cli, *args: str):
+    return cli(*args, env=CLEAN_ENV)
+
+
+# How Python hands an undecodable argv byte to the program: a lone surrogate.
+FF = os.fsdecode(b"\xff")
+
+
+def assert_one_line(result, start: str) -> None:
+    """Exit 2, nothing on stdout, and one line on stderr that starts with `start`."""
+    assert (result.exit_code, result.stdout) == (2, ""), result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n"), result.stderr
+    assert result.stderr.startswith(start), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- bytes that are not UTF-8 ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("jobs", "-f", FF), "'--function' / '-f'"),
+        (("jobs", "--unique", f"rec-{FF}"), "'--unique'"),
+        (("purge", "-f", FF, "--dry-run"), "'--function' / '-f'"),
+        (("report", "-f", FF), "'--function' / '-f'"),
+        (("export", "-f", FF, "out.jsonl"), "'--function' / '-f'"),
+        (("jobs", "--table", f"gearman_queue{FF}"), "'--table'"),
+    ],
+)
+def test_bytes_that_are_not_utf8_are_refused(sqlite_queue, cli, args, option):
+    sqlite_queue.insert(ROWS)
+    before = sqlite_queue.rows()
+    result = run(cli, args[0], "-q", sqlite_queue.url, *args[1:])
+    assert_one_line(result, f"Error: Invalid value for {option}: not valid UTF-8: ")
+    assert "\\xff'" in result.stderr
+    assert sqlite_queue.rows() == before
+    assert not (sqlite_queue.workdir / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("command", ["jobs", "report", "check", "status"])
+def test_a_queue_url_that_is_not_utf8_is_refused(sqlite_queue, cli, command):
+    # A file by that very name exists: the URL is refused, not the file missed.
+    path = sqlite_queue.workdir / f"{FF}.db"
+    sqlite_queue.sqlite_path.rename(path)
+    result = run(cli, command, "-q", f"sqlite:///{path}")
+    shown = f"sqlite:///{sqlite_queue.workdir}/\\xff.db"
+    assert_one_line(
+        result, f"Error: Invalid value for '--queue' / '-q': not valid UTF-8: '{shown}'"
+    )
+
+
+def test_migrate_sides_that_are_not_utf8_are_refused(sqlite_queue, cli, tmp_path):
+    target = tmp_path / "new.db"
+    for args in (
+        (f"sqlite:///{tmp_path}/{FF}.db", f"sqlite:///{target}"),
+        (sqlite_queue.url, f"sqlite:///{tmp_path}/{FF}.db"),
+        ("sqlite", f"sqlite:///{target}", "--sqlite-db", f"{tmp_path}/{FF}.db"),
+    ):
+        result = run(cli, "migrate", *args, "--yes")
+        assert_one_line(result, "Error: Invalid value for ")
+        assert "not valid UTF-8" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["queue.db"]
+
+
+def test_a_password_that_is_not_utf8_is_never_shown(cli):
+    result = run(cli, "report", "-q", f"mysql+pymysql://gearman:s3cr{FF}et@127.0.0.1/gearman")
+    assert_one_line(result, "Error: Invalid value for '--queue' / '-q': not valid UTF-8: ")
+    assert "s3cr" not in result.stderr and "et@" not in result.stderr
+    assert "gearman:***@127.0.0.1/gearman" in result.stderr
+
+
+def test_a_real_process_refuses_the_bytes_in_one_line(sqlite_queue):
+    sqlite_queue.insert(ROWS)
+    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    ran = subprocess.run(
+        [sys.executable, "-m", "queuetool", "jobs", "-q", sqlite_queue.url.encode(), b"-f\xff"],
+        capture_output=True,
+        timeout=60,
+        env=env,
+    )
+    assert (ran.returncode, ran.stdout) == (2, b"")
+    assert ran.stderr == (
+        b"Error: Invalid value for '--function' / '-f': not valid UTF-8: '\\xff' "
+        b"(queuetool jobs -h for help)\n"
+    )
