@@ -107,3 +107,42 @@ def test_a_real_process_refuses_the_bytes_in_one_line(sqlite_queue):
         b"Error: Invalid value for '--function' / '-f': not valid UTF-8: '\\xff' "
         b"(queuetool jobs -h for help)\n"
     )
+
+
+# -- a gearmand host that cannot be looked up -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "host"),
+    [
+        ("a..b:4730", "a..b"),
+        (f"{'h' * 70}:4730", "h" * 70),  # a DNS label holds at most 63 characters
+    ],
+)
+@pytest.mark.parametrize("command", ["status", "purge"])
+def test_a_gearmand_host_that_cannot_be_looked_up_is_refused(
+    sqlite_queue, cli, snapdir, command, address, host
+):
+    sqlite_queue.insert(ROWS)
+    before = sqlite_queue.rows()
+    more = ["-f", "fn0", "--yes", "--snapshot-dir", str(snapdir)] if command == "purge" else []
+    result = run(cli, command, "-q", sqlite_queue.url, *more, "--gearmand", address)
+    assert_one_line(
+        result,
+        f"Error: Invalid value for '--gearmand': invalid host {host!r} in gearmand "
+        f"address {address!r} (main {command} -h for help)\n",
+    )
+    assert sqlite_queue.rows() == before
+    assert list(snapdir.iterdir()) == []
+
+
+def test_a_gearmand_host_from_the_config_is_checked_too(sqlite_queue, cli, tmp_path):
+    config = tmp_path / "queuetool.toml"
+    config.write_text('[gearmand]\naddress = "a..b:4730"\n')
+    result = run(cli, "status", "-q", sqlite_queue.url, "--config", str(config))
+    assert_one_line(result, "Error: invalid host 'a..b' in gearmand address 'a..b:4730'\n")
+
+
+def test_a_gearmand_host_that_is_not_utf8_is_refused(sqlite_queue, cli):
+    result = run(cli, "status", "-q", sqlite_queue.url, "--gearmand", f"h{FF}:1")
+    assert_one_line(result, "Error: Invalid value for '--gearmand': not valid UTF-8: 'h\\xff:1'")

@@ -77,7 +77,23 @@ def _shown(value: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+class GearmandAddress(Utf8Text):
+    """HOST:PORT of a gearmand, read as its connection will read it, so that a host that
+    cannot be looked up (`a..b`, a 64-character label) is refused before anything runs."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ..daemon.admin import Address
+
+        value = super().convert(value, param, ctx)
+        try:
+            Address.parse(value)
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+        return value
+
+
 TEXT = Utf8Text()
+GEARMAND = GearmandAddress()
 
 CONFIG_HELP = "TOML config file [default: ./queuetool.toml, else /etc/queuetool.toml]."
 GEARMAND_HELP = "Admin address of the gearmand that owns the queue."
@@ -202,7 +218,7 @@ def config_option(help: str = CONFIG_HELP) -> Callable[[F], F]:
 def gearmand_option(help: str = GEARMAND_HELP) -> Callable[[F], F]:
     """--gearmand (QUEUETOOL_GEARMAND): the admin address of the queue's daemon."""
     return click.option(
-        "--gearmand", envvar="QUEUETOOL_GEARMAND", type=TEXT, metavar="HOST:PORT", help=help
+        "--gearmand", envvar="QUEUETOOL_GEARMAND", type=GEARMAND, metavar="HOST:PORT", help=help
     )
 
 

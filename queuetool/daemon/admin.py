@@ -55,6 +55,12 @@ class Address:
             raise UsageError(f"not a {what} (HOST:PORT): {text!r}") from None
         if not 0 < number < 65536:
             raise UsageError(f"port out of range in {what} {text!r}")
+        try:
+            # As the connection will: a host name goes through the idna codec, which
+            # refuses an empty label (`a..b`), one over 63 characters, or a bad character.
+            host.encode("idna")
+        except UnicodeError:
+            raise UsageError(f"invalid host {host!r} in {what} {text!r}") from None
         return cls(host or "127.0.0.1", number)
 
     def __str__(self) -> str:
