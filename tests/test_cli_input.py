@@ -146,3 +146,25 @@ def test_a_gearmand_host_from_the_config_is_checked_too(sqlite_queue, cli, tmp_p
 def test_a_gearmand_host_that_is_not_utf8_is_refused(sqlite_queue, cli):
     result = run(cli, "status", "-q", sqlite_queue.url, "--gearmand", f"h{FF}:1")
     assert_one_line(result, "Error: Invalid value for '--gearmand': not valid UTF-8: 'h\\xff:1'")
+
+
+# -- --limit ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", ["-1", "99999999999999999999999", str(2**63)])
+def test_a_limit_out_of_range_is_refused(sqlite_queue, cli, limit):
+    sqlite_queue.insert(ROWS)
+    result = run(cli, "jobs", "-q", sqlite_queue.url, "--limit", limit)
+    assert_one_line(
+        result,
+        f"Error: Invalid value for '--limit': {limit} is not in the range "
+        f"0<=x<={2**63 - 1} (main jobs -h for help)\n",
+    )
+
+
+@pytest.mark.parametrize(("limit", "shown"), [("0", 4), ("2", 2), (str(2**63 - 1), 4)])
+def test_a_limit_in_range_is_taken(sqlite_queue, cli, limit, shown):
+    sqlite_queue.insert(ROWS)
+    result = run(cli, "jobs", "-q", sqlite_queue.url, "--limit", limit, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 1 + shown  # the header, then the jobs

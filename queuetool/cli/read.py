@@ -75,10 +75,30 @@ def report_cmd(app: AppContext, job_filter: JobFilter, by: str | None, fmt: str)
     render(rows, fmt, out, columns=columns)
 
 
+MAX_LIMIT = 2**63 - 1  # the largest LIMIT every backend takes (a signed 64-bit integer)
+
+
+class Limit(click.IntRange):
+    """--limit: 0 (all) up to MAX_LIMIT."""
+
+    name = "integer"  # click's "integer range" would say "'abc' is not a valid integer range"
+
+    def __init__(self) -> None:
+        super().__init__(min=0, max=MAX_LIMIT)
+
+
 @click.command("jobs")
 @queue_options
 @filter_options
-@click.option("--limit", default=50, show_default=True, help="At most this many jobs; 0 for all.")
+@click.option(
+    "--limit",
+    # A negative LIMIT means "no limit" to SQLite, and one past a 64-bit integer no
+    # driver can send: both refused here rather than guessed or crashed on.
+    type=Limit(),
+    default=50,
+    show_default=True,
+    help="At most this many jobs; 0 for all.",
+)
 @click.option("--show-data", is_flag=True, help="Add an escaped preview of each payload.")
 @format_option()
 def jobs_cmd(app: AppContext, job_filter: JobFilter, limit: int, show_data: bool, fmt: str) -> None:
