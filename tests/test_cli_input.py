@@ -168,3 +168,31 @@ def test_a_limit_in_range_is_taken(sqlite_queue, cli, limit, shown):
     result = run(cli, "jobs", "-q", sqlite_queue.url, "--limit", limit, "--format", "csv")
     assert result.exit_code == 0, result.output
     assert len(result.stdout.splitlines()) == 1 + shown  # the header, then the jobs
+
+
+# -- migrate --start-with --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("gearmand 'unclosed", 'No closing quotation: "gearmand \'unclosed"'),
+        ("gearmand -d \\", "No escaped character: 'gearmand -d \\\\'"),
+        ("  ", "no command given"),
+    ],
+)
+def test_start_with_is_read_before_anything_is_written(
+    sqlite_queue, cli, tmp_path, command, message
+):
+    sqlite_queue.insert(ROWS)
+    before = sqlite_queue.rows()
+    target = tmp_path / "new.db"
+    result = run(
+        cli, "migrate", sqlite_queue.url, f"sqlite:///{target}", "--start-with", command, "--yes"
+    )
+    assert_one_line(
+        result,
+        f"Error: Invalid value for '--start-with': {message} (main migrate -h for help)\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["queue.db"]  # no new.db
+    assert sqlite_queue.rows() == before

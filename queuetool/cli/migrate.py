@@ -14,6 +14,7 @@ import click
 from ..errors import Aborted
 from .daemon import ways
 from .options import (
+    COMMAND,
     TEXT,
     AppContext,
     LazyChoice,
@@ -122,7 +123,7 @@ class ProgressLine:
 @click.option("--show-password", is_flag=True, help="Print the MySQL password in the options.")
 @click.option(
     "--start-with",
-    type=TEXT,
+    type=COMMAND,
     metavar="COMMAND",
     help='Start gearmand on the new queue and verify its reload, e.g. "gearmand -d ...".',
 )

@@ -92,8 +92,24 @@ class GearmandAddress(Utf8Text):
         return value
 
 
+class CommandLine(Utf8Text):
+    """A command line (`migrate --start-with`), split as a shell would when the option is
+    read: unbalanced quotes are refused before the work it was to follow, not after."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ..migrate.handover import split_command
+
+        value = super().convert(value, param, ctx)
+        try:
+            split_command(value)
+        except UsageError as exc:
+            self.fail(str(exc).removeprefix("--start-with: "), param, ctx)
+        return value
+
+
 TEXT = Utf8Text()
 GEARMAND = GearmandAddress()
+COMMAND = CommandLine()
 
 CONFIG_HELP = "TOML config file [default: ./queuetool.toml, else /etc/queuetool.toml]."
 GEARMAND_HELP = "Admin address of the gearmand that owns the queue."

@@ -30,11 +30,20 @@ def command_line(options: list[str]) -> str:
 def start_with(store: QueueStore, command: str) -> StartResult:
     """Run `command` (a gearmand command line or a service command) and verify that the
     daemon it starts replays exactly the table's jobs (prioritystatus vs GROUP BY)."""
-    argv = shlex.split(command)
-    if not argv:
-        raise UsageError("--start-with needs a command")
-    address = options_from_argv(argv).address
+    address = options_from_argv(split_command(command)).address
     return start(store, address=str(address), start_command=command)
+
+
+def split_command(command: str) -> list[str]:
+    """`--start-with`'s words, split as a shell would; a UsageError for unbalanced quotes
+    or no command (the CLI calls this on reading the option, before the copy)."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:  # "No closing quotation", "No escaped character"
+        raise UsageError(f"--start-with: {exc}: {command!r}") from None
+    if not argv:
+        raise UsageError("--start-with: no command given")
+    return argv
 
 
 @contextmanager
