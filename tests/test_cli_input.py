@@ -51,7 +51,8 @@ def assert_one_line(result, start: str) -> None:
         (("jobs", "--table", f"gearman_queue{FF}"), "'--table'"),
     ],
 )
-def test_bytes_that_are_not_utf8_are_refused(sqlite_queue, cli, args, option):
+def test_bytes_that_are_not_utf8_are_refused(sqlite_queue, cli, args, option, monkeypatch):
+    monkeypatch.chdir(sqlite_queue.workdir)  # export's out.jsonl, were it written
     sqlite_queue.insert(ROWS)
     before = sqlite_queue.rows()
     result = run(cli, args[0], "-q", sqlite_queue.url, *args[1:])
@@ -196,3 +197,32 @@ def test_start_with_is_read_before_anything_is_written(
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["queue.db"]  # no new.db
     assert sqlite_queue.rows() == before
+
+
+# -- --scheduled with --due ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("jobs",), ("report",), ("purge", "--dry-run"), ("purge", "--yes"), ("export", "out.jsonl")],
+)
+@pytest.mark.parametrize("flags", [("--scheduled", "--due"), ("--due", "--scheduled")])
+def test_scheduled_with_due_is_refused(sqlite_queue, cli, snapdir, command, flags, monkeypatch):
+    monkeypatch.chdir(sqlite_queue.workdir)  # export's out.jsonl, were it written
+    # One job each way: whichever flag won, something would have been selected.
+    sqlite_queue.insert([("now", "fn", 1, b"x", 0), ("later", "fn", 1, b"x", 2**31 - 1)])
+    before = sqlite_queue.rows()
+    more = ["--snapshot-dir", str(snapdir)] if command[0] == "purge" else []
+    result = run(cli, *command, "-q", sqlite_queue.url, *more, *flags)
+    assert_one_line(result, "Error: --scheduled and --due exclude each other: choose one\n")
+    assert sqlite_queue.rows() == before
+    assert list(snapdir.iterdir()) == []
+    assert not (sqlite_queue.workdir / "out.jsonl").exists()
+
+
+def test_scheduled_and_due_each_still_select(sqlite_queue, cli):
+    sqlite_queue.insert([("now", "fn", 1, b"x", 0), ("later", "fn", 1, b"x", 2**31 - 1)])
+    for flag, key in (("--scheduled", "later"), ("--due", "now")):
+        result = run(cli, "jobs", "-q", sqlite_queue.url, flag, "--format", "csv")
+        assert result.exit_code == 0, result.output
+        assert [line.split(",")[0] for line in result.stdout.splitlines()[1:]] == [key]

@@ -317,11 +317,10 @@ def filter_options(f: F) -> F:
         type=click.Choice(["high", "normal", "low"], case_sensitive=False),
         help="Priority (repeatable).",
     )
-    @click.option(
-        "--scheduled/--due",
-        default=None,
-        help="Only jobs whose when_to_run is in the future / has passed.",
-    )
+    # Two flags, not click's --scheduled/--due switch, where the last one silently won
+    # (`purge --scheduled --due` purged the due jobs): together they are refused.
+    @click.option("--scheduled", is_flag=True, help="Only jobs whose when_to_run is in the future.")
+    @click.option("--due", is_flag=True, help="Only jobs whose when_to_run has passed.")
     @click.option("--run-after", metavar="TIME", help="Only jobs with when_to_run >= TIME.")
     @click.option("--run-before", metavar="TIME", help="Only jobs with when_to_run < TIME.")
     @click.option(
@@ -345,11 +344,14 @@ def filter_options(f: F) -> F:
         before = kwargs.pop("run_before")
         sub_after = kwargs.pop("submitted_after")
         sub_before = kwargs.pop("submitted_before")
+        scheduled, due = kwargs.pop("scheduled"), kwargs.pop("due")
+        if scheduled and due:
+            raise UsageError("--scheduled and --due exclude each other: choose one")
         kwargs["job_filter"] = JobFilter(
             functions=tuple(kwargs.pop("functions")),
             uniques=tuple(kwargs.pop("uniques")),
             priorities=tuple(Priority.parse(p) for p in kwargs.pop("priorities")),
-            scheduled=kwargs.pop("scheduled"),
+            scheduled=True if scheduled else False if due else None,
             run_after=parse_time(after) if after is not None else None,
             run_before=parse_time(before) if before is not None else None,
             submitted_after=parse_time(sub_after) if sub_after is not None else None,
