@@ -226,3 +226,29 @@ def test_scheduled_and_due_each_still_select(sqlite_queue, cli):
         result = run(cli, "jobs", "-q", sqlite_queue.url, flag, "--format", "csv")
         assert result.exit_code == 0, result.output
         assert [line.split(",")[0] for line in result.stdout.splitlines()[1:]] == [key]
+
+
+# -- a database URL's port ---------------------------------------------------------------
+
+ENCODE = "URL-encode any @ : / in the password (@ is %40, : is %3A, / is %2F)"
+
+
+@pytest.mark.parametrize(
+    ("url", "fault"),
+    [
+        ("mysql://u:s3cr3t@h:notaport/db", "the port 'notaport' is not a number"),
+        ("mysql+pymysql://u:s3cr3t@h:3306x/db", "the port '3306x' is not a number"),
+        ("mysql://u:s3cr3t@[::1]:x/db", "the port 'x' is not a number"),
+        ("mysql://h:port/db", "the port 'port' is not a number"),
+        # A password with an unencoded / before a bad port: the port is still named, and
+        # nothing before the last @ (the password's part) is read for it.
+        ("mysql://u:s3/cr3t@h:1a/db", "the port '1a' is not a number"),
+        # Where the port is a number, an @ and a : in the password made the bad "port".
+        ("mysql://u:s3cr@3t:x@h:12/db", ENCODE),
+    ],
+)
+def test_a_port_that_is_not_a_number_is_named(cli, url, fault):
+    result = run(cli, "jobs", "-q", url)
+    assert_one_line(result, "Error: not a database URL: ")
+    assert result.stderr.endswith(f"; {fault}\n"), result.stderr
+    assert "s3" not in result.stderr and "cr3t" not in result.stderr

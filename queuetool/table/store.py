@@ -102,14 +102,26 @@ def parse_queue_url(text: str) -> URL:
     try:
         url = make_url(text)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
-        hint = f"; {ENCODE_HINT}" if "@" in text else ""
-        raise UsageError(f"not a database URL: {mask_url(text)!r}{hint}") from exc
+        raise UsageError(f"not a database URL: {mask_url(text)!r}{_url_fault(text)}") from exc
     dialect = _dialect(url)
     if "@" in (url.host or "") or (dialect.database_file(url) is None and text.count("@") > 1):
         # `u:p@ss@host` or `u:p@ss/x@host/db`: SQLAlchemy splits at the first @ and takes
         # the password's tail for the host or the database. A server URL has one @.
         raise UsageError(f"not a database URL: {mask_url(text)!r}; {ENCODE_HINT}")
     return dialect.normalise_url(url)
+
+
+def _url_fault(text: str) -> str:
+    """Why SQLAlchemy could not read a URL, as far as the text tells: a port that is not a
+    number (after the URL's last @, where mask_url shows it too), else perhaps a password
+    with an unencoded @ : or /."""
+    after_at = text.partition("://")[2].rpartition("@")[2]  # no part of a password
+    host_port = re.split(r"[/?]", after_at, maxsplit=1)[0]
+    port = host_port.rpartition("]")[2] if host_port.startswith("[") else host_port
+    _, colon, port = port.partition(":")
+    if colon and not port.isdigit():
+        return f"; the port {port!r} is not a number"
+    return f"; {ENCODE_HINT}" if "@" in text else ""
 
 
 def _dialect(url: URL) -> Dialect:
