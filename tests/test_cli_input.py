@@ -252,3 +252,37 @@ def test_a_port_that_is_not_a_number_is_named(cli, url, fault):
     assert_one_line(result, "Error: not a database URL: ")
     assert result.stderr.endswith(f"; {fault}\n"), result.stderr
     assert "s3" not in result.stderr and "cr3t" not in result.stderr
+
+
+# -- a table name in another case ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("jobs",), ("report",), ("status",), ("purge", "-f", "fn0", "--yes"), ("snapshot",)],
+)
+def test_a_table_name_in_another_case_is_a_missing_table(sqlite_queue, cli, snapdir, command):
+    # SQLite opens GEARMAN_QUEUE as gearman_queue, but its catalogue does not list it.
+    sqlite_queue.insert(ROWS)
+    before = sqlite_queue.rows()
+    more = ["--snapshot-dir", str(snapdir)] if command[0] in ("purge", "snapshot") else []
+    result = run(cli, *command, "-q", sqlite_queue.url, *more, "--table", "GEARMAN_QUEUE")
+    assert_one_line(
+        result,
+        f"Error: table 'GEARMAN_QUEUE' does not exist in {sqlite_queue.url} "
+        "(names are case-sensitive: 'gearman_queue' is)\n",
+    )
+    assert sqlite_queue.rows() == before
+    assert list(snapdir.iterdir()) == []
+
+
+def test_a_migration_onto_a_table_name_in_another_case_is_refused(sqlite_queue, cli):
+    sqlite_queue.insert(ROWS)
+    before = sqlite_queue.rows()
+    url = sqlite_queue.url
+    result = run(cli, "migrate", url, url, "--target-table", "GEARMAN_QUEUE", "--yes")
+    assert_one_line(result, f"Error: target {url} table 'GEARMAN_QUEUE' cannot be used")
+    assert sqlite_queue.rows() == before
+    assert sqlite_queue.sql("SELECT name FROM sqlite_master WHERE type = 'table'") == [
+        ("gearman_queue",)
+    ]

@@ -131,7 +131,7 @@ def check(
         with store.connect(read_only=True) as own:
             return check(store, own, where)
     result = CheckResult(schema=store.schema_problems(conn))
-    if not store.exists(conn):
+    if store.missing(conn) is not None:
         return result
     replay = store.dialect.replay_problem(conn, store.table_name)
     if replay is not None and where is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchTableError
 
 from ..config import DEFAULT_TABLE
 from ..errors import ConnectError, SchemaError, UsageError
@@ -216,13 +216,33 @@ class QueueStore:
     # -- layout ---------------------------------------------------------------
 
     def exists(self, conn: Connection) -> bool:
+        """Whether the database would open a table by this name (SQLite: in any case)."""
         return sa.inspect(conn).has_table(self.table_name)
+
+    def missing(self, conn: Connection) -> str | None:
+        """Why the table cannot be used by this very name, or None when it can. SQLite
+        opens `GEARMAN_QUEUE` as `gearman_queue`, but its catalogue, which reflection
+        reads, holds the name as created: such a name counts as missing (and `exists`
+        stays true, so that nothing creates the table again)."""
+        inspector = sa.inspect(conn)
+        message = f"table {self.table_name!r} does not exist in {self.display_url}"
+        if not inspector.has_table(self.table_name):
+            return message
+        try:
+            inspector.get_pk_constraint(self.table_name)
+        except NoSuchTableError:
+            other = [n for n in inspector.get_table_names() if n.lower() == self.table_name.lower()]
+            return message + (f" (names are case-sensitive: {other[0]!r} is)" if other else "")
+        return None
 
     def schema_problems(self, conn: Connection) -> list[str]:
         """What keeps gearmand from using this table; empty when the layout is right."""
+        missing = self.missing(conn)
+        return [missing] if missing is not None else self._layout_problems(conn)
+
+    def _layout_problems(self, conn: Connection) -> list[str]:
+        """What is wrong with the layout of the table, which is there."""
         inspector = sa.inspect(conn)
-        if not inspector.has_table(self.table_name):
-            return [f"table {self.table_name!r} does not exist in {self.display_url}"]
         problems = []
         columns = {c["name"].lower(): c for c in inspector.get_columns(self.table_name)}
         for name in COLUMNS:
@@ -253,9 +273,10 @@ class QueueStore:
 
     def require_table(self, conn: Connection) -> None:
         """Raise SchemaError unless the table exists with gearmand's layout."""
-        problems = self.schema_problems(conn)
-        if problems and not self.exists(conn):
-            raise SchemaError(problems[0])  # it names the table and the database already
+        missing = self.missing(conn)
+        if missing is not None:
+            raise SchemaError(missing)  # it names the table and the database already
+        problems = self._layout_problems(conn)
         if problems:
             raise SchemaError(
                 f"{self.display_url} table {self.table_name!r}: " + "; ".join(problems)
