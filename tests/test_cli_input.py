@@ -5,6 +5,7 @@ the bytes cases also run a real process, whose argv holds the bytes themselves."
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -277,12 +278,19 @@ def test_a_table_name_in_another_case_is_a_missing_table(sqlite_queue, cli, snap
 
 
 def test_a_migration_onto_a_table_name_in_another_case_is_refused(sqlite_queue, cli):
+    # Another file, so that the same-table check (test_migrate_trust) does not answer.
     sqlite_queue.insert(ROWS)
-    before = sqlite_queue.rows()
-    url = sqlite_queue.url
-    result = run(cli, "migrate", url, url, "--target-table", "GEARMAN_QUEUE", "--yes")
-    assert_one_line(result, f"Error: target {url} table 'GEARMAN_QUEUE' cannot be used")
-    assert sqlite_queue.rows() == before
-    assert sqlite_queue.sql("SELECT name FROM sqlite_master WHERE type = 'table'") == [
+    target = f"sqlite:///{sqlite_queue.workdir / 'target.db'}"
+    assert run(cli, "migrate", sqlite_queue.url, target, "--yes").exit_code == 0
+    copied = sqlite3.connect(sqlite_queue.workdir / "target.db")
+    with copied:
+        copied.execute("DELETE FROM gearman_queue")
+    result = run(
+        cli, "migrate", sqlite_queue.url, target, "--target-table", "GEARMAN_QUEUE", "--yes"
+    )
+    assert_one_line(result, f"Error: target {target} table 'GEARMAN_QUEUE' cannot be used")
+    assert copied.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == [
         ("gearman_queue",)
     ]
+    assert copied.execute("SELECT count(*) FROM gearman_queue").fetchone() == (0,)
+    copied.close()

@@ -231,7 +231,6 @@ UNDOCUMENTED_METHODS = {
     "queuetool/table/store.py QueueStore.display_url",
     "queuetool/table/store.py QueueStore.engine",
     "queuetool/table/store.py QueueStore.close",
-    "queuetool/table/store.py QueueStore.exists",
     "queuetool/table/store.py QueueStore.has_unique_key",
     "queuetool/table/store.py QueueStore.ddl",
     "queuetool/table/store.py QueueStore.count",

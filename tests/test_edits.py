@@ -25,7 +25,6 @@ from queuetool.priority import Priority
 from queuetool.table.export import read_export
 from queuetool.table.filters import JobFilter
 from queuetool.table.store import INT32_MAX, QueueStore
-from queuetool.timeparse import parse_duration
 
 ROWS = [
     (
@@ -321,18 +320,6 @@ def test_spread_times_cover_the_window(count, start, spread):
     if spread and count:
         assert times[0] == start and times[-1] < start + spread
         assert times == sorted(times)
-
-
-@given(
-    parts=st.lists(
-        st.tuples(st.integers(0, 10_000), st.sampled_from("smhdw")), min_size=1, max_size=4
-    )
-)
-def test_duration_parsing(parts):
-    text = "".join(f"{n}{u}" for n, u in parts)
-    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    assert parse_duration(text) == sum(n * unit[u] for n, u in parts)
-    assert parse_duration(text.upper()) == parse_duration(text)
 
 
 # -- crash safety --------------------------------------------------------------------------
