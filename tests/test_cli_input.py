@@ -294,3 +294,26 @@ def test_a_migration_onto_a_table_name_in_another_case_is_refused(sqlite_queue, 
     ]
     assert copied.execute("SELECT count(*) FROM gearman_queue").fetchone() == (0,)
     copied.close()
+
+
+# -- queue URLs the driver cannot take ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "fault"),
+    [
+        ("mysql://u:s3cr3t@127.0.0.1:1/", "it names no database"),
+        ("mysql://u:s3cr3t@127.0.0.1:1", "it names no database"),
+        ("mysql://u:s3cr3t@127.0.0.1:1/db?charset=utf9", "PyMySQL knows no charset 'utf9'"),
+        ("mysql://u:s3cr3t@a..b:3306/db", "invalid host"),
+        ("postgresql://u:s3cr3t@a..b:5432/db", "invalid host"),
+        ("mysql://u:s3cr3t@127.0.0.1:1/db?colour=red", "unexpected keyword argument 'colour'"),
+    ],
+)
+def test_a_queue_url_the_driver_cannot_take_is_one_line(cli, url, fault):
+    # Each raised a traceback (AttributeError, UnicodeError, TypeError) from the driver,
+    # or reached the server without a database. Port 1: nothing is ever reached.
+    result = run(cli, "jobs", "-q", url)
+    assert_one_line(result, "Error: ")
+    assert fault in result.stderr, result.stderr
+    assert "s3cr3t" not in result.stderr

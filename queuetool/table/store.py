@@ -108,7 +108,15 @@ def parse_queue_url(text: str) -> URL:
         # `u:p@ss@host` or `u:p@ss/x@host/db`: SQLAlchemy splits at the first @ and takes
         # the password's tail for the host or the database. A server URL has one @.
         raise UsageError(f"not a database URL: {mask_url(text)!r}; {ENCODE_HINT}")
-    return dialect.normalise_url(url)
+    try:
+        # As the connection will: the idna codec refuses `a..b` or a label over 63 bytes.
+        (url.host or "").encode("idna")
+    except UnicodeError:
+        raise UsageError(f"not a database URL: {mask_url(text)!r}; invalid host") from None
+    try:
+        return dialect.normalise_url(url)
+    except ValueError as exc:
+        raise UsageError(f"not a database URL: {mask_url(text)!r}; {exc}") from None
 
 
 def _url_fault(text: str) -> str:
@@ -197,6 +205,8 @@ class QueueStore:
             conn = self.engine.connect()
         except DBAPIError as exc:
             raise ConnectError(f"cannot open {self.display_url}: {db_message(exc)}") from exc
+        except TypeError as exc:  # PyMySQL: a URL query option its connect() does not take
+            raise UsageError(f"cannot open {self.display_url}: {exc}") from exc
         with conn:
             if read_only:
                 conn.execution_options(queuetool_read_only=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+import pymysql.charset
 import pymysql.cursors
 import sqlalchemy as sa
 from pymysql.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
@@ -36,7 +37,13 @@ GROUP_BY_SORTS = False  # aggregates into a temporary table as rows stream
 
 
 def normalise_url(url: URL) -> URL:
-    """Plain `mysql://` (and `mariadb://`) use PyMySQL, in utf8mb4."""
+    """Plain `mysql://` (and `mariadb://`) use PyMySQL, in utf8mb4. ValueError for a URL
+    without a database (gearmand's table lives in one) or with a charset PyMySQL lacks."""
+    if not url.database:
+        raise ValueError("it names no database (add /DATABASE after the host)")
+    charset = url.query.get("charset")
+    if isinstance(charset, str) and pymysql.charset.charset_by_name(charset) is None:
+        raise ValueError(f"PyMySQL knows no charset {charset!r} (utf8mb4 is the default)")
     backend = url.get_backend_name()
     if backend == "mariadb" or (backend == "mysql" and url.get_driver_name() in ("", "mysqldb")):
         url = url.set(drivername="mysql+pymysql")
