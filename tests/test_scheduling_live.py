@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gear
 import pytest
+from conftest import make_sqlite_queue
 from servers import JobSpec, priority_status, submit
 
 QUEUETOOL = str(Path(sys.executable).with_name("queuetool"))
@@ -163,6 +164,41 @@ def test_due_jobs_wait_for_a_wake_up_and_wake_every_hands_them_out(sqlite_queue,
     # Nothing is left behind: no trigger job, no row.
     assert priority_status(daemon.port).get("w", (0, 0, 0)) == (0, 0, 0)
     assert sqlite_queue.rows() == []
+
+
+@pytest.fixture
+def other_queue(tmp_path):
+    """A second SQLite queue with its own gearmand, stopped at the end of the test."""
+    workdir = tmp_path / "other"
+    workdir.mkdir()
+    queue = make_sqlite_queue(workdir)
+    try:
+        yield queue
+    finally:
+        for daemon in queue.daemons:
+            daemon.stop_all()
+
+
+def test_wake_finds_the_queues_own_daemon_and_refuses_another_queues(
+    sqlite_queue, other_queue, cli
+):
+    past = int(time.time()) - 60
+    sqlite_queue.insert([("due-1", "mine", 1, b"x", past)])
+    other_queue.insert([("due-2", "theirs", 1, b"y", past)])
+    ours, theirs = sqlite_queue.gearmand(), other_queue.gearmand()
+    # No --gearmand: the daemon running here for this queue is the one woken.
+    found = cli("wake", *sqlite_queue.cli_args())
+    assert found.exit_code == 0, found.output
+    # Had another daemon been asked, it would have had no job of `mine` to hand out.
+    assert found.stdout.startswith("mine: workers woken (job H:"), found.stdout
+    # Another queue's daemon is never woken, even when named.
+    wrong = cli("wake", *sqlite_queue.cli_args(), "--gearmand", theirs.address)
+    assert wrong.exit_code != 0 and wrong.stdout == ""
+    assert "belongs to another queue's daemon" in wrong.stderr, wrong.stderr
+    assert wrong.stderr.count("\n") == 1
+    assert priority_status(theirs.port)["theirs"] == (0, 1, 0)
+    assert priority_status(ours.port)["mine"] == (0, 1, 0)
+    assert other_queue.rows() == [("due-2", "theirs", 1, b"y", past)]
 
 
 def test_wake_advice_is_not_printed_for_gearmand_2(sqlite_queue, cli, monkeypatch):

@@ -21,12 +21,18 @@ if TYPE_CHECKING:
 
 
 def _address(app: AppContext) -> str:
+    """The admin address of the queue's own gearmand: the one running here for the
+    queue, or --gearmand, which must then be that daemon (never another queue's)."""
+    from ..daemon.stop import find_daemon
     from ..daemon.wake import check_retries
 
-    address = gearmand_setting(app).value
+    found = find_daemon(app.store, app.gearmand_address)
+    address = gearmand_setting(app, found).value
     if not address:
-        raise UsageError("no gearmand to wake: name it with --gearmand HOST:PORT")
-    info = discovered(app)
+        raise UsageError(
+            "no gearmand to wake: none runs here for this queue; name it with --gearmand HOST:PORT"
+        )
+    info = found if found is not None else discovered(app)
     if info is not None:
         check_retries(info.options.get("job-retries"))
     return str(address)
