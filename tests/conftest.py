@@ -39,6 +39,14 @@ from queuetool.cli import main
 from queuetool.table.store import SQL_DIR
 
 TABLE = "gearman_queue"
+# Unset everything that could point a command at another queue than the test's.
+CLEAN_ENV = {
+    "QUEUETOOL_CONFIG": None,
+    "QUEUETOOL_QUEUE": None,
+    "QUEUETOOL_TABLE": None,
+    "QUEUETOOL_GEARMAND": None,
+    "QUEUETOOL_TRACEBACK": None,
+}
 _names = itertools.count(1)
 
 

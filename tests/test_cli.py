@@ -11,19 +11,10 @@ import sys
 from urllib.parse import quote
 
 import pytest
-from conftest import make_sqlite_queue, sqlite_ddl
+from conftest import CLEAN_ENV, make_sqlite_queue, sqlite_ddl
 
 from queuetool.cli import main
 from queuetool.table.store import QueueStore
-
-# Unset everything that could point a command at another queue than the test's.
-CLEAN_ENV = {
-    "QUEUETOOL_CONFIG": None,
-    "QUEUETOOL_QUEUE": None,
-    "QUEUETOOL_TABLE": None,
-    "QUEUETOOL_GEARMAND": None,
-    "QUEUETOOL_TRACEBACK": None,
-}
 
 
 def run(cli, *args: str, env: dict | None = None):

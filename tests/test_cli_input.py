@@ -10,15 +10,8 @@ import subprocess
 import sys
 
 import pytest
+from conftest import CLEAN_ENV
 
-# Unset everything that could point a command at another queue than the test's.
-CLEAN_ENV = {
-    "QUEUETOOL_CONFIG": None,
-    "QUEUETOOL_QUEUE": None,
-    "QUEUETOOL_TABLE": None,
-    "QUEUETOOL_GEARMAND": None,
-    "QUEUETOOL_TRACEBACK": None,
-}
 ROWS = [(f"job-{i}", f"fn{i % 2}", 1, b"payload", 0) for i in range(4)]
 
 
