@@ -117,3 +117,16 @@ def test_an_export_that_fails_while_written_names_the_export(sqlite_queue, snapd
     assert ran.stderr == f"Error: cannot write the export file {export}: File too large\n"
     assert sqlite_queue.rows() == before
     assert list(snapdir.iterdir()) == [] and list(tmp_path.glob("*purged.jsonl*")) == []
+
+
+def test_snapshot_out_needs_no_snapshot_directory(sqlite_queue, cli, tmp_path):
+    # --out writes one named file: the configured directory, missing here, is not used.
+    sqlite_queue.insert(ROWS)
+    config = tmp_path / "queuetool.toml"
+    config.write_text('[snapshots]\ndir = "/proc/qt"\n')
+    out = tmp_path / "before-migration.qtsnap"
+    args = ["--config", str(config), *sqlite_queue.cli_args()]
+    made = cli("snapshot", *args, "--out", str(out))
+    assert made.exit_code == 0, made.output
+    assert cli("snapshot", "--verify", str(out)).exit_code == 0
+    assert cli("snapshot", *args).exit_code == 2  # without --out, the directory counts

@@ -63,7 +63,8 @@ def snapshot_cmd(
         if not result.ok:
             ctx.exit(1)
         return
-    directory, keep = snapshot_settings(app, snapshot_dir)
+    # --out writes one file, not into the directory: a missing directory is no matter.
+    directory, keep = snapshot_settings(app, snapshot_dir, check=out is None)
     info = take(app.store, directory, keep=keep, out=out)
     click.echo(f"snapshot: {info.path}")
     click.echo(f"{info.rows} rows, checksum {info.checksum}, {info.bytes} bytes")
