@@ -173,6 +173,11 @@ def test_a_limit_in_range_is_taken(sqlite_queue, cli, limit, shown):
     [
         ("gearmand 'unclosed", 'No closing quotation: "gearmand \'unclosed"'),
         ("gearmand -d \\", "No escaped character: 'gearmand -d \\\\'"),
+        # The command is shown, its password never (PASS would be in the message).
+        (
+            "gearmand --mysql-password=PASS 'x",
+            'No closing quotation: "gearmand --mysql-password=*** \'x"',
+        ),
         ("  ", "no command given"),
     ],
 )

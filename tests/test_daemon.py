@@ -117,7 +117,9 @@ def test_command_way(queue, cli, tmp_path):
     submit(daemon.port, JOBS)
     script = service_script(tmp_path, daemon)
     config = tmp_path / "queuetool.toml"
-    config.write_text(f'[gearmand]\nstop = "{script} stop"\nstart = "{script} start"\n')
+    # The script ignores the password; the output must never show it.
+    start = f"{script} start --mysql-password=S3CRET"
+    config.write_text(f'[gearmand]\nstop = "{script} stop"\nstart = "{start}"\n')
     args = [*queue.cli_args(), "--gearmand", daemon.address]
     old = daemon.pid
     stopped = cli("stop", *args, env=env(tmp_path, config))
@@ -127,6 +129,8 @@ def test_command_way(queue, cli, tmp_path):
     started = cli("start", *args, env=env(tmp_path, config))
     assert started.exit_code == 0, started.output
     assert "reload verified" in started.stdout
+    assert f"(command: {script} start --mysql-password=***)" in started.stdout
+    assert "S3CRET" not in started.output
     adopt(daemon)
     assert (tmp_path / "svc.log").read_text().split() == ["stop", "start"]
     assert priority_status(daemon.port) == queue.counts()

@@ -8,6 +8,7 @@ Nothing here knows about queues: discover.py and guard.py build on these readers
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -18,6 +19,13 @@ from .admin import Address, open_socket
 PROC = Path("/proc")
 COMMAND_TIMEOUT = 120.0
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# gearmand's --mysql-password VALUE (or =VALUE), and password=VALUE in a libpq conninfo.
+_PASSWORD_IN_COMMAND = re.compile(r"(--mysql-password[= ]+|password=)[^\s'\"]+")
+
+
+def shown_command(command: str) -> str:
+    """An operator's stop or start command as messages show it: passwords masked."""
+    return _PASSWORD_IN_COMMAND.sub(r"\1***", command)
 
 
 def read_cmdline(pid: int, proc: Path = PROC) -> tuple[str, ...] | None:
@@ -130,11 +138,11 @@ def run_command(command: str, what: str) -> None:
         )
     except subprocess.TimeoutExpired as exc:
         raise DaemonError(
-            f"the {what} command did not finish in {COMMAND_TIMEOUT:g}s: {command}"
+            f"the {what} command did not finish in {COMMAND_TIMEOUT:g}s: {shown_command(command)}"
         ) from exc
     if done.returncode != 0:
         output = (done.stderr or done.stdout).strip().splitlines()
         raise DaemonError(
-            f"the {what} command failed (exit {done.returncode}): {command}"
+            f"the {what} command failed (exit {done.returncode}): {shown_command(command)}"
             + (f": {output[-1]}" if output else "")
         )

@@ -27,7 +27,7 @@ from ..table.store import QueueStore
 from .admin import Address, AdminClient
 from .discover import options_from_argv
 from .guard import running_daemons
-from .process import pid_alive, run_command
+from .process import pid_alive, run_command, shown_command
 from .reload import (
     Cell,
     ReloadVerification,
@@ -152,7 +152,7 @@ def start(
     result = StartResult(
         None,
         str(addr),
-        f"command: {start_command}" if start_command else "signal",
+        f"command: {shown_command(start_command)}" if start_command else "signal",
         tuple(argv),
         checked,
         prediction,

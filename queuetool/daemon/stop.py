@@ -24,7 +24,15 @@ from ..table.store import QueueStore
 from .admin import Address, AdminClient, FunctionStatus, WorkerInfo
 from .discover import DaemonInfo
 from .guard import checked_address, running_daemons
-from .process import owner, pid_alive, port_open, read_cmdline, run_command, service_unit
+from .process import (
+    owner,
+    pid_alive,
+    port_open,
+    read_cmdline,
+    run_command,
+    service_unit,
+    shown_command,
+)
 from .state import DaemonState, state_path
 
 POLL = 0.05
@@ -113,7 +121,7 @@ def stop(
             "Nothing was stopped (`queuetool stop --kill-after` does it if you accept "
             "the loss)"
         )
-    method = f"command: {stop_command}" if stop_command else "signal"
+    method = f"command: {shown_command(stop_command)}" if stop_command else "signal"
     addr = Address.parse(address) if address else (info.options.address if info else None)
     result = StopResult(info.pid if info else None, str(addr) if addr else None, method)
     path = state_path(store, state_dir)

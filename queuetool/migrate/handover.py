@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..daemon.discover import options_from_argv
+from ..daemon.process import shown_command
 from ..daemon.start import StartResult, start
 from ..daemon.stop import StopResult, stop
 from ..errors import UsageError
@@ -40,7 +41,7 @@ def split_command(command: str) -> list[str]:
     try:
         argv = shlex.split(command)
     except ValueError as exc:  # "No closing quotation", "No escaped character"
-        raise UsageError(f"--start-with: {exc}: {command!r}") from None
+        raise UsageError(f"--start-with: {exc}: {shown_command(command)!r}") from None
     if not argv:
         raise UsageError("--start-with: no command given")
     return argv
