@@ -60,8 +60,9 @@ def test_plan_duration_without_a_unit_is_refused(sqlite_queue, cli, snapdir, tmp
     result = cli(
         "window", *sqlite_queue.cli_args(), str(plan), "--yes", "--snapshot-dir", str(snapdir)
     )
+    key = "spread: " if line.startswith("spread") else ""
     message = f"a duration needs a unit: {text!r} (use e.g. {text}s, {text}m, {text}h, {text}d)"
-    assert_refused(result, message, sqlite_queue, before, snapdir)
+    assert_refused(result, f"plan {plan}, edit 1: {key}{message}", sqlite_queue, before, snapdir)
 
 
 # -- an empty time is refused, not dropped ---------------------------------------------

@@ -70,6 +70,22 @@ action = "repair"
             "edit 1: reschedule needs exactly one of at, in, now",
         ),
         ("[[edit]]\naction = 'repair'\ndry_run = true\n", "edit 1: unknown key(s) dry_run"),
+        # An empty value (an unset variable in a template) is refused, never dropped:
+        # dropped, run_before = '' made the purge take every job of the function.
+        (
+            "[[edit]]\naction = 'purge'\nfunction = 'f'\nrun_before = ''\n",
+            "edit 1: run_before: not a time: ''",
+        ),
+        (
+            "[[edit]]\naction = 'purge'\nfunction = 'f'\nrun_after = ''\n",
+            "edit 1: run_after: not a time: ''",
+        ),
+        (
+            "[[edit]]\naction = 'reschedule'\nfunction = 'f'\nnow = true\nspread = ''\n",
+            "edit 1: spread: not a duration: ''",
+        ),
+        ("[[edit]]\naction = 'reschedule'\nfunction = 'f'\nat = ''\n", "not a time: ''"),
+        ("[[edit]]\naction = 'reschedule'\nfunction = 'f'\nin = ''\n", "not a duration: ''"),
         ("[[edit]\n", "is not valid TOML"),
     ],
 )

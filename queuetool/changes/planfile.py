@@ -4,6 +4,7 @@ transaction and, when gearmand runs, one stop/start)."""
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +81,19 @@ def _edit(path: Path, number: int, entry: dict[str, Any]) -> Edit:
             raise UsageError(f"{where}: reprioritise needs `to`")
         return Reprioritise(job_filter, Priority.parse(str(entry["to"])), all_jobs)
     if action == "reschedule":
-        when = parse_when(
-            str(entry["at"]) if entry.get("at") else None,
-            str(entry["in"]) if entry.get("in") else None,
-            bool(entry.get("now")),
-            at_name=f"{where}: at",
-            instead="now = true",
-            exactly_one=f"{where}: reschedule needs exactly one of at, in, now",
-        )
-        spread = parse_duration(str(entry["spread"])) if entry.get("spread") else 0
+        try:
+            when = parse_when(
+                str(entry["at"]) if "at" in entry else None,  # "" is refused, not dropped
+                str(entry["in"]) if "in" in entry else None,
+                bool(entry.get("now")),
+                at_name=f"{where}: at",
+                instead="now = true",
+                exactly_one=f"{where}: reschedule needs exactly one of at, in, now",
+            )
+        except UsageError as exc:
+            said = str(exc)
+            raise UsageError(said if said.startswith(where) else f"{where}: {said}") from None
+        spread = _parsed(where, entry, "spread", parse_duration) or 0
         return Reschedule(job_filter, when, spread, all_jobs)
     if action == "purge":
         export = Path(entry["export"]) if entry.get("export") else None
@@ -112,6 +117,18 @@ def _filter(where: str, entry: dict[str, Any]) -> JobFilter:
         uniques=names("unique"),
         priorities=tuple(Priority.parse(p) for p in names("priority")),
         scheduled=scheduled,
-        run_after=parse_time(str(entry["run_after"])) if entry.get("run_after") else None,
-        run_before=parse_time(str(entry["run_before"])) if entry.get("run_before") else None,
+        run_after=_parsed(where, entry, "run_after", parse_time),
+        run_before=_parsed(where, entry, "run_before", parse_time),
     )
+
+
+def _parsed(where: str, entry: dict[str, Any], key: str, parse: Callable[[str], int]) -> int | None:
+    """A time or duration key; None when absent. An empty value is refused as the parser
+    refuses it: dropped, run_before = "" (an unset variable in a template) would widen
+    a purge to every job of the function."""
+    if key not in entry:
+        return None
+    try:
+        return parse(str(entry[key]))
+    except UsageError as exc:
+        raise UsageError(f"{where}: {key}: {exc}") from None
