@@ -315,3 +315,13 @@ def test_a_queue_url_the_driver_cannot_take_is_one_line(cli, url, fault):
     assert_one_line(result, "Error: ")
     assert fault in result.stderr, result.stderr
     assert "s3cr3t" not in result.stderr
+
+
+def test_a_mysql_url_may_take_its_database_from_an_option_file(cli, tmp_path):
+    # PyMySQL reads `database` from read_default_file: such a URL is taken, and only
+    # the connection (port 1: refused) fails.
+    cnf = tmp_path / "gearman.cnf"
+    cnf.write_text("[client]\ndatabase = gearman\n")
+    result = run(cli, "jobs", "-q", f"mysql://u:s3cr3t@127.0.0.1:1/?read_default_file={cnf}")
+    assert_one_line(result, "Error: cannot open mysql+pymysql://u:***@127.0.0.1:1/")
+    assert "Can't connect" in result.stderr

@@ -39,7 +39,7 @@ GROUP_BY_SORTS = False  # aggregates into a temporary table as rows stream
 def normalise_url(url: URL) -> URL:
     """Plain `mysql://` (and `mariadb://`) use PyMySQL, in utf8mb4. ValueError for a URL
     without a database (gearmand's table lives in one) or with a charset PyMySQL lacks."""
-    if not url.database:
+    if not url.database and "read_default_file" not in url.query:  # my.cnf may name it
         raise ValueError("it names no database (add /DATABASE after the host)")
     charset = url.query.get("charset")
     if isinstance(charset, str) and pymysql.charset.charset_by_name(charset) is None:
