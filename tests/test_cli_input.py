@@ -325,3 +325,10 @@ def test_a_mysql_url_may_take_its_database_from_an_option_file(cli, tmp_path):
     result = run(cli, "jobs", "-q", f"mysql://u:s3cr3t@127.0.0.1:1/?read_default_file={cnf}")
     assert_one_line(result, "Error: cannot open mysql+pymysql://u:***@127.0.0.1:1/")
     assert "Can't connect" in result.stderr
+
+
+def test_a_url_in_a_usage_error_is_masked(cli):
+    # The queue URL given without -q: click names the argument it did not expect.
+    result = run(cli, "report", "mysql+pymysql://u:s3cr3t@h/db")
+    assert_one_line(result, "Error: Got unexpected extra argument (mysql+pymysql://u:***@h/db)")
+    assert "s3cr3t" not in result.stderr

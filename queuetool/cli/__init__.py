@@ -79,8 +79,11 @@ class QueuetoolGroup(click.Group):
 def one_line_usage(exc: click.UsageError) -> CommandError:
     """click's usage error (`Usage: ...`, `Try ...`, a blank line, `Error: ...`) as the one
     line every other error is, the pointer to the help kept at its end."""
+    from ..table.store import mask_text
+
     # Some span lines ("Missing option '--to'. Choose from:\n\thigh,\n..."): join them.
-    message = " ".join(exc.format_message().split()).removesuffix(".")
+    # A URL in one ("unexpected extra argument (mysql://u:PASS@h/db)") is masked.
+    message = mask_text(" ".join(exc.format_message().split()).removesuffix("."))
     hint = f" ({exc.ctx.command_path} -h for help)" if exc.ctx is not None else ""
     return CommandError(message + hint, exc.exit_code)
 
