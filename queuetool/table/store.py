@@ -102,7 +102,8 @@ def parse_queue_url(text: str) -> URL:
     try:
         url = make_url(text)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
-        raise UsageError(f"not a database URL: {mask_url(text)!r}{_url_fault(text)}") from exc
+        shown, fault = _url_fault(text)
+        raise UsageError(f"not a database URL: {shown!r}{fault}") from exc
     dialect = _dialect(url)
     if "@" in (url.host or "") or (dialect.database_file(url) is None and text.count("@") > 1):
         # `u:p@ss@host` or `u:p@ss/x@host/db`: SQLAlchemy splits at the first @ and takes
@@ -119,17 +120,22 @@ def parse_queue_url(text: str) -> URL:
         raise UsageError(f"not a database URL: {mask_url(text)!r}; {exc}") from None
 
 
-def _url_fault(text: str) -> str:
-    """Why SQLAlchemy could not read a URL, as far as the text tells: a port that is not a
-    number (after the URL's last @, where mask_url shows it too), else perhaps a password
-    with an unencoded @ : or /."""
-    after_at = text.partition("://")[2].rpartition("@")[2]  # no part of a password
+def _url_fault(text: str) -> tuple[str, str]:
+    """The URL as shown, and why SQLAlchemy could not read it as far as the text tells: a
+    port that is not a number (after the URL's last @, where mask_url shows it too), else
+    perhaps a password with an unencoded @ : or /. With no @ at all, `USER:PASS` reads as
+    HOST:PORT: that "port" may be a password, so it is masked, never named."""
+    scheme, _, rest = text.partition("://")
+    after_at = rest.rpartition("@")[2]  # no part of a password
     host_port = re.split(r"[/?]", after_at, maxsplit=1)[0]
     port = host_port.rpartition("]")[2] if host_port.startswith("[") else host_port
     _, colon, port = port.partition(":")
     if colon and not port.isdigit():
-        return f"; the port {port!r} is not a number"
-    return f"; {ENCODE_HINT}" if "@" in text else ""
+        if "@" not in rest:
+            shown = f"{scheme}://{rest.replace(':' + port, ':***', 1)}"
+            return shown, "; the part after ':' is not a port (USER:PASSWORD needs @HOST after it)"
+        return mask_url(text), f"; the port {port!r} is not a number"
+    return mask_url(text), f"; {ENCODE_HINT}" if "@" in text else ""
 
 
 def _dialect(url: URL) -> Dialect:
