@@ -242,6 +242,7 @@ NOT_A_PORT = "the part after ':' is not a port (USER:PASSWORD needs @HOST after 
         # No @: the "port" may be a password (USER:PASS with no host), so never shown.
         ("mysql://h:s3cr3t/db", NOT_A_PORT),
         ("mysql+pymysql://gearman:s3cr3t", NOT_A_PORT),
+        ("mysql://h:x/db?password=s3cr3t", NOT_A_PORT),
         # A password with an unencoded / before a bad port: the port is still named, and
         # nothing before the last @ (the password's part) is read for it.
         ("mysql://u:s3/cr3t@h:1a/db", "the port '1a' is not a number"),

@@ -110,8 +110,10 @@ def parse_queue_url(text: str) -> URL:
         # the password's tail for the host or the database. A server URL has one @.
         raise UsageError(f"not a database URL: {mask_url(text)!r}; {ENCODE_HINT}")
     try:
-        # As the connection will: the idna codec refuses `a..b` or a label over 63 bytes.
-        (url.host or "").encode("idna")
+        # As the connection will: the idna codec refuses `a..b` or a label over 63 bytes
+        # (not a socket directory: PostgreSQL takes one as the host).
+        if not (url.host or "").startswith("/"):
+            (url.host or "").encode("idna")
     except UnicodeError:
         raise UsageError(f"not a database URL: {mask_url(text)!r}; invalid host") from None
     try:
@@ -132,7 +134,7 @@ def _url_fault(text: str) -> tuple[str, str]:
     _, colon, port = port.partition(":")
     if colon and not port.isdigit():
         if "@" not in rest:
-            shown = f"{scheme}://{rest.replace(':' + port, ':***', 1)}"
+            shown = mask_url(f"{scheme}://{rest.replace(':' + port, ':***', 1)}")
             return shown, "; the part after ':' is not a port (USER:PASSWORD needs @HOST after it)"
         return mask_url(text), f"; the port {port!r} is not a number"
     return mask_url(text), f"; {ENCODE_HINT}" if "@" in text else ""
