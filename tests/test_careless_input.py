@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from queuetool.changes import snapshot
 from queuetool.changes.restore import restore
+from queuetool.daemon.process import shown_command
 from queuetool.errors import UsageError
 from queuetool.table.store import QueueStore, mask_text, mask_url
 
@@ -538,3 +539,38 @@ def test_a_time_past_2038_filters_on_every_backend(queue, cli):
     earlier = cli("jobs", *queue.cli_args(), "--run-before", "9999-12-31T23:59", "--format", "csv")
     assert earlier.exit_code == 0, earlier.stderr
     assert len(earlier.stdout.splitlines()) == len(ROWS) + 1  # the header and every job
+
+
+# A stop or start command as messages and `status` show it (the rest is lower case, so
+# an upper-case letter in what is shown is part of the password).
+quoted = st.text(alphabet="ABCXYZ @:/=-", min_size=1, max_size=12).filter(
+    lambda p: any(c.isupper() for c in p)
+)
+bare = st.text(alphabet="ABCXYZ@:/=-", min_size=1, max_size=12).filter(
+    lambda p: any(c.isupper() for c in p)
+)
+
+
+@given(password=quoted, quote=st.sampled_from(["'", '"']), form=st.integers(0, 3))
+def test_a_quoted_password_in_a_command_is_never_shown(password, quote, form):
+    other = "'" if quote == '"' else '"'
+    command = [
+        f"gearmand --mysql-password {quote}{password}{quote} -d",
+        f"gearmand --mysql-password={quote}{password}{quote} -d",
+        f"gearmand --libpq-conninfo {other}host=h password={quote}{password}{quote} user=u{other}",
+        f"gearmand -d --mysql-password {quote}{password}",  # unclosed: masked to the end
+    ][form]
+    assert not any(c.isupper() for c in shown_command(command)), shown_command(command)
+
+
+@given(password=bare, between=st.sampled_from([" ", "=", "\t", " = "]))
+def test_a_bare_password_in_a_command_is_never_shown(password, between):
+    command = f"gearmand --mysql-password{between}{password} -d --port 4730"
+    shown = shown_command(command)
+    assert not any(c.isupper() for c in shown), shown
+    assert shown.endswith(" -d --port 4730")
+
+
+def test_a_command_without_a_password_is_shown_as_written():
+    command = "systemctl start gearman-job-server --no-block"
+    assert shown_command(command) == command

@@ -131,6 +131,9 @@ def test_command_way(queue, cli, tmp_path):
     assert "reload verified" in started.stdout
     assert f"(command: {script} start --mysql-password=***)" in started.stdout
     assert "S3CRET" not in started.output
+    shown = cli("status", *args, env=env(tmp_path, config))
+    assert f"start: {script} start --mysql-password=***  [config]" in shown.stdout
+    assert "S3CRET" not in shown.output
     adopt(daemon)
     assert (tmp_path / "svc.log").read_text().split() == ["stop", "start"]
     assert priority_status(daemon.port) == queue.counts()

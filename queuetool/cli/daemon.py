@@ -55,6 +55,7 @@ def status_cmd(app: AppContext, fmt: str) -> None:
     Example:
       queuetool status --gearmand 127.0.0.1:4730
     """
+    from ..daemon.process import shown_command
     from ..daemon.status import status
     from ..daemon.stop import find_daemon
     from ..render import render, render_json
@@ -69,10 +70,11 @@ def status_cmd(app: AppContext, fmt: str) -> None:
         "table": app.table_setting(),
         "gearmand": address,
         "stop": Setting(
-            stop_cmd or "SIGTERM to the daemon's pid", "config" if stop_cmd else "default"
+            shown_command(stop_cmd) if stop_cmd else "SIGTERM to the daemon's pid",
+            "config" if stop_cmd else "default",
         ),
         "start": Setting(
-            start_cmd or "the command line captured at the stop",
+            shown_command(start_cmd) if start_cmd else "the command line captured at the stop",
             "config" if start_cmd else "default",
         ),
     }

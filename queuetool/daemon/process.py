@@ -19,13 +19,21 @@ from .admin import Address, open_socket
 PROC = Path("/proc")
 COMMAND_TIMEOUT = 120.0
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-# gearmand's --mysql-password VALUE (or =VALUE), and password=VALUE in a libpq conninfo.
-_PASSWORD_IN_COMMAND = re.compile(r"(--mysql-password[= ]+|password=)[^\s'\"]+")
+# gearmand's --mysql-password VALUE (or =VALUE), password=VALUE in a libpq conninfo or
+# PGPASSWORD=, MYSQL_PWD= before the command; a value quoted, or left unclosed (to the end).
+_PASSWORD_IN_COMMAND = re.compile(
+    r"(--mysql-password(?:\s*=\s*|\s+)|password\s*=\s*|mysql_pwd\s*=\s*)"
+    r"('[^']*'?|\"[^\"]*\"?|[^\s'\"]+)",
+    re.IGNORECASE,
+)
 
 
 def shown_command(command: str) -> str:
-    """An operator's stop or start command as messages show it: passwords masked."""
-    return _PASSWORD_IN_COMMAND.sub(r"\1***", command)
+    """An operator's stop or start command as messages show it: passwords masked, in
+    options and in any URL it holds."""
+    from ..table.store import mask_text
+
+    return mask_text(_PASSWORD_IN_COMMAND.sub(r"\1***", command))
 
 
 def read_cmdline(pid: int, proc: Path = PROC) -> tuple[str, ...] | None:
