@@ -310,29 +310,43 @@ def test_a_migration_onto_a_table_name_in_another_case_is_refused(sqlite_queue, 
         ("mysql://u:s3cr3t@a..b:3306/db", "invalid host"),
         ("postgresql://u:s3cr3t@a..b:5432/db", "invalid host"),
         ("mysql://u:s3cr3t@127.0.0.1:1/db?colour=red", "unexpected keyword argument 'colour'"),
+        ("mysql://u:s3cr3t@127.0.0.1:1/db?connect_timeout=abc", "invalid literal for int()"),
+        ("mysql://u:s3cr3t@127.0.0.1:1/db?charset=utf8&charset=latin1", "given more than once"),
+        ("sqlite:///queue.db?timeout=abc", "could not convert string to float"),
     ],
 )
-def test_a_queue_url_the_driver_cannot_take_is_one_line(cli, url, fault):
+def test_a_queue_url_the_driver_cannot_take_is_one_line(cli, tmp_path, monkeypatch, url, fault):
     # Each raised a traceback (AttributeError, UnicodeError, TypeError) from the driver,
     # or reached the server without a database. Port 1: nothing is ever reached.
+    monkeypatch.chdir(tmp_path)
+    sqlite3.connect(tmp_path / "queue.db").close()  # the SQLite case's file exists
     result = run(cli, "jobs", "-q", url)
     assert_one_line(result, "Error: ")
     assert fault in result.stderr, result.stderr
     assert "s3cr3t" not in result.stderr
 
 
-def test_a_mysql_url_may_take_its_database_from_an_option_file(cli, tmp_path):
-    # PyMySQL reads `database` from read_default_file: such a URL is taken, and only
-    # the connection (port 1: refused) fails.
+@pytest.mark.parametrize("query", ["read_default_file={cnf}", "database=gearman"])
+def test_a_mysql_url_may_name_its_database_in_the_query(cli, tmp_path, query):
+    # PyMySQL takes `database` from the query or from read_default_file: such a URL is
+    # taken, and only the connection (port 1: refused) fails.
     cnf = tmp_path / "gearman.cnf"
     cnf.write_text("[client]\ndatabase = gearman\n")
-    result = run(cli, "jobs", "-q", f"mysql://u:s3cr3t@127.0.0.1:1/?read_default_file={cnf}")
+    url = f"mysql://u:s3cr3t@127.0.0.1:1/?{query.format(cnf=cnf)}"
+    result = run(cli, "jobs", "-q", url)
     assert_one_line(result, "Error: cannot open mysql+pymysql://u:***@127.0.0.1:1/")
     assert "Can't connect" in result.stderr
 
 
-def test_a_url_in_a_usage_error_is_masked(cli):
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("mysql+pymysql://u:s3cr3t@h/db", "mysql+pymysql://u:***@h/db"),
+        ("mysql://gearman:s3cr3t", "mysql://gearman:***"),  # no @: the "port" is masked
+    ],
+)
+def test_a_url_in_a_usage_error_is_masked(cli, url, shown):
     # The queue URL given without -q: click names the argument it did not expect.
-    result = run(cli, "report", "mysql+pymysql://u:s3cr3t@h/db")
-    assert_one_line(result, "Error: Got unexpected extra argument (mysql+pymysql://u:***@h/db)")
+    result = run(cli, "report", url)
+    assert_one_line(result, f"Error: Got unexpected extra argument ({shown}) (")
     assert "s3cr3t" not in result.stderr

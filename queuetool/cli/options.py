@@ -64,7 +64,7 @@ class Utf8Text(click.ParamType):
         except UnicodeEncodeError:
             from ..table.store import mask_text  # a URL's password is never shown
 
-            self.fail(f"not valid UTF-8: '{mask_text(_shown(value))}'", param, ctx)
+            self.fail(f"not valid UTF-8: '{mask_text(_shown(value), bare_ports=True)}'", param, ctx)
         return value
 
 

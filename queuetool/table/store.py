@@ -78,20 +78,32 @@ def mask_url(url: URL | str) -> str:
     return scheme + sep + _mask_rest(rest) if sep else text
 
 
-def mask_text(message: str) -> str:
+def mask_text(message: str, bare_ports: bool = False) -> str:
     """A message (a driver's error) with the password of each URL in it masked; there a
-    URL ends at a space or a quote."""
-    return _URL_IN_TEXT.sub(lambda m: m.group(1) + _mask_rest(m.group(2)), message)
+    URL ends at a space or a quote. `bare_ports`: also the "port" of a URL without an @,
+    for text that echoes what the operator typed (see _mask_bare_port)."""
+    return _URL_IN_TEXT.sub(lambda m: m.group(1) + _mask_rest(m.group(2), bare_ports), message)
 
 
-def _mask_rest(rest: str) -> str:
+def _mask_rest(rest: str, bare_port: bool = False) -> str:
     """What follows `scheme://`, its password masked (none: a path, as sqlite:////x)."""
     rest = _PASSWORD_PARAM.sub(r"\1***", rest)
     at = rest.rfind("@")
-    if rest.startswith("/") or at < 0:
+    if rest.startswith("/"):
         return rest
+    if at < 0:
+        return _mask_bare_port(rest) if bare_port else rest
     user, colon, _ = rest[:at].partition(":")
     return f"{user}:***{rest[at:]}" if colon else rest
+
+
+def _mask_bare_port(rest: str) -> str:
+    """`USER:PASS` with the host forgotten reads as HOST:PORT: the part after the `:`
+    may be a password, so it is masked (a real port too: more than needed, never less)."""
+    m = re.match(r"(\[[^\]]*\]|[^:/?\[]*):([^/?)]*)", rest)  # ")": the URL in "(...)"
+    if m is None or not m.group(2):
+        return rest
+    return rest[: m.start(2)] + "***" + rest[m.end(2) :]
 
 
 def parse_queue_url(text: str) -> URL:
@@ -110,10 +122,8 @@ def parse_queue_url(text: str) -> URL:
         # the password's tail for the host or the database. A server URL has one @.
         raise UsageError(f"not a database URL: {mask_url(text)!r}; {ENCODE_HINT}")
     try:
-        # As the connection will: the idna codec refuses `a..b` or a label over 63 bytes
-        # (not a socket directory: PostgreSQL takes one as the host).
-        if not (url.host or "").startswith("/"):
-            (url.host or "").encode("idna")
+        # As the connection will: the idna codec refuses `a..b` or a label over 63 bytes.
+        (url.host or "").encode("idna")
     except UnicodeError:
         raise UsageError(f"not a database URL: {mask_url(text)!r}; invalid host") from None
     try:
@@ -134,7 +144,7 @@ def _url_fault(text: str) -> tuple[str, str]:
     _, colon, port = port.partition(":")
     if colon and not port.isdigit():
         if "@" not in rest:
-            shown = mask_url(f"{scheme}://{rest.replace(':' + port, ':***', 1)}")
+            shown = f"{scheme}://{_mask_rest(rest, bare_port=True)}"
             return shown, "; the part after ':' is not a port (USER:PASSWORD needs @HOST after it)"
         return mask_url(text), f"; the port {port!r} is not a number"
     return mask_url(text), f"; {ENCODE_HINT}" if "@" in text else ""
@@ -213,7 +223,8 @@ class QueueStore:
             conn = self.engine.connect()
         except DBAPIError as exc:
             raise ConnectError(f"cannot open {self.display_url}: {db_message(exc)}") from exc
-        except TypeError as exc:  # PyMySQL: a URL query option its connect() does not take
+        except (TypeError, ValueError) as exc:  # a query option the driver does not take
+            # (PyMySQL: an unknown one, or connect_timeout=abc; SQLite: timeout=abc)
             raise UsageError(f"cannot open {self.display_url}: {exc}") from exc
         with conn:
             if read_only:

@@ -36,13 +36,19 @@ DAEMON_QUEUE_OPTION = "--mysql-db"
 GROUP_BY_SORTS = False  # aggregates into a temporary table as rows stream
 
 
+# Query options by which PyMySQL finds the database without the URL's path (my.cnf).
+_DATABASE_ELSEWHERE = {"database", "db", "read_default_file", "read_default_group"}
+
+
 def normalise_url(url: URL) -> URL:
     """Plain `mysql://` (and `mariadb://`) use PyMySQL, in utf8mb4. ValueError for a URL
     without a database (gearmand's table lives in one) or with a charset PyMySQL lacks."""
-    if not url.database and "read_default_file" not in url.query:  # my.cnf may name it
+    if not url.database and not _DATABASE_ELSEWHERE & set(url.query):
         raise ValueError("it names no database (add /DATABASE after the host)")
     charset = url.query.get("charset")
-    if isinstance(charset, str) and pymysql.charset.charset_by_name(charset) is None:
+    if isinstance(charset, tuple):
+        raise ValueError("charset is given more than once")
+    if charset is not None and pymysql.charset.charset_by_name(charset) is None:
         raise ValueError(f"PyMySQL knows no charset {charset!r} (utf8mb4 is the default)")
     backend = url.get_backend_name()
     if backend == "mariadb" or (backend == "mysql" and url.get_driver_name() in ("", "mysqldb")):
