@@ -186,7 +186,7 @@ def test_a_unit_given_twice_is_refused(text):
         parse_duration(text)
 
 
-@given(seconds=st.integers(min_value=0, max_value=10**12), pad=st.sampled_from(["", " ", "\t"]))
+@given(seconds=st.integers(min_value=1, max_value=10**12), pad=st.sampled_from(["", " ", "\t"]))
 def test_plain_number_is_refused_with_the_units_to_choose_from(seconds, pad):
     # `--in 15` once moved 69 jobs 15 seconds ahead when 15 minutes were meant.
     with pytest.raises(UsageError) as info:
@@ -210,6 +210,12 @@ def test_a_trailing_number_without_a_unit_is_refused(parts):
 )
 def test_documented_durations(text, seconds):
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0", "00", " 0 "])
+def test_zero_needs_no_unit(text):
+    # Zero is zero in any unit: a plan's `spread = 0` means no spread.
+    assert parse_duration(text) == 0
 
 
 @pytest.mark.parametrize(
