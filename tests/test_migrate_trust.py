@@ -7,6 +7,7 @@ and the gear client/worker.
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -490,6 +491,47 @@ def test_the_same_sqlite_table_by_another_name_is_refused(tmp_path, cli, spellin
     )  # fmt: skip
     assert one_error_line(result, 2) == "Error: source and target are the same queue table"
     assert sorted(src.rows()) == [(f"job{i}", "fn", 1, b"x", 0) for i in range(5)]
+
+
+def test_the_same_table_is_refused_before_its_running_daemon_is_stopped(sqlite_queue, cli):
+    sqlite_queue.insert([(f"job{i}", "fn", 1, b"x", 0) for i in range(3)])
+    daemon = sqlite_queue.gearmand()
+    pid = daemon.pid
+    path = sqlite_queue.sqlite_path
+    target = f"sqlite:///{path.parent}/./{path.name}"
+    result = cli("migrate", sqlite_queue.url, target, "--gearmand", daemon.address, "--yes")
+    assert one_error_line(result, 2) == "Error: source and target are the same queue table"
+    assert daemon.running() and int(daemon.pidfile.read_text()) == pid  # never stopped
+
+
+def another_spelling(url: str) -> str:
+    """The same server under another host name: localhost for 127.0.0.1, else its address."""
+    head, at, rest = url.rpartition("@")
+    host, colon, tail = rest.partition(":")
+    other = "localhost" if host == "127.0.0.1" else socket.gethostbyname(host)
+    assert other != host
+    return f"{head}{at}{other}{colon}{tail}"
+
+
+@pytest.mark.parametrize("backend", ["mysql", "postgres"])
+def test_the_same_server_table_by_another_host_name_is_refused(tmp_path, cli, request, backend):
+    queue = request.getfixturevalue(f"{backend}_queue")
+    jobs = [(f"job{i}", "fn", 1, b"x", 0) for i in range(5)]
+    queue.insert(jobs)
+    target = another_spelling(queue.url)
+    config = str(_snapshots(tmp_path))
+    args = ["--source-table", queue.table, "--target-table", queue.table, "--config", config]
+    result = cli("migrate", queue.url, target, *args, "--replace", "--move", "--yes")
+    assert one_error_line(result, 2) == (
+        "Error: source and target are the same queue table (one server's table, reached by "
+        "two URLs)"
+    )
+    assert sorted(queue.rows()) == jobs
+    assert not list((tmp_path / "snaps").iterdir())  # refused before any snapshot
+    # Another table on that server is another queue: the check does not refuse it.
+    other = cli("migrate", queue.url, target, *args[:3], "copy_of_queue", *args[4:], "--yes")
+    assert other.exit_code == 0, other.stderr
+    assert sorted(queue.rows()) == jobs
 
 
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")

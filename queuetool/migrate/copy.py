@@ -169,7 +169,7 @@ def migrate(
     """
     opts = options or MigrateOptions()
     say = note or (lambda _line: None)
-    _check_options(source, target, opts)
+    check_sides(source, target, opts)
     started = time.monotonic()
     if opts.dry_run:
         # A dry run writes nothing: a running daemon is no reason to refuse, only to warn.
@@ -237,7 +237,9 @@ def migrate(
     return result
 
 
-def _check_options(source: QueueStore, target: QueueStore, opts: MigrateOptions) -> None:
+def check_sides(source: QueueStore, target: QueueStore, opts: MigrateOptions) -> None:
+    """UsageError for a migration its sides and options alone refuse; the window asks
+    before it stops the source's gearmand, and `migrate` again."""
     if _same_table(source, target):
         raise UsageError("source and target are the same queue table")
     if opts.merge and opts.replace:
@@ -248,6 +250,10 @@ def _check_options(source: QueueStore, target: QueueStore, opts: MigrateOptions)
         raise UsageError(f"target table name {target.table_name!r} is too long for staging")
     if opts.skip_invalid and not opts.dry_run and opts.skipped_file is not None:
         check_export_path(opts.skipped_file)
+    if _same_server_table(source, target):
+        raise UsageError(
+            "source and target are the same queue table (one server's table, reached by two URLs)"
+        )
 
 
 def _same_table(source: QueueStore, target: QueueStore) -> bool:
@@ -262,6 +268,15 @@ def _same_table(source: QueueStore, target: QueueStore) -> bool:
     if source.database_file is not None:
         return source.table_name.lower() == target.table_name.lower()
     return source.table_name == target.table_name
+
+
+def _same_server_table(source: QueueStore, target: QueueStore) -> bool:
+    """Whether two server URLs whose text differs (localhost and 127.0.0.1, a name and an
+    address) reach one table: the server itself is asked (`Dialect.same_table`)."""
+    if source.backend != target.backend or source.database_file is not None:
+        return False
+    with source.connect() as a, target.connect() as b:
+        return source.dialect.same_table(a, b, source.table_name, target.table_name)
 
 
 def _new_target_file(target: QueueStore, dry_run: bool) -> Path | None:

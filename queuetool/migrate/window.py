@@ -14,7 +14,7 @@ from pathlib import Path
 from ..daemon.guard import live_reasons
 from ..daemon.stop import StopResult
 from ..table.store import QueueStore
-from .copy import MigrateOptions, MigrationResult, Note, Progress, migrate
+from .copy import MigrateOptions, MigrationResult, Note, Progress, check_sides, migrate
 from .handover import source_stopped
 
 
@@ -45,6 +45,7 @@ def migrate_queue(
     running = [] if (options.force or options.dry_run) else live_reasons(source, address)
     if not running:
         return migrate(source, target, options, confirm=confirm, progress=progress, note=note)
+    check_sides(source, target, options)  # before the stop, not after it
     # A failed copy starts the daemon again on the source: on PostgreSQL's INTEGER layout
     # that replay would flatten every priority and schedule. Refused before the stop.
     from ..changes.window import refuse_replay_layout  # the edit window's own refusal

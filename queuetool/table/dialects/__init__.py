@@ -167,6 +167,11 @@ class Dialect(Protocol):
         """Why the queue is still in use once its daemon stopped (a lock on the SQLite
         file); None when it is free."""
 
+    def same_table(self, a: Connection, b: Connection, a_table: str, b_table: str) -> bool:
+        """Whether `a_table` on connection `a` is `b_table` on `b`: one table of one
+        database on one server, however the two URLs spell the host (localhost,
+        127.0.0.1, a name). SQLite: False (the store compares the files themselves)."""
+
     # `migrate --move`: the transaction that proves and empties the source.
     MOVE_ISOLATION: str | None  # the isolation level it needs, None: the default
 

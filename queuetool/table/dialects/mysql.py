@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -145,6 +146,26 @@ def gearmand_options(url: URL, table: str, mask: str | None) -> list[str]:
 
 def still_held(url: URL) -> str | None:
     return None  # a server: nothing to check once no daemon uses the queue
+
+
+def same_table(a: sa.Connection, b: sa.Connection, a_table: str, b_table: str) -> bool:
+    """A named lock `a` holds is taken for `b` only on the same server (locks are
+    server-wide, so the databases are compared too); names then compare as the server
+    does (lower_case_table_names)."""
+    name = f"queuetool-identity-{uuid.uuid4().hex}"
+    a.exec_driver_sql("SELECT GET_LOCK(%s, 0)", (name,))
+    try:
+        free = b.exec_driver_sql("SELECT IS_FREE_LOCK(%s)", (name,)).scalar()
+    finally:
+        a.exec_driver_sql("SELECT RELEASE_LOCK(%s)", (name,))
+    if free != 0:
+        return False
+    db_a = a.exec_driver_sql("SELECT DATABASE()").scalar()
+    db_b = b.exec_driver_sql("SELECT DATABASE()").scalar()
+    fold = a.exec_driver_sql("SELECT @@lower_case_table_names").scalar() != 0
+    if fold:
+        return (str(db_a).lower(), a_table.lower()) == (str(db_b).lower(), b_table.lower())
+    return (db_a, a_table) == (db_b, b_table)
 
 
 # -- connecting ----------------------------------------------------------------------------

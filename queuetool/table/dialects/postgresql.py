@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import secrets
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from itertools import islice
@@ -285,6 +286,22 @@ def gearmand_options(url: URL, table: str, mask: str | None) -> list[str]:
 
 def still_held(url: URL) -> str | None:
     return None  # a server: nothing to check once no daemon uses the queue
+
+
+def same_table(a: sa.Connection, b: sa.Connection, a_table: str, b_table: str) -> bool:
+    """An advisory lock `a` holds is taken for `b` only in the same database of the same
+    server (advisory locks belong to a database); names compare exactly, as quoted."""
+    key = secrets.randbits(63)
+    a.exec_driver_sql("SELECT pg_advisory_lock(%s)", (key,))
+    try:
+        got = b.exec_driver_sql("SELECT pg_try_advisory_lock(%s)", (key,)).scalar()
+        if got:
+            b.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (key,))
+    finally:
+        a.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (key,))
+    schema_a = a.exec_driver_sql("SELECT current_schema()").scalar()
+    schema_b = b.exec_driver_sql("SELECT current_schema()").scalar()
+    return not got and (schema_a, a_table) == (schema_b, b_table)
 
 
 # -- connecting ----------------------------------------------------------------------------
