@@ -29,9 +29,9 @@ EPOCH_MAX = 253402300799
 def parse_duration(text: str) -> int:
     """Seconds in a DURATION such as `90s`, `15m` or `1h30m`; every number needs a unit."""
     raw = text.strip().lower()
-    if _SECONDS.fullmatch(raw) and int(raw) == 0:
-        return 0  # zero in any unit (a plan's `spread = 0`)
     if _SECONDS.fullmatch(raw):
+        if int(raw) == 0:
+            return 0  # zero in any unit (a plan's `spread = 0`)
         raise UsageError(
             f"a duration needs a unit: {text!r} (use e.g. {raw}s, {raw}m, {raw}h, {raw}d)"
         )

@@ -83,7 +83,7 @@ def one_line_usage(exc: click.UsageError) -> CommandError:
 
     # Some span lines ("Missing option '--to'. Choose from:\n\thigh,\n..."): join them.
     # A URL in one ("unexpected extra argument (mysql://u:PASS@h/db)") is masked.
-    message = mask_text(" ".join(exc.format_message().split()).removesuffix("."), True)
+    message = mask_text(" ".join(exc.format_message().split()).removesuffix("."), bare_ports=True)
     hint = f" ({exc.ctx.command_path} -h for help)" if exc.ctx is not None else ""
     return CommandError(message + hint, exc.exit_code)
 
